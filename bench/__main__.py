@@ -1,0 +1,50 @@
+"""``python -m bench [training|service|all]``: run benchmarks, print them, save them as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import results, service, training
+from bench.runner import RunFailed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "which",
+        nargs="?",
+        default="all",
+        choices=["training", "service", "all"],
+        help="which benchmark to run (default: all)",
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs for each side")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--out", type=Path, default=results.RESULTS_DIR, help="results folder")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+
+    try:
+        if args.which in ("training", "all"):
+            result = training.run(args.epochs, args.device)
+            training.report(result)
+            _save("training", result, args.out)
+        if args.which in ("service", "all"):
+            result = service.run()
+            service.report(result)
+            _save("service", result, args.out)
+    except RunFailed as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _save(name: str, result: dict[str, object], out: Path) -> None:
+    path = results.write(name, {**result, "machine": results.machine()}, out)
+    print(f"  saved {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

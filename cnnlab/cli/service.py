@@ -1,0 +1,145 @@
+"""``cnnlab serve``, ``cnnlab api`` and ``cnnlab worker``: the service's processes.
+
+``serve`` migrates the database, then supervises ``cnnlab worker`` and ``cnnlab api`` child
+processes: the embedded stack by default, any stack the settings name otherwise. When it is
+interrupted, or one child exits, it stops the rest: a polite signal first (a worker finishes
+its current job), then a harder one after a grace period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# Seconds a stopping worker may spend finishing its job before it is cold-stopped, then killed.
+STOP_GRACE_S = 10.0
+STOP_HARD_S = 5.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="run the API and workers (embedded by default)")
+    _add_http_args(serve)
+    serve.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes")
+    serve.set_defaults(func=cmd_serve)
+
+    api = subparsers.add_parser("api", help="run the HTTP API only")
+    _add_http_args(api)
+    api.set_defaults(func=cmd_api)
+
+    worker = subparsers.add_parser("worker", help="run one Celery worker")
+    worker.add_argument("--queues", default="cpu", help="comma-separated: cpu, gpu (default cpu)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pool processes (default: one per core on cpu, one per GPU on gpu)",
+    )
+    worker.add_argument(
+        "--threads", type=int, default=None, metavar="T", help="torch threads per process"
+    )
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
+
+
+def _add_http_args(parser: argparse.ArgumentParser) -> None:
+    default_port = int(os.environ.get("PORT", DEFAULT_PORT))
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--host", default=DEFAULT_HOST)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker.process import run_worker
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    try:
+        return run_worker(queues, args.concurrency, threads=args.threads, loglevel=args.loglevel)
+    except ValueError as exc:
+        print(f"cnnlab worker: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cnnlab.store.migrate import upgrade
+
+    upgrade()
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cnnlab.store.migrate import upgrade
+    from worker.process import visible_gpus
+
+    if args.workers < 1:
+        print("cnnlab serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    upgrade()
+    me = [sys.executable, "-m", "cnnlab"]
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    commands = [
+        [*me, "worker", "--queues=cpu", "--concurrency=1", f"--threads={threads}"]
+        for _ in range(args.workers)
+    ]
+    if visible_gpus():
+        commands.append([*me, "worker", "--queues=gpu"])
+    commands.append([*me, "api", f"--host={args.host}", f"--port={args.port}"])
+    print(f"cnnlab: serving on http://{args.host}:{args.port} with {args.workers} worker(s)")
+    return _supervise(commands)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _supervise(commands: Sequence[list[str]]) -> int:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        raise _Stop(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    children: list[subprocess.Popen[bytes]] = []
+    code = 0
+    try:
+        children.extend(subprocess.Popen(c) for c in commands)
+        while True:
+            for child in children:
+                if child.poll() is not None:
+                    print(f"cnnlab: {child.args[3]} exited ({child.returncode}); stopping")
+                    code = child.returncode or 1
+                    raise _Stop
+            time.sleep(0.2)
+    except _Stop:
+        pass
+    finally:
+        # A second Ctrl-C while stopping must not leave orphans behind.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        _stop_all(children)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return code
+
+
+def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    steps = ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGQUIT, STOP_HARD_S), (signal.SIGKILL, 5.0))
+    for signum, wait_s in steps:
+        alive = [c for c in children if c.poll() is None]
+        for child in alive:
+            child.send_signal(signum)
+        deadline = time.monotonic() + wait_s
+        for child in alive:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        if all(c.poll() is not None for c in children):
+            return

@@ -1,0 +1,128 @@
+"""``cnnlab train SPEC.json``: train one spec locally, no service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one spec locally (no service)")
+    p.add_argument("spec", type=Path, help="a train spec JSON file (the body of a job)")
+    p.add_argument("--json", action="store_true", help="one JSON line per epoch, then a summary")
+    p.add_argument("--out", type=Path, help="write best.pt (best validation) and last.pt here")
+    p.add_argument("--resume", type=Path, help="continue from a last.pt written by --out")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the spec's device")
+    p.set_defaults(func=run)
+
+
+def _emit(row: dict[str, Any]) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "invalid spec:\n" + "\n".join(lines)
+
+
+class _Table:
+    """Human output: a progress bar per epoch on a terminal, one table row per epoch."""
+
+    HEADER = "epoch  train_loss   val_loss  val_acc     sec     img/s"
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.bar: Any = None
+        self.epoch = 1
+        print(self.HEADER, flush=True)
+
+    def progress(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=f"epoch {self.epoch}/{self.epochs}", leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def row(self, m: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.epoch = m["epoch"] + 1
+        print(
+            f"{m['epoch']:>5}  {m['train_loss']:>10.4f}  {m['val_loss']:>9.4f}  "
+            f"{m['val_accuracy']:>7.4f}  {m['seconds']:>6.2f}  {m['images_per_second']:>8.0f}",
+            flush=True,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab import checkpoint
+    from cnnlab.errors import CnnlabError
+    from cnnlab.settings import get_settings
+    from cnnlab.spec import TrainSpec
+    from cnnlab.training import EpochReport, fit
+    from cnnlab.validate import validate_spec
+
+    try:
+        doc = json.loads(args.spec.read_text())
+        if args.device:
+            doc["device"] = args.device
+        spec = TrainSpec.model_validate(doc)
+    except OSError as exc:
+        print(f"error: cannot read {args.spec}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"error: {args.spec} is not JSON: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"error: {_format_errors(exc)}", file=sys.stderr)
+        return 2
+
+    table = None if args.json else _Table(spec.epochs)
+
+    def on_epoch(report: EpochReport) -> None:
+        row = report.metrics.to_dict()
+        if args.out:
+            checkpoint.save(report.checkpoint, args.out / "last.pt")
+        _emit(row) if table is None else table.row(row)
+
+    try:
+        settings = get_settings()
+        validate_spec(spec, settings)
+        resume = checkpoint.load(args.resume) if args.resume else None
+        result = fit(
+            spec,
+            settings=settings,
+            on_epoch=on_epoch,
+            resume=resume,
+            progress=None if table is None else table.progress,
+        )
+    except CnnlabError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    summary = result.summary()
+    if args.out:
+        summary["checkpoint"] = str(checkpoint.save(result.best_checkpoint, args.out / "best.pt"))
+    if table is None:
+        _emit(summary)
+    else:
+        test = summary["test_accuracy"]
+        print(
+            f"best val_accuracy {summary['best_val_accuracy']:.4f} at epoch "
+            f"{summary['best_epoch']}; test_accuracy {test:.4f}; {summary['seconds']:.1f} s"
+            + (f"; checkpoint {summary['checkpoint']}" if args.out else "")
+        )
+    return 0

@@ -1,0 +1,87 @@
+"""Built-in models. Each builder takes the dataset's input shape and class count, so the same spec
+runs on MNIST (1×28×28) and CIFAR-10 (3×32×32) unchanged."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.registry import register_model
+
+
+def _head(features: int, num_classes: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _conv(c_in: int, c_out: int, batch_norm: bool) -> list[nn.Module]:
+    # A conv followed by batch norm needs no bias of its own.
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+def _spatial_after(in_shape: tuple[int, int, int], blocks: int) -> tuple[int, int]:
+    _, h, w = in_shape
+    for _ in range(blocks):
+        h, w = h // 2, w // 2
+    if h < 1 or w < 1:
+        raise ValueError(
+            f"{blocks} pooling blocks shrink {in_shape[1]}×{in_shape[2]} images to nothing; "
+            f"use at most {min(in_shape[1:]).bit_length() - 1} channels entries"
+        )
+    return h, w
+
+
+class ConvNet(nn.Module):
+    def __init__(self, features: nn.Sequential, head: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@register_model
+def cnn(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    channels: list[int] | tuple[int, ...] = (16, 32),
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """The lab's CNN: per entry of ``channels`` a 3×3 conv, ReLU and 2×2 max-pool; a linear head."""
+    h, w = _spatial_after(in_shape, len(channels))
+    layers: list[nn.Module] = []
+    c_in = in_shape[0]
+    for c_out in channels:
+        layers += [*_conv(c_in, c_out, batch_norm), nn.MaxPool2d(2)]
+        c_in = c_out
+    return ConvNet(nn.Sequential(*layers), _head(c_in * h * w, num_classes, dropout))
+
+
+@register_model
+def cnn_deep(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    channels: list[int] | tuple[int, ...] = (64, 128, 256),
+    batch_norm: bool = True,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """A deeper variant for CIFAR-10: two 3×3 convs per block before each pool, and a global
+    average pool before the head, so width and depth grow without a huge linear layer."""
+    _spatial_after(in_shape, len(channels))
+    layers: list[nn.Module] = []
+    c_in = in_shape[0]
+    for c_out in channels:
+        layers += [*_conv(c_in, c_out, batch_norm), *_conv(c_out, c_out, batch_norm)]
+        layers.append(nn.MaxPool2d(2))
+        c_in = c_out
+    layers.append(nn.AdaptiveAvgPool2d(1))
+    return ConvNet(nn.Sequential(*layers), _head(c_in, num_classes, dropout))

@@ -1,0 +1,98 @@
+"""Predictions from a checkpoint, for pixel arrays and for encoded images (PNG, JPEG, ...)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnlab.checkpoint import Checkpoint, load_model
+from cnnlab.errors import BadInput
+from cnnlab.training import Normalize
+
+# Pixels accepted in one decoded image before decoding starts: a small header can claim a huge
+# canvas (a decompression bomb), so the claim is checked first.
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+class Predictor:
+    """A checkpoint's model, ready to classify batches of images on one device."""
+
+    def __init__(self, ckpt: Checkpoint, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = load_model(ckpt, self.device).to(memory_format=torch.channels_last)
+        dataset = ckpt["dataset"]
+        self.class_names: list[str] = list(dataset["class_names"])
+        c, h, w = dataset["shape"]
+        self.shape: tuple[int, int, int] = (c, h, w)
+        self.normalize = Normalize(dataset, self.device)
+        self.epoch: int = ckpt["epoch"]
+
+    # -- inputs -----------------------------------------------------------------------------
+    def array_to_chw(self, item: int, instance: Any) -> np.ndarray:
+        """One instance, H×W (grey) or H×W×C (colour) with values 0-255, as uint8 C×H×W."""
+        c, h, w = self.shape
+        try:
+            array = np.asarray(instance, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BadInput(item, "not an array of numbers") from None
+        expected = [(h, w), (h, w, 1)] if c == 1 else [(h, w, c)]
+        if array.shape not in expected:
+            want = " or ".join(str(e) for e in expected)
+            raise BadInput(item, f"expected shape {want}, got {array.shape}")
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
+            raise BadInput(item, "pixel values must be numbers from 0 to 255")
+        pixels = np.rint(array).astype(np.uint8).reshape(h, w, c)
+        return pixels.transpose(2, 0, 1)
+
+    def image_to_chw(self, item: int, blob: bytes) -> np.ndarray:
+        """Decode an image file and convert it to the model's channels and size."""
+        c, h, w = self.shape
+        try:
+            with Image.open(io.BytesIO(blob)) as src:
+                if src.width * src.height > MAX_IMAGE_PIXELS:
+                    raise BadInput(
+                        item, f"image is {src.width}×{src.height}, over {MAX_IMAGE_PIXELS} pixels"
+                    )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    img = src.convert("L" if c == 1 else "RGB")
+                if img.size != (w, h):
+                    img = img.resize((w, h), Image.Resampling.BILINEAR)
+                array = np.asarray(img, dtype=np.uint8)
+        except BadInput:
+            raise
+        except Exception as exc:  # PIL raises many types for broken files
+            raise BadInput(item, f"cannot decode image ({type(exc).__name__})") from None
+        return array.reshape(h, w, c).transpose(2, 0, 1)
+
+    # -- prediction -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_chw(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """All images in one forward pass; results in input order."""
+        if not images:
+            return []
+        batch = torch.from_numpy(np.stack(images)).to(self.device)
+        probs = torch.softmax(self.model(self.normalize(batch)).float(), dim=1).cpu()
+        out = []
+        for row in probs:
+            label = int(row.argmax())
+            out.append(
+                {
+                    "label": label,
+                    "class_name": self.class_names[label],
+                    "probabilities": [round(float(p), 6) for p in row],
+                }
+            )
+        return out
+
+    def predict_arrays(self, instances: Sequence[Any]) -> list[dict[str, Any]]:
+        return self.predict_chw([self.array_to_chw(i, x) for i, x in enumerate(instances)])
+
+    def predict_images(self, blobs: Sequence[bytes]) -> list[dict[str, Any]]:
+        return self.predict_chw([self.image_to_chw(i, b) for i, b in enumerate(blobs)])

@@ -1,0 +1,115 @@
+"""The train spec: the body of a job, the file ``cnnlab train`` reads, the base of a grid search.
+
+Field-level rules live on the models; rules that need the dataset's split sizes live in
+:func:`check_against_dataset`. Every error names the dotted path of the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cnnlab.catalog import DATASETS
+
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 65536
+MAX_CHANNELS = 1024
+MAX_CONV_BLOCKS = 8
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Channel = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
+
+
+class ModelSpec(_Strict):
+    arch: str = "cnn"
+    channels: list[Channel] = Field(
+        default_factory=lambda: [16, 32], min_length=1, max_length=MAX_CONV_BLOCKS
+    )
+    batch_norm: bool = False
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        from cnnlab.registry import list_models
+
+        if v not in list_models():
+            raise ValueError(f"unknown arch {v!r}; choose from {list_models()}")
+        return v
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(default=0.1, gt=0.0, le=100.0)
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerSpec:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs the sgd optimizer with momentum > 0")
+        return self
+
+
+class TrainSpec(_Strict):
+    dataset: str
+    train_size: int | None = Field(default=None, ge=1)
+    val_size: int | float = Field(default=10000, gt=0)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    batch_size: int = Field(default=1024, ge=1, le=MAX_BATCH_SIZE)
+    epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; choose from {sorted(DATASETS)}")
+        return v
+
+    @field_validator("val_size")
+    @classmethod
+    def _fraction_below_one(cls, v: int | float) -> int | float:
+        if isinstance(v, float) and not v < 1:
+            raise ValueError("a fractional val_size must be below 1 (use an integer for a count)")
+        return v
+
+
+def val_count(spec: TrainSpec, train_split: int) -> int:
+    """The validation count, resolving a fractional ``val_size`` against the train split."""
+    if isinstance(spec.val_size, float):
+        return max(1, round(spec.val_size * train_split))
+    return spec.val_size
+
+
+def train_count(spec: TrainSpec, train_split: int) -> int:
+    rest = train_split - val_count(spec, train_split)
+    return rest if spec.train_size is None else spec.train_size
+
+
+def check_against_dataset(spec: TrainSpec, train_split: int) -> None:
+    """Rules that need the dataset's train split size. Raises :class:`SpecError`."""
+    from cnnlab.errors import SpecError
+
+    n_val = val_count(spec, train_split)
+    if n_val >= train_split:
+        raise SpecError(
+            "val_size", f"{n_val} must be below the train split of {spec.dataset} ({train_split})"
+        )
+    rest = train_split - n_val
+    if spec.train_size is not None and spec.train_size > rest:
+        raise SpecError(
+            "train_size",
+            f"{spec.train_size} is more than the {rest} images left after validation",
+        )
+    n_train = train_count(spec, train_split)
+    if spec.batch_size > n_train:
+        raise SpecError("batch_size", f"{spec.batch_size} is larger than the {n_train} images")

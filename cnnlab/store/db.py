@@ -1,0 +1,116 @@
+"""Engines and sessions, built from the settings' database URL.
+
+One engine per URL per process. After a fork (Celery's prefork pool) the child must call
+:func:`dispose_engine` so it never reuses the parent's pooled connections.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from cnnlab.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_AFTER_COMMIT = "cnnlab_after_commit"
+
+_engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker[Session]] = {}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick the psycopg 3 driver for a bare ``postgresql://`` URL (psycopg2 is not installed)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the API read while a worker writes; busy_timeout makes writers wait, not fail.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str | URL) -> Engine:
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process's engine for ``url`` (default: the settings' database URL)."""
+    key = url or get_settings().resolved_database_url
+    engine = _engines.get(key)
+    if engine is None:
+        engine = _engines[key] = make_engine(key)
+    return engine
+
+
+def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    key = url or get_settings().resolved_database_url
+    factory = _sessionmakers.get(key)
+    if factory is None:
+        # Objects stay readable after commit: handlers build responses from them.
+        factory = sessionmaker(get_engine(key), expire_on_commit=False)
+        _sessionmakers[key] = factory
+    return factory
+
+
+def dispose_engine(*, close: bool = False) -> None:
+    """Forget every engine; the next call builds fresh ones.
+
+    The default suits a forked child: connections inherited from the parent are left for the
+    parent to close. ``close=True`` closes the pooled connections (shutdown, tests).
+    """
+    for engine in _engines.values():
+        engine.dispose(close=close)
+    _engines.clear()
+    _sessionmakers.clear()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the caller has committed ``session`` (e.g. enqueue a job by id)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def commit(session: Session) -> None:
+    """Commit, then run the callbacks registered with :func:`after_commit`."""
+    session.commit()
+    callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        callback()
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A short unit of work: commit on success (then the after-commit callbacks), else roll back."""
+    session = get_sessionmaker(url)()
+    try:
+        yield session
+        commit(session)
+    except BaseException:
+        session.rollback()
+        session.info.pop(_AFTER_COMMIT, None)
+        raise
+    finally:
+        session.close()

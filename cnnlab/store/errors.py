@@ -1,0 +1,30 @@
+"""The store's domain errors. Like the core's, each carries its HTTP status for the API's handler."""
+
+from __future__ import annotations
+
+from cnnlab.errors import CnnlabError
+
+
+class NotFound(CnnlabError):
+    """Missing, or owned by someone else: the two are indistinguishable on purpose."""
+
+    code = "not_found"
+    status_code = 404
+
+    def __init__(self, resource: str, ident: str) -> None:
+        super().__init__(f"{resource} {ident!r} not found", resource=resource, id=ident)
+
+
+class Conflict(CnnlabError):
+    """The resource exists but is not in a state that allows the request (e.g. no model yet)."""
+
+    code = "conflict"
+    status_code = 409
+
+
+class InvalidCursor(CnnlabError):
+    code = "invalid_cursor"
+    status_code = 422
+
+    def __init__(self) -> None:
+        super().__init__("cursor is not one this server returned", field="cursor")

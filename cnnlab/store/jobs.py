@@ -1,0 +1,134 @@
+"""Jobs as their owner sees them: submit, list, read, cancel, metrics and checkpoints."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cnnlab.settings import Settings
+from cnnlab.spec import TrainSpec
+from cnnlab.store.errors import Conflict, NotFound
+from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus, utcnow
+from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.store.queue import enqueue_after_commit
+
+
+def submit_job(session: Session, owner_id: int, spec: TrainSpec, settings: Settings) -> Job:
+    """Validate ``spec`` against this server's data, add the job; it is enqueued after commit."""
+    from cnnlab.validate import validate_spec
+
+    validate_spec(spec, settings)
+    job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
+    session.add(job)
+    session.flush()
+    enqueue_after_commit(session, job.id, spec.device)
+    return job
+
+
+def list_jobs(
+    session: Session,
+    owner_id: int,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    status: JobStatus | None = None,
+    search_id: str | None = None,
+) -> Page[Job]:
+    stmt = select(Job).where(Job.owner_id == owner_id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    if search_id is not None:
+        stmt = stmt.where(Job.search_id == search_id)
+    return paginate(session, stmt, Job.created_at, Job.id, limit=limit, cursor=cursor)
+
+
+def get_job(session: Session, owner_id: int, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.owner_id != owner_id:
+        raise NotFound("job", job_id)
+    return job
+
+
+def cancel_job(session: Session, owner_id: int, job_id: str) -> Job:
+    """A queued job is cancelled at once; a running one is asked to stop (within an epoch).
+
+    Cancelling an ended job changes nothing. Conditional updates keep this safe against a worker
+    claiming the job at the same moment.
+    """
+    job = get_job(session, owner_id, job_id)
+    request_cancel(session, job.id)
+    session.refresh(job)
+    if job.search_id is not None:
+        from cnnlab.store.searches import refresh_search
+
+        refresh_search(session, job.search_id)
+    return job
+
+
+def request_cancel(session: Session, job_id: str) -> None:
+    now = utcnow()
+    cancelled = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(status=JobStatus.cancelled, cancel_requested=True, finished_at=now)
+    )
+    if not cancelled.rowcount:  # type: ignore[attr-defined]
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.running)
+            .values(cancel_requested=True)
+        )
+
+
+def job_metrics(session: Session, owner_id: int, job_id: str) -> list[EpochMetric]:
+    get_job(session, owner_id, job_id)
+    return list(
+        session.scalars(
+            select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch)
+        )
+    )
+
+
+def get_checkpoint(
+    session: Session, owner_id: int, job_id: str, kind: CheckpointKind = CheckpointKind.best
+) -> Checkpoint:
+    """The job's checkpoint of ``kind``; :class:`Conflict` until the first epoch has ended."""
+    get_job(session, owner_id, job_id)
+    ckpt = session.scalar(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.kind == kind)
+    )
+    if ckpt is None:
+        raise Conflict(
+            f"job {job_id!r} has no {kind} checkpoint yet: it appears after the first epoch",
+            job_id=job_id,
+        )
+    return ckpt
+
+
+def model_epoch(session: Session, owner_id: int, job_id: str) -> int:
+    """The epoch of the job's best checkpoint (the model predictions use), without its bytes."""
+    get_job(session, owner_id, job_id)
+    epoch = session.scalar(
+        select(Checkpoint.epoch).where(
+            Checkpoint.job_id == job_id, Checkpoint.kind == CheckpointKind.best
+        )
+    )
+    if epoch is None:
+        raise Conflict(
+            f"job {job_id!r} has no model yet: it appears after the first epoch", job_id=job_id
+        )
+    return epoch
+
+
+def model_bytes(session: Session, job_id: str, epoch: int) -> bytes:
+    """The best checkpoint's bytes, if it is still the one from ``epoch``."""
+    data = session.scalar(
+        select(Checkpoint.data).where(
+            Checkpoint.job_id == job_id,
+            Checkpoint.kind == CheckpointKind.best,
+            Checkpoint.epoch == epoch,
+        )
+    )
+    if data is None:
+        raise Conflict(f"job {job_id!r}'s model changed; retry", job_id=job_id)
+    return data

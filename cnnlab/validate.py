@@ -1,0 +1,38 @@
+"""Submit-time checks of a spec against the data this server actually has."""
+
+from __future__ import annotations
+
+from cnnlab.catalog import get_meta, split_sizes
+from cnnlab.errors import DatasetUnavailable, SpecError
+from cnnlab.settings import Settings
+from cnnlab.spec import TrainSpec, check_against_dataset
+
+
+def check_model(spec: TrainSpec) -> None:
+    """Build the spec's model on the meta device (no memory, no compute) and run a forward pass,
+    so an architecture that cannot fit the dataset's images is a spec error, not a failed job."""
+    import torch
+
+    from cnnlab.checkpoint import build_model, model_config
+
+    meta = get_meta(spec.dataset)
+    try:
+        with torch.device("meta"):
+            build_model(model_config(spec, meta))(torch.empty(2, *meta.shape))
+    except (ValueError, RuntimeError) as exc:
+        raise SpecError("model", str(exc)) from None
+
+
+def validate_spec(spec: TrainSpec, settings: Settings) -> None:
+    """Raise :class:`DatasetUnavailable` or :class:`SpecError` before any work is queued.
+
+    With downloads allowed, missing data is not an error: the published split sizes stand in.
+    """
+    try:
+        train_split = split_sizes(spec.dataset, settings).train
+    except DatasetUnavailable:
+        if not settings.download:
+            raise
+        train_split = get_meta(spec.dataset).standard_sizes[0]
+    check_against_dataset(spec, train_split)
+    check_model(spec)

@@ -1,0 +1,1 @@
+"""Alembic migration scripts for the cnnlab store (see :mod:`cnnlab.store.migrate`)."""

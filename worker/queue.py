@@ -1,0 +1,14 @@
+"""Sending jobs to the workers. Imports Celery and settings only — never torch or training code —
+so the API process stays light. Call :func:`enqueue_job` after the job row is committed."""
+
+from __future__ import annotations
+
+from worker.app import CPU_QUEUE, GPU_QUEUE, TRAIN_TASK, get_celery
+
+
+def queue_for(device: str) -> str:
+    return GPU_QUEUE if device == "cuda" else CPU_QUEUE
+
+
+def enqueue_job(job_id: str, device: str) -> None:
+    get_celery().send_task(TRAIN_TASK, args=[job_id], queue=queue_for(device))
