@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench import results, service, training
+from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import RunFailed
 
 
@@ -21,14 +22,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for each side")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run each side N times, alternating; keep the best"
+    )
+    parser.add_argument(
+        "--fashion-mnist",
+        type=Path,
+        default=DEBIAN_FASHION_MNIST,
+        metavar="DIR",
+        help="where the Fashion-MNIST IDX files are (.gz or not; default: Debian's package)",
+    )
     parser.add_argument("--out", type=Path, default=results.RESULTS_DIR, help="results folder")
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error("--epochs must be at least 1")
+    if args.epochs < 1 or args.repeat < 1:
+        parser.error("--epochs and --repeat must be at least 1")
 
     try:
         if args.which in ("training", "all"):
-            result = training.run(args.epochs, args.device)
+            result = training.run(args.epochs, args.device, args.repeat, args.fashion_mnist)
             training.report(result)
             _save("training", result, args.out)
         if args.which in ("service", "all"):

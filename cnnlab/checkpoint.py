@@ -97,7 +97,7 @@ def make(
         "metrics": metrics,
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_epoch,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
 
 

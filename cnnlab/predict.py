@@ -57,7 +57,8 @@ class Predictor:
             with Image.open(io.BytesIO(blob)) as src:
                 if src.width * src.height > MAX_IMAGE_PIXELS:
                     raise BadInput(
-                        item, f"image is {src.width}×{src.height}, over {MAX_IMAGE_PIXELS} pixels"
+                        item, f"image is too large: {src.width}×{src.height} is over "
+                        f"{MAX_IMAGE_PIXELS} pixels"
                     )
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -67,6 +68,8 @@ class Predictor:
                 array = np.asarray(img, dtype=np.uint8)
         except BadInput:
             raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise BadInput(item, f"image is too large: over {MAX_IMAGE_PIXELS} pixels") from None
         except Exception as exc:  # PIL raises many types for broken files
             raise BadInput(item, f"cannot decode image ({type(exc).__name__})") from None
         return array.reshape(h, w, c).transpose(2, 0, 1)

@@ -332,7 +332,7 @@ def fit(
     best = snapshot(best_only=True)
     test_acc = None
     if evaluate_test and not cancelled and run.epoch > 0:
-        test_acc = test_accuracy(best, settings=settings, device=device)
+        test_acc = accuracy_on_test(best, settings=settings, device=device)
     return FitResult(
         epochs=[EpochMetrics(**m) for m in run.metrics],
         best_val_accuracy=run.best_val_accuracy,
@@ -345,7 +345,7 @@ def fit(
     )
 
 
-def test_accuracy(
+def accuracy_on_test(
     ckpt: Checkpoint, *, settings: Settings | None = None, device: torch.device | str = "cpu"
 ) -> float:
     """Accuracy of a checkpoint's weights on its dataset's test split."""

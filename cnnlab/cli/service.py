@@ -113,9 +113,9 @@ def _supervise(commands: Sequence[list[str]]) -> int:
     try:
         children.extend(subprocess.Popen(c) for c in commands)
         while True:
-            for child in children:
+            for child, command in zip(children, commands, strict=True):
                 if child.poll() is not None:
-                    print(f"cnnlab: {child.args[3]} exited ({child.returncode}); stopping")
+                    print(f"cnnlab: {command[3]} exited ({child.returncode}); stopping")
                     code = child.returncode or 1
                     raise _Stop
             time.sleep(0.2)

@@ -1,4 +1,4 @@
-"""The store's domain errors. Like the core's, each carries its HTTP status for the API's handler."""
+"""The store's domain errors; like the core's, each carries the HTTP status it maps to."""
 
 from __future__ import annotations
 

@@ -56,12 +56,17 @@ def cancel_job(session: Session, owner_id: int, job_id: str) -> Job:
     claiming the job at the same moment.
     """
     job = get_job(session, owner_id, job_id)
+    search_id = job.search_id
+    if search_id is not None:
+        from cnnlab.store.searches import lock_search
+
+        lock_search(session, search_id)
     request_cancel(session, job.id)
-    session.refresh(job)
-    if job.search_id is not None:
+    if search_id is not None:
         from cnnlab.store.searches import refresh_search
 
-        refresh_search(session, job.search_id)
+        refresh_search(session, search_id)
+    session.refresh(job)
     return job
 
 
@@ -120,15 +125,13 @@ def model_epoch(session: Session, owner_id: int, job_id: str) -> int:
     return epoch
 
 
-def model_bytes(session: Session, job_id: str, epoch: int) -> bytes:
-    """The best checkpoint's bytes, if it is still the one from ``epoch``."""
-    data = session.scalar(
-        select(Checkpoint.data).where(
-            Checkpoint.job_id == job_id,
-            Checkpoint.kind == CheckpointKind.best,
-            Checkpoint.epoch == epoch,
+def model_bytes(session: Session, job_id: str) -> tuple[int, bytes]:
+    """The epoch and bytes of the job's best checkpoint (the caller has checked the owner)."""
+    row = session.execute(
+        select(Checkpoint.epoch, Checkpoint.data).where(
+            Checkpoint.job_id == job_id, Checkpoint.kind == CheckpointKind.best
         )
-    )
-    if data is None:
-        raise Conflict(f"job {job_id!r}'s model changed; retry", job_id=job_id)
-    return data
+    ).first()
+    if row is None:
+        raise Conflict(f"job {job_id!r} has no model yet", job_id=job_id)
+    return row[0], row[1]

@@ -26,7 +26,8 @@ DEFAULT_WAIT_SECONDS = 30.0
 def script_location() -> Path:
     import migrations
 
-    return Path(migrations.__file__).resolve().parent
+    # __path__ rather than __file__: also right when the package is found as a namespace.
+    return Path(next(iter(migrations.__path__))).resolve()
 
 
 def alembic_config(url: str | None = None) -> Config:

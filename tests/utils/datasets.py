@@ -68,18 +68,19 @@ def write_cifar10(data_dir: Path, n_train: int = 500, n_test: int = 100, seed: i
     _write_batch(root / "test_batch", t_images, t_labels, "testing batch 1 of 1")
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     with open(root / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": names, "num_cases_per_batch": 10000, "num_vis": 3072}, f)
+        pickle.dump({"label_names": names, "num_cases_per_batch": 10000, "num_vis": 3072}, f, 2)
     return root
 
 
 def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray, name: str) -> None:
     # CIFAR stores each image as 3072 bytes: the red plane, then green, then blue (row-major).
     data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    # The published files are Python 2 pickles whose keys load as str with encoding="latin1".
     batch = {
-        b"batch_label": name.encode(),
-        b"labels": [int(x) for x in labels],
-        b"data": data,
-        b"filenames": [f"img_{i}.png".encode() for i in range(len(images))],
+        "batch_label": name,
+        "labels": [int(x) for x in labels],
+        "data": data,
+        "filenames": [f"img_{i}.png" for i in range(len(images))],
     }
     with open(path, "wb") as f:
-        pickle.dump(batch, f)
+        pickle.dump(batch, f, protocol=2)

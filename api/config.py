@@ -1,0 +1,20 @@
+"""Limits of the HTTP API, read from ``CNNLAB_*`` environment variables like the core settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CNNLAB_", extra="ignore")
+
+    # Prediction uploads: images (files or JSON instances) per request, bytes per file, bytes per
+    # request. Past any of them the answer is 413.
+    predict_max_images: int = Field(default=256, ge=1)
+    predict_max_file_bytes: int = Field(default=4 * MIB, ge=1)
+    predict_max_request_bytes: int = Field(default=32 * MIB, ge=1)
+    # Trained models kept in memory for predictions, least recently used evicted first.
+    predictor_cache_size: int = Field(default=8, ge=1)

@@ -1,0 +1,101 @@
+"""One place that turns errors into JSON: ``{"detail": {"type": ..., "message": ..., ...}}``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cnnlab.errors import CnnlabError
+
+log = logging.getLogger(__name__)
+
+
+class Unauthorized(CnnlabError):
+    code = "unauthorized"
+    status_code = 401
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012
+
+
+class PayloadTooLarge(CnnlabError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class UnsupportedMediaType(CnnlabError):
+    code = "unsupported_media_type"
+    status_code = 415
+
+
+class InvalidRequest(CnnlabError):
+    """A request body that is not what the route takes; ``field`` names the part at fault."""
+
+    code = "invalid_request"
+    status_code = 422
+
+    def __init__(self, field: str, message: str, **details: Any) -> None:
+        super().__init__(f"{field}: {message}", field=field, **details)
+
+
+_HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def error_body(exc: CnnlabError) -> dict[str, Any]:
+    return {"detail": exc.to_dict()}
+
+
+async def _cnnlab_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CnnlabError)
+    return JSONResponse(
+        error_body(exc), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    detail = {
+        "type": "invalid_request",
+        "message": f"{first['field']}: {first['message']}",
+        "field": first["field"],
+        "errors": errors,
+    }
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = {"type": _HTTP_TYPES.get(exc.status_code, "http_error"), "message": str(exc.detail)}
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log under an id; the client gets the id, not the internals.
+    ref = uuid.uuid4().hex[:12]
+    log.error("unhandled error [%s]", ref, exc_info=exc)
+    detail = {"type": "internal", "message": "internal server error", "log_ref": ref}
+    return JSONResponse({"detail": detail}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CnnlabError, _cnnlab_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,48 @@
+"""The application factory. ``uvicorn --factory api.main:create_app`` serves it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.config import ApiSettings
+from api.errors import install_error_handlers
+from api.predictions import PredictorCache
+from api.routes import health, v1
+from cnnlab import __version__
+from cnnlab.settings import Settings, get_settings
+from cnnlab.store.db import dispose_engine
+
+DESCRIPTION = """Train small CNNs on MNIST, Fashion-MNIST and CIFAR-10 as jobs; run grid searches;
+download checkpoints; classify images with a trained job's model.
+
+Every `/v1` route needs `Authorization: Bearer <token>` (`cnnlab token create USER`)."""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.predictors.clear()
+    dispose_engine(close=True)
+
+
+def create_app(
+    settings: Settings | None = None, api_settings: ApiSettings | None = None
+) -> FastAPI:
+    """A new app. The database must be migrated already (``cnnlab db upgrade``; ``cnnlab api``
+    and ``cnnlab serve`` do it before they start serving)."""
+    app = FastAPI(
+        title="cnnlab",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    app.state.api_settings = api_settings or ApiSettings()
+    app.state.predictors = PredictorCache(app.state.api_settings.predictor_cache_size)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(v1)
+    return app

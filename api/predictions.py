@@ -1,0 +1,80 @@
+"""Predictions in the API process: models from the database, cached, run off the event loop."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from api.uploads import Arrays, Images
+from cnnlab.errors import BadInput
+from cnnlab.store import jobs
+
+if TYPE_CHECKING:
+    from cnnlab.predict import Predictor
+
+Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a new key
+
+
+class PredictorCache:
+    """A bounded least-recently-used map of loaded models, safe across threadpool workers."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Key, Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, key: Key, load: Callable[[], Predictor]) -> Predictor:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        # Loaded outside the lock: one slow load must not stall requests for cached models.
+        predictor = load()
+        with self._lock:
+            self.loads += 1
+            self._items[key] = predictor
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return predictor
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCache) -> Predictor:
+    """The job's best model (404 for others' jobs, 409 before its first epoch ended)."""
+    epoch = jobs.model_epoch(session, owner_id, job_id)
+
+    def load() -> Predictor:
+        from cnnlab.checkpoint import loads
+        from cnnlab.predict import Predictor
+
+        _, data = jobs.model_bytes(session, job_id)
+        return Predictor(loads(data), device="cpu")
+
+    return cache.get((job_id, epoch), load)
+
+
+def predict(predictor: Predictor, payload: Images | Arrays) -> list[dict[str, Any]]:
+    """Every input in one forward pass; a bad one is a 422 naming it (by index and file name)."""
+    if isinstance(payload, Arrays):
+        return predictor.predict_arrays(payload.instances)
+    try:
+        return predictor.predict_images(payload.blobs)
+    except BadInput as exc:
+        index = exc.item
+        name = payload.names[index] if isinstance(index, int) else None
+        exc.details["filename"] = name
+        exc.message = f"{exc.message} (file {name})"
+        raise

@@ -1,0 +1,104 @@
+"""Training jobs: submit, list, read, cancel, metrics, checkpoint and learning curves."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api import plots
+from api.deps import SessionDep, SettingsDep, UserDep
+from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
+from cnnlab.spec import TrainSpec
+from cnnlab.store import jobs as service
+from cnnlab.store.models import CheckpointKind, JobStatus
+from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
+
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobRead,
+    responses={422: {"model": ErrorResponse}},
+)
+def submit_job(
+    spec: TrainSpec, session: SessionDep, user: UserDep, settings: SettingsDep
+) -> JobRead:
+    """Submit a train spec. It is checked against this server's data before it is queued."""
+    return JobRead.model_validate(service.submit_job(session, user.id, spec, settings))
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    session: SessionDep,
+    user: UserDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+    status: JobStatus | None = None,
+    search_id: str | None = None,
+) -> JobList:
+    """The caller's jobs, newest first."""
+    page = service.list_jobs(
+        session, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
+    )
+    return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
+
+
+@router.get("/{job_id}", response_model=JobRead)
+def get_job(job_id: str, session: SessionDep, user: UserDep) -> JobRead:
+    return JobRead.model_validate(service.get_job(session, user.id, job_id))
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+def cancel_job(job_id: str, session: SessionDep, user: UserDep) -> JobRead:
+    """A queued job is cancelled at once; a running one stops within an epoch. Cancelling an
+    ended job changes nothing."""
+    return JobRead.model_validate(service.cancel_job(session, user.id, job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=list[MetricRow])
+def job_metrics(job_id: str, session: SessionDep, user: UserDep) -> list[MetricRow]:
+    """One row per finished epoch, in order."""
+    return [MetricRow.model_validate(m) for m in service.job_metrics(session, user.id, job_id)]
+
+
+@router.get(
+    "/{job_id}/checkpoint",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "torch.load reads it"},
+        409: {"model": ErrorResponse, "description": "no checkpoint yet"},
+    },
+)
+def download_checkpoint(
+    job_id: str, session: SessionDep, user: UserDep, kind: CheckpointKind = CheckpointKind.best
+) -> Response:
+    """The best (by validation accuracy) or the last checkpoint, a file `torch.load` reads."""
+    ckpt = service.get_checkpoint(session, user.id, job_id, kind)
+    return Response(
+        content=ckpt.data,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{job_id}-{kind}.pt"',
+            "X-Checkpoint-Epoch": str(ckpt.epoch),
+        },
+    )
+
+
+@router.get(
+    "/{job_id}/curves.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def learning_curves(job_id: str, session: SessionDep, user: UserDep) -> Response:
+    """Train and validation loss, and validation accuracy, per epoch."""
+    rows = await run_in_threadpool(service.job_metrics, session, user.id, job_id)
+    png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
+    return Response(content=png, media_type="image/png")

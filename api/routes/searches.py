@@ -1,0 +1,88 @@
+"""Grid searches: one trial job per grid point; the best trial by validation metric."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api import plots
+from api.deps import SessionDep, SettingsDep, UserDep
+from api.schemas import ErrorResponse, SearchCreate, SearchList, SearchRead
+from cnnlab.store import searches as service
+from cnnlab.store.models import Search
+from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
+
+router = APIRouter(
+    prefix="/searches",
+    tags=["searches"],
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+
+
+def _read(session: Session, search: Search) -> SearchRead:
+    trials, scores = service.trials_with_scores(session, search)
+    return SearchRead.build(search, trials, scores)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SearchRead,
+    responses={422: {"model": ErrorResponse}},
+)
+def create_search(
+    body: SearchCreate, session: SessionDep, user: UserDep, settings: SettingsDep
+) -> SearchRead:
+    """Start one trial job per grid point. Errors name `grid.<path>` or `base.<field>`."""
+    search = service.create_search(
+        session,
+        user.id,
+        body.base.model_dump(mode="json"),
+        body.grid,
+        settings,
+        metric=body.metric,
+        mode=body.mode,
+    )
+    return _read(session, search)
+
+
+@router.get("", response_model=SearchList)
+def list_searches(
+    session: SessionDep,
+    user: UserDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+) -> SearchList:
+    """The caller's searches, newest first."""
+    page = service.list_searches(session, user.id, limit=limit, cursor=cursor)
+    return SearchList(items=[_read(session, s) for s in page.items], next=page.next)
+
+
+@router.get("/{search_id}", response_model=SearchRead)
+def get_search(search_id: str, session: SessionDep, user: UserDep) -> SearchRead:
+    return _read(session, service.get_search(session, user.id, search_id))
+
+
+@router.post("/{search_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SearchRead)
+def cancel_search(search_id: str, session: SessionDep, user: UserDep) -> SearchRead:
+    """Cancel every trial: queued ones at once, running ones within an epoch."""
+    return _read(session, service.cancel_search(session, user.id, search_id))
+
+
+@router.get(
+    "/{search_id}/heatmap.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def heatmap(search_id: str, session: SessionDep, user: UserDep) -> Response:
+    """Validation accuracy over the grid's first two axes (the best over any further axes)."""
+
+    def load() -> SearchRead:
+        return _read(session, service.get_search(session, user.id, search_id))
+
+    search = await run_in_threadpool(load)
+    png = await run_in_threadpool(plots.heatmap_png, search)
+    return Response(content=png, media_type="image/png")

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.catalog import DATASETS
+from cnnlab.registry import create_model, list_models
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_on_every_dataset_shape(name: str, dataset: str) -> None:
+    meta = DATASETS[dataset]
+    model = create_model(name, in_shape=meta.shape, num_classes=meta.num_classes, channels=[8, 16])
+    out = model(torch.randn(3, *meta.shape))
+    assert out.shape == (3, meta.num_classes)
+    out.sum().backward()  # trainable end to end
+
+
+def test_the_notebooks_mnist_cnn_runs_on_cifar10_unchanged() -> None:
+    mnist, cifar = DATASETS["mnist"], DATASETS["cifar10"]
+    on_mnist = create_model("cnn", in_shape=mnist.shape, num_classes=10)
+    on_cifar = create_model("cnn", in_shape=cifar.shape, num_classes=10)
+    assert on_mnist.head[-1].in_features == 32 * 7 * 7  # the notebook's 32*7*7 head
+    assert on_cifar.head[-1].in_features == 32 * 8 * 8
+    assert on_cifar.features[0].in_channels == 3
+    assert on_cifar(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_options_change_the_architecture() -> None:
+    model = create_model(
+        "cnn", in_shape=(1, 28, 28), num_classes=10, channels=[8], batch_norm=True, dropout=0.5
+    )
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert "BatchNorm2d" in kinds and "Dropout" in kinds
+    assert model.features[0].bias is None  # batch norm makes the conv bias redundant
+
+
+def test_unknown_model_lists_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="cnn_deep"):
+        create_model("nope", in_shape=(1, 28, 28), num_classes=10)

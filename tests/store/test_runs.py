@@ -1,0 +1,97 @@
+"""The worker's door to the database: claim, record epochs, cancel, finish."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cnnlab.store import runs
+from cnnlab.store.db import session_scope
+from cnnlab.store.models import EpochMetric, Job, JobStatus
+from tests.store.factories import make_job, make_user, metrics
+
+
+def test_claim_is_once_only(session: Session) -> None:
+    alice, _ = make_user(session)
+    job = make_job(session, alice)
+    session.commit()
+    spec = runs.claim_job(session, job.id, "worker-1")
+    assert spec == job.spec
+    assert runs.claim_job(session, job.id, "worker-2") is None
+    session.commit()
+    session.refresh(job)
+    assert (job.status, job.attempts, job.worker_id) == (JobStatus.running, 1, "worker-1")
+    assert job.started_at is not None
+    assert runs.claim_job(session, "f" * 32, "worker-1") is None
+
+
+def test_claim_races_between_sessions(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        alice, _ = make_user(s)
+        job_id = make_job(s, alice).id
+    with session_scope(db_url) as first, session_scope(db_url) as second:
+        a = runs.claim_job(first, job_id, "a")
+        first.commit()
+        b = runs.claim_job(second, job_id, "b")
+    assert (a is None) != (b is None)
+
+
+def test_record_epoch_is_idempotent_and_keeps_the_best(session: Session) -> None:
+    alice, _ = make_user(session)
+    job = make_job(session, alice)
+    session.commit()
+    runs.claim_job(session, job.id, "w")
+    runs.record_epoch(session, job.id, metrics(1, 0.70), last=b"l1", best=b"b1")
+    runs.record_epoch(session, job.id, metrics(2, 0.60), last=b"l2", best=None)
+    # A retried task runs epoch 2 again: still one row for it, with the new numbers.
+    runs.record_epoch(session, job.id, metrics(2, 0.65, val_loss=0.4), last=b"l2b", best=None)
+    session.commit()
+    rows = session.scalars(
+        select(EpochMetric).where(EpochMetric.job_id == job.id).order_by(EpochMetric.epoch)
+    ).all()
+    assert [(r.epoch, r.val_accuracy, r.val_loss) for r in rows] == [
+        (1, 0.70, 0.5),
+        (2, 0.65, 0.4),
+    ]
+    session.refresh(job)
+    assert job.epoch == 2 and job.best_val_accuracy == pytest.approx(0.70)
+    assert runs.resume_checkpoint(session, job.id) == b"l2b"
+
+
+def test_finish_records_outcome(session: Session) -> None:
+    alice, _ = make_user(session)
+    ok, bad = make_job(session, alice), make_job(session, alice)
+    session.commit()
+    for job in (ok, bad):
+        runs.claim_job(session, job.id, "w")
+    runs.finish_job(session, ok.id, JobStatus.succeeded, test_accuracy=0.9)
+    error = {"type": "diverged", "message": "learning rate 10 diverged"}
+    runs.finish_job(session, bad.id, JobStatus.failed, error=error)
+    session.commit()
+    session.refresh(ok)
+    session.refresh(bad)
+    assert (ok.status, ok.test_accuracy, ok.error) == (JobStatus.succeeded, 0.9, None)
+    assert (bad.status, bad.error) == (JobStatus.failed, error)
+    assert ok.finished_at is not None and bad.finished_at is not None
+    with pytest.raises(ValueError):
+        runs.finish_job(session, ok.id, JobStatus.running)
+
+
+def test_cancel_request_reaches_the_worker(session: Session) -> None:
+    from cnnlab.store.jobs import cancel_job
+
+    alice, _ = make_user(session)
+    job = make_job(session, alice)
+    session.commit()
+    runs.claim_job(session, job.id, "w")
+    session.commit()
+    assert runs.cancel_requested(session, job.id) is False
+    cancel_job(session, alice.id, job.id)
+    session.commit()
+    assert runs.cancel_requested(session, job.id) is True
+    runs.finish_job(session, job.id, JobStatus.cancelled)
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(Job).where(Job.id == job.id)) == 1
+    session.refresh(job)
+    assert job.status is JobStatus.cancelled
