@@ -99,7 +99,11 @@ def heatmap_png(search: SearchRead) -> bytes:
                 and (len(axes) == 1 or t.params[axes[1]] == cols[c])
                 for t in search.trials
             )
-            ax.text(c, r, text + (" ★" if best else ""), ha="center", va="center", color="w")
+            rgba = image.cmap(float(image.norm(value))) if not math.isnan(value) else (0, 0, 0, 1)  # type: ignore[arg-type]
+            # Dark text on bright cells, white on dark ones.
+            luminance = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+            colour = "black" if luminance > 0.5 else "white"
+            ax.text(c, r, text + (" ★" if best else ""), ha="center", va="center", color=colour)
     fig.colorbar(image, ax=ax, label="validation accuracy")
     ax.set_title(f"search {search.id[:8]}: validation accuracy ({search.status})")
     return _png(fig)

@@ -77,9 +77,11 @@ def run(
             # A fresh CNNLAB_HOME each time: cnnlab starts with a cold tensor cache, as on a
             # first run, and both sides read the same staged files.
             env = {"CNNLAB_HOME": str(work / f"home{i}"), "CNNLAB_DATA_DIR": str(data_dir)}
-            print(f"reference (notebook loop), {epochs} epochs, device {device}{tag}:", flush=True)
+            print(
+                f"reference (notebook loop), {_epochs(epochs)}, device {device}{tag}:", flush=True
+            )
             references.append(run_timed("reference", ref_cmd, env))
-            print(f"cnnlab train, {epochs} epochs, device {device}{tag}:", flush=True)
+            print(f"cnnlab train, {_epochs(epochs)}, device {device}{tag}:", flush=True)
             ours.append(run_timed("cnnlab", our_cmd, env))
 
     ref, our = _figures(references, epochs), _figures(ours, epochs)
@@ -102,7 +104,7 @@ def report(result: dict[str, Any]) -> None:
     best_of = f", best of {result['repeat']}" if result["repeat"] > 1 else ""
     print()
     print(
-        f"training throughput, {result['epochs']} epochs of {result['train_images']:,} images, "
+        f"training throughput, {_epochs(result['epochs'])} of {result['train_images']:,} images, "
         f"device {result['device']}{best_of}"
     )
     print(f"  {'':<10}{'wall s':>9}{'images/s':>12}{'best val':>10}{'test acc':>10}")
@@ -132,3 +134,7 @@ def _epoch(record: dict[str, Any]) -> str:
         f"{record['seconds']:6.1f}s {record['images_per_second']:>9,.0f}/s "
         f"{record['val_accuracy']:.4f}"
     )
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"

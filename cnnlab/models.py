@@ -22,8 +22,13 @@ def _conv(c_in: int, c_out: int, batch_norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(c_out))
-    layers.append(nn.ReLU(inplace=True))
     return layers
+
+
+def _pooled_relu() -> list[nn.Module]:
+    # max-pool then ReLU computes exactly ReLU then max-pool (both are monotone), with the ReLU
+    # and its backward pass on a quarter of the values: measurably faster on a CPU.
+    return [nn.MaxPool2d(2), nn.ReLU(inplace=True)]
 
 
 def _spatial_after(in_shape: tuple[int, int, int], blocks: int) -> tuple[int, int]:
@@ -61,7 +66,7 @@ def cnn(
     layers: list[nn.Module] = []
     c_in = in_shape[0]
     for c_out in channels:
-        layers += [*_conv(c_in, c_out, batch_norm), nn.MaxPool2d(2)]
+        layers += [*_conv(c_in, c_out, batch_norm), *_pooled_relu()]
         c_in = c_out
     return ConvNet(nn.Sequential(*layers), _head(c_in * h * w, num_classes, dropout))
 
@@ -80,8 +85,8 @@ def cnn_deep(
     layers: list[nn.Module] = []
     c_in = in_shape[0]
     for c_out in channels:
-        layers += [*_conv(c_in, c_out, batch_norm), *_conv(c_out, c_out, batch_norm)]
-        layers.append(nn.MaxPool2d(2))
+        layers += [*_conv(c_in, c_out, batch_norm), nn.ReLU(inplace=True)]
+        layers += [*_conv(c_out, c_out, batch_norm), *_pooled_relu()]
         c_in = c_out
     layers.append(nn.AdaptiveAvgPool2d(1))
     return ConvNet(nn.Sequential(*layers), _head(c_in, num_classes, dropout))

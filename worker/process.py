@@ -9,6 +9,7 @@ never imports torch, so nothing CUDA exists before the fork.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from celery.signals import worker_process_init
 
 from worker.app import GPU_QUEUE, QUEUES, get_celery
+
+logger = logging.getLogger(__name__)
 
 _COUNT_GPUS = "import torch; print(torch.cuda.device_count())"
 
@@ -85,6 +88,9 @@ def _connect_process_hooks(plan: WorkerPlan) -> None:
 
         torch.set_num_threads(plan.threads)
         import cnnlab.training  # noqa: F401  (loaded once per process, not on the first job)
+
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES") or "none"
+        logger.info("pool process ready: %d torch threads, GPU %s", plan.threads, gpu)
 
     worker_process_init.connect(init_process, weak=False)
 

@@ -151,7 +151,9 @@ def _best_trial(session: Session, search: Search, trials: list[Job]) -> Job | No
     return max(candidates, key=lambda t: (sign * float(scores[t.id] or 0.0), -(t.trial_index or 0)))
 
 
-def trials_with_scores(session: Session, search: Search) -> tuple[list[Job], dict[str, float | None]]:
+def trials_with_scores(
+    session: Session, search: Search
+) -> tuple[list[Job], dict[str, float | None]]:
     """The search's trials in grid order, and each one's score on the search's metric."""
     trials = list(
         session.scalars(select(Job).where(Job.search_id == search.id).order_by(Job.trial_index))

@@ -42,7 +42,9 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_checkpoint_file_is_self_describing_and_torch_loadable(mnist_ckpt: dict, tmp_path: Path) -> None:
+def test_checkpoint_file_is_self_describing_and_torch_loadable(
+    mnist_ckpt: dict, tmp_path: Path
+) -> None:
     path = checkpoint.save(mnist_ckpt, tmp_path / "best.pt")
     raw = torch.load(path)  # torch's safe default (weights_only) reads it
     assert raw["model"]["name"] == "cnn" and raw["dataset"]["class_names"][3] == "3"

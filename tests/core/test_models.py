@@ -39,3 +39,22 @@ def test_options_change_the_architecture() -> None:
 def test_unknown_model_lists_the_known_ones() -> None:
     with pytest.raises(KeyError, match="cnn_deep"):
         create_model("nope", in_shape=(1, 28, 28), num_classes=10)
+
+
+def test_same_function_as_the_notebooks_layer_order() -> None:
+    """The CNN pools before its ReLU (cheaper); the notebook's conv→ReLU→pool order gives the same
+    outputs and gradients for the same weights."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    ours = create_model("cnn", in_shape=(1, 28, 28), num_classes=10)
+    c1, c2 = ours.features[0], ours.features[3]
+    notebook = nn.Sequential(
+        c1, nn.ReLU(), nn.MaxPool2d(2), c2, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), ours.head[-1]
+    )
+    x = torch.randn(8, 1, 28, 28)
+    a, b = ours(x), notebook(x)
+    assert torch.allclose(a, b)
+    ga = torch.autograd.grad(a.sum(), c1.weight)[0]
+    gb = torch.autograd.grad(b.sum(), c1.weight)[0]
+    assert torch.allclose(ga, gb, atol=1e-6)

@@ -81,7 +81,9 @@ def test_a_diverging_learning_rate_stops_at_once_with_advice(mnist: Path) -> Non
     err = info.value
     assert seen == []  # never an epoch of NaN
     assert err.details["epoch"] == 1 and 1 <= err.details["batch"] <= 8
-    assert "learning rate 100 diverged at epoch 1" in err.message and "try a smaller lr" in err.message
+    assert (
+        "learning rate 100 diverged at epoch 1" in err.message and "try a smaller lr" in err.message
+    )
     assert err.to_dict()["type"] == "diverged"
 
 

@@ -18,7 +18,7 @@ from cnnlab.store.models import JobStatus, Search
 from tests.store.factories import make_user, metrics
 from tests.utils.datasets import write_mnist
 
-GRID = {"optimizer.lr": [0.01, 0.1], "batch_size": [32, 64]}
+GRID: dict[str, list[Any]] = {"optimizer.lr": [0.01, 0.1], "batch_size": [32, 64]}
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def settings(data_dir: Path) -> Settings:
 
 
 def base(**overrides: Any) -> dict[str, Any]:
-    return {"dataset": "mnist", "val_size": 50, "epochs": 1, **overrides}
+    return {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1, **overrides}
 
 
 def _run_trial(db_url: str, job_id: str, val_accuracy: float, status: JobStatus) -> None:
@@ -178,7 +178,9 @@ def test_trials_ending_together_end_the_search(pg_url: str, settings: Settings) 
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
-        def finish(job_id: str) -> None:
+        def finish(
+            job_id: str, barrier: threading.Barrier = barrier, errors: list[BaseException] = errors
+        ) -> None:
             try:
                 with session_scope(pg_url) as s:
                     barrier.wait()

@@ -41,8 +41,7 @@ def test_each_message_runs_exactly_once_across_processes(broker: str, tmp_path: 
     ]
     with running(*workers):
         senders = [
-            subprocess.Popen([*PROBE, "send", "60", f"s{i}"], cwd=REPO, env=None)
-            for i in range(2)
+            subprocess.Popen([*PROBE, "send", "60", f"s{i}"], cwd=REPO, env=None) for i in range(2)
         ]
         assert [s.wait(timeout=60) for s in senders] == [0, 0]
         lines = _wait_for_lines(out, 120, timeout=60)

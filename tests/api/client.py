@@ -1,0 +1,44 @@
+"""A synchronous httpx client for the real ASGI app (what a TestClient does, on plain httpx).
+
+The app runs on an event loop in a portal thread, exactly as under uvicorn: async handlers on the
+loop, sync handlers and dependencies in its threadpool.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from functools import partial
+from typing import Any
+
+import httpx
+from anyio.from_thread import start_blocking_portal
+from fastapi import FastAPI
+
+
+class ApiClient:
+    def __init__(self, app: FastAPI) -> None:
+        self._stack = ExitStack()
+        self._portal = self._stack.enter_context(start_blocking_portal())
+        self.app = app
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self._portal.call(partial(self._client.request, method, url, **kwargs))
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def close(self) -> None:
+        self._portal.call(self._client.aclose)
+        self._stack.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,118 @@
+"""The real app over httpx (FastAPI's ApiClient), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from api.main import create_app
+from cnnlab.settings import get_settings
+from cnnlab.store import migrate
+from cnnlab.store.db import dispose_engine, session_scope
+from cnnlab.store.models import User
+from cnnlab.store.users import create_token, get_or_create_user
+from tests.api.client import ApiClient
+from tests.store.factories import unique_name
+from tests.store.postgres import throwaway_database
+from tests.utils.datasets import write_mnist
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with throwaway_database() as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(
+    request: pytest.FixtureRequest, cnnlab_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The settings' database, migrated: SQLite under the test's home, or the module's PG."""
+    if request.param == "postgres":
+        monkeypatch.setenv("CNNLAB_DATABASE_URL", request.getfixturevalue("pg_url"))
+        get_settings.cache_clear()
+    url = get_settings().resolved_database_url
+    if request.param == "sqlite":
+        migrate.upgrade(url)
+    yield url
+    dispose_engine(close=True)
+
+
+@pytest.fixture
+def mnist(data_dir: Path) -> Path:
+    return write_mnist(data_dir, n_train=300, n_test=50)
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[ApiClient]:
+    with ApiClient(create_app()) as c:
+        yield c
+
+
+@dataclass
+class Caller:
+    user: User
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_caller(db_url: str) -> Caller:
+    name = unique_name()
+    with session_scope(db_url) as s:
+        token = create_token(s, name)
+        user = get_or_create_user(s, name)
+    return Caller(user, token)
+
+
+@pytest.fixture
+def alice(db_url: str) -> Caller:
+    return make_caller(db_url)
+
+
+@pytest.fixture
+def bob(db_url: str) -> Caller:
+    return make_caller(db_url)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A checkpoint from real training on tiny generated MNIST, as the worker would store it."""
+
+    checkpoint: bytes
+    spec: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    from cnnlab.checkpoint import dumps
+    from cnnlab.settings import Settings
+    from cnnlab.spec import TrainSpec
+    from cnnlab.training import fit
+
+    root = tmp_path_factory.mktemp("trained")
+    write_mnist(root / "data", n_train=300, n_test=50)
+    spec = TrainSpec.model_validate(
+        {"dataset": "mnist", "val_size": 50, "batch_size": 50, "epochs": 1, "device": "cpu"}
+    )
+    result = fit(spec, settings=Settings(home=root / "home", data_dir=root / "data"))
+    return TrainedModel(dumps(result.best_checkpoint), spec.model_dump(mode="json"))
+
+
+def give_model(db_url: str, job_id: str, trained: TrainedModel, epochs: int = 1) -> None:
+    """Play the worker: claim the job and record ``epochs`` epochs with the trained model."""
+    from cnnlab.store import runs
+    from tests.store.factories import metrics
+
+    with session_scope(db_url) as s:
+        runs.claim_job(s, job_id, "test-worker")
+    for epoch in range(1, epochs + 1):
+        with session_scope(db_url) as s:
+            m = metrics(epoch, 0.5 + 0.1 * epoch, val_loss=1.0 / epoch)
+            runs.record_epoch(s, job_id, m, last=trained.checkpoint, best=trained.checkpoint)

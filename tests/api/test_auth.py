@@ -1,0 +1,124 @@
+"""The 401/404 matrix: every /v1 route needs a live token; another user's resource is a 404
+exactly like one that does not exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cnnlab.store.db import session_scope
+from cnnlab.store.users import revoke_token
+from tests.api.client import ApiClient
+from tests.api.conftest import Caller, TrainedModel, give_model, make_caller
+
+SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
+GRID = {"optimizer.lr": [0.01, 0.1]}
+PIXELS = {"instances": [[[0] * 28] * 28]}
+
+# (method, path, request kwargs); {job} and {search} are filled with ids.
+OWNED = [
+    ("GET", "/v1/jobs/{job}", {}),
+    ("GET", "/v1/jobs/{job}/metrics", {}),
+    ("GET", "/v1/jobs/{job}/checkpoint", {}),
+    ("GET", "/v1/jobs/{job}/checkpoint?kind=last", {}),
+    ("GET", "/v1/jobs/{job}/curves.png", {}),
+    ("POST", "/v1/jobs/{job}/predict", {"json": PIXELS}),
+    ("POST", "/v1/jobs/{job}/cancel", {}),
+    ("GET", "/v1/searches/{search}", {}),
+    ("GET", "/v1/searches/{search}/heatmap.png", {}),
+    ("POST", "/v1/searches/{search}/cancel", {}),
+]
+UNOWNED = [
+    ("GET", "/v1/jobs", {}),
+    ("POST", "/v1/jobs", {"json": SPEC}),
+    ("GET", "/v1/searches", {}),
+    ("POST", "/v1/searches", {"json": {"base": SPEC, "grid": GRID}}),
+    ("GET", "/v1/datasets", {}),
+    ("GET", "/v1/models", {}),
+]
+
+
+@pytest.fixture
+def owned(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+) -> dict[str, str]:
+    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    give_model(db_url, job["id"], trained)
+    body = {"base": SPEC, "grid": GRID}
+    search = client.post("/v1/searches", json=body, headers=alice.headers).json()
+    return {"job": job["id"], "search": search["id"]}
+
+
+def _bad_headers(db_url: str) -> list[dict[str, str]]:
+    revoked = make_caller(db_url)
+    with session_scope(db_url) as s:
+        assert revoke_token(s, revoked.token)
+    return [
+        {},
+        {"Authorization": "Bearer not-a-token"},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Basic {revoked.token}"},
+        revoked.headers,
+    ]
+
+
+def test_every_v1_route_is_401_without_a_live_token(
+    client: ApiClient, owned: dict[str, str], db_url: str
+) -> None:
+    bad = _bad_headers(db_url)
+    for method, path, kwargs in OWNED + UNOWNED:
+        url = path.format(**owned)
+        for headers in bad:
+            r = client.request(method, url, headers=headers, **kwargs)
+            assert r.status_code == 401, (method, url, headers, r.text)
+            assert r.json()["detail"]["type"] == "unauthorized"
+            assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_v1_routes_are_all_in_the_matrix(client: ApiClient) -> None:
+    spec = client.get("/openapi.json").json()
+    routes = {
+        (method.upper(), path)
+        for path, ops in spec["paths"].items()
+        for method in ops
+        if path.startswith("/v1")
+    }
+    listed = {
+        (m, p.split("?")[0].replace("{job}", "{job_id}").replace("{search}", "{search_id}"))
+        for m, p, _ in OWNED + UNOWNED
+    }
+    assert routes == listed
+
+
+def test_another_users_resources_are_404_like_missing_ones(
+    client: ApiClient, alice: Caller, bob: Caller, owned: dict[str, str]
+) -> None:
+    missing = {"job": "0" * 32, "search": "1" * 32}
+    for method, path, kwargs in OWNED:
+        theirs = client.request(method, path.format(**owned), headers=bob.headers, **kwargs)
+        nowhere = client.request(method, path.format(**missing), headers=bob.headers, **kwargs)
+        assert theirs.status_code == nowhere.status_code == 404, (method, path, theirs.text)
+        a, b = theirs.json()["detail"], nowhere.json()["detail"]
+        assert a["type"] == b["type"] == "not_found"
+        assert a["message"].replace(a["id"], "ID") == b["message"].replace(b["id"], "ID")
+        assert {k for k in a if k != "id"} == {k for k in b if k != "id"}
+    # Bob's attempts changed nothing, and Alice still reaches all of it.
+    job = client.get(f"/v1/jobs/{owned['job']}", headers=alice.headers).json()
+    assert job["cancel_requested"] is False
+    for method, path, kwargs in OWNED:
+        r = client.request(method, path.format(**owned), headers=alice.headers, **kwargs)
+        assert r.status_code < 300, (method, path, r.text)
+
+
+def test_lists_show_only_the_callers_own(
+    client: ApiClient, alice: Caller, bob: Caller, owned: dict[str, str]
+) -> None:
+    def ids(url: str, caller: Caller) -> set[str]:
+        return {item["id"] for item in client.get(url, headers=caller.headers).json()["items"]}
+
+    assert owned["job"] in ids("/v1/jobs", alice)
+    assert owned["search"] in ids("/v1/searches", alice)
+    assert ids("/v1/jobs", bob) == set() and ids("/v1/searches", bob) == set()
+    r = client.get(f"/v1/jobs?search_id={owned['search']}", headers=bob.headers)
+    assert r.json()["items"] == []

@@ -1,0 +1,214 @@
+"""Predictions over HTTP equal the core's for the same checkpoint; limits and bad inputs."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image
+
+from api.config import ApiSettings
+from api.main import create_app
+from cnnlab.checkpoint import loads
+from cnnlab.predict import Predictor
+from tests.api.client import ApiClient
+from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.utils.datasets import patterned_images
+
+SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
+
+
+@pytest.fixture
+def job_id(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+) -> str:
+    r = client.post("/v1/jobs", json=SPEC, headers=alice.headers)
+    give_model(db_url, r.json()["id"], trained)
+    return str(r.json()["id"])
+
+
+@pytest.fixture
+def core(trained: TrainedModel) -> Predictor:
+    return Predictor(loads(trained.checkpoint))
+
+
+def _images(n: int, seed: int = 7) -> np.ndarray:
+    return patterned_images(n, (28, 28), seed)[0]
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_json_instances_match_the_core(
+    client: ApiClient, alice: Caller, job_id: str, core: Predictor
+) -> None:
+    images = _images(5)
+    body = {"instances": images.tolist()}
+    r = client.post(f"/v1/jobs/{job_id}/predict", json=body, headers=alice.headers)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["job_id"] == job_id and out["epoch"] == 1
+    assert out["predictions"] == core.predict_arrays(list(images))
+    first = out["predictions"][0]
+    assert set(first) == {"label", "class_name", "probabilities"}
+    assert len(first["probabilities"]) == 10 and sum(first["probabilities"]) == pytest.approx(1)
+
+
+def test_files_match_the_core_in_input_order(
+    client: ApiClient, alice: Caller, job_id: str, core: Predictor
+) -> None:
+    blobs = [_png(a) for a in _images(6, seed=3)]
+    files = [("files", (f"{i}.png", b, "image/png")) for i, b in enumerate(blobs)]
+    r = client.post(f"/v1/jobs/{job_id}/predict", files=files, headers=alice.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == core.predict_images(blobs)
+
+
+def test_409_before_the_job_has_a_model(client: ApiClient, alice: Caller, mnist: Path) -> None:
+    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    body = {"instances": _images(1).tolist()}
+    r = client.post(f"/v1/jobs/{job['id']}/predict", json=body, headers=alice.headers)
+    assert r.status_code == 409 and r.json()["detail"]["type"] == "conflict"
+
+
+def test_bad_inputs_are_422_naming_the_item(client: ApiClient, alice: Caller, job_id: str) -> None:
+    url = f"/v1/jobs/{job_id}/predict"
+    good = _images(1)[0].tolist()
+    r = client.post(url, json={"instances": [good, [[1, 2], [3, 4]]]}, headers=alice.headers)
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert detail["type"] == "bad_input" and detail["item"] == 1 and "shape" in detail["message"]
+
+    r = client.post(url, json={"instances": [good, [[300] * 28] * 28]}, headers=alice.headers)
+    assert r.status_code == 422 and r.json()["detail"]["item"] == 1
+
+    files = [
+        ("files", ("ok.png", _png(_images(1)[0]), "image/png")),
+        ("files", ("broken.png", b"\x89PNG not really", "image/png")),
+    ]
+    r = client.post(url, files=files, headers=alice.headers)
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and detail["item"] == 1 and detail["filename"] == "broken.png"
+
+    bodies: list[object] = [{"instances": []}, {"images": [good]}, [good]]
+    for body in bodies:
+        r = client.post(url, json=body, headers=alice.headers)
+        assert r.status_code == 422, body
+        assert r.json()["detail"]["type"] == "invalid_request"
+    r = client.post(url, files=[("other", ("a.png", b"x", "image/png"))], headers=alice.headers)
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "files"
+    r = client.post(url, content=b"hello", headers={**alice.headers, "content-type": "text/plain"})
+    assert r.status_code == 415
+
+
+@pytest.fixture
+def small_limits_client(db_url: str) -> Iterator[ApiClient]:
+    limits = ApiSettings(
+        predict_max_images=3, predict_max_file_bytes=3_000, predict_max_request_bytes=40_000
+    )
+    with ApiClient(create_app(api_settings=limits)) as c:
+        yield c
+
+
+def test_upload_limits_are_413(small_limits_client: ApiClient, alice: Caller, job_id: str) -> None:
+    client, url = small_limits_client, f"/v1/jobs/{job_id}/predict"
+    png = _png(_images(1)[0])
+    assert len(png) < 3_000
+    r = client.post(url, files=[("files", ("a.png", png, "image/png"))] * 3, headers=alice.headers)
+    assert r.status_code == 200
+
+    r = client.post(url, files=[("files", ("a.png", png, "image/png"))] * 4, headers=alice.headers)
+    assert r.status_code == 413 and r.json()["detail"]["limit_name"] == "images"
+    r = client.post(url, json={"instances": _images(4).tolist()}, headers=alice.headers)
+    assert r.status_code == 413 and r.json()["detail"]["limit_name"] == "images"
+
+    noisy = np.random.default_rng(0).integers(0, 256, (60, 60), dtype=np.uint8)
+    r = client.post(
+        url, files=[("files", ("big.png", _png(noisy), "image/png"))], headers=alice.headers
+    )
+    detail = r.json()["detail"]
+    assert r.status_code == 413 and detail["limit_name"] == "file" and detail["item"] == 0
+
+    huge = b"x" * 50_000
+    r = client.post(url, files=[("files", ("huge.png", huge, "image/png"))], headers=alice.headers)
+    assert r.status_code == 413 and r.json()["detail"]["limit_name"] == "request"
+
+
+def test_models_are_cached_until_a_better_checkpoint(
+    client: ApiClient, alice: Caller, job_id: str, db_url: str, trained: TrainedModel
+) -> None:
+    from cnnlab.store import runs
+    from cnnlab.store.db import session_scope
+    from tests.store.factories import metrics
+
+    body = {"instances": _images(2).tolist()}
+    url = f"/v1/jobs/{job_id}/predict"
+    for _ in range(3):
+        assert client.post(url, json=body, headers=alice.headers).json()["epoch"] == 1
+    cache = client.app.state.predictors
+    assert cache.loads == 1 and len(cache) == 1
+
+    # A newer best checkpoint is a new cache key. (The bytes are the same model; its recorded
+    # epoch is what the answer reports.)
+    ckpt = loads(trained.checkpoint)
+    ckpt["epoch"] = 2
+    from cnnlab.checkpoint import dumps
+
+    with session_scope(db_url) as s:
+        runs.record_epoch(s, job_id, metrics(2, 0.9), last=dumps(ckpt), best=dumps(ckpt))
+    assert client.post(url, json=body, headers=alice.headers).json()["epoch"] == 2
+    assert cache.loads == 2
+
+
+def test_cache_is_bounded_least_recently_used() -> None:
+    from api.predictions import PredictorCache
+
+    cache = PredictorCache(2)
+    made: list[tuple[str, int]] = []
+
+    def loader(key: tuple[str, int]) -> Any:
+        def load() -> Any:
+            made.append(key)
+            return key
+
+        return load
+
+    for key in [("a", 1), ("b", 1), ("a", 1), ("c", 1), ("a", 1), ("b", 1)]:
+        assert cache.get(key, loader(key)) == key
+    # "b" was least recently used when "c" came, so it was loaded again at the end.
+    assert made == [("a", 1), ("b", 1), ("c", 1), ("b", 1)] and len(cache) == 2
+
+
+def test_over_real_loopback_http(db_url: str, alice: Caller, job_id: str, core: Predictor) -> None:
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        blobs = [_png(a) for a in _images(3, seed=11)]
+        files = [("files", (f"{i}.png", b, "image/png")) for i, b in enumerate(blobs)]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            r = http.post(f"/v1/jobs/{job_id}/predict", files=files, headers=alice.headers)
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"] == core.predict_images(blobs)
+            assert http.get("/healthz").status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(10)

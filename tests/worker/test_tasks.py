@@ -1,0 +1,101 @@
+"""The training task's adapter, run in this process against a real migrated SQLite database:
+what it writes for each way a job can end. (Worker processes run it in tests/e2e.)"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from cnnlab.settings import get_settings
+from cnnlab.spec import TrainSpec
+from cnnlab.store.db import dispose_engine, session_scope
+from cnnlab.store.jobs import submit_job
+from cnnlab.store.migrate import upgrade
+from cnnlab.store.models import EpochMetric, Job, JobStatus
+from cnnlab.store.users import get_or_create_user
+from tests.utils.datasets import write_mnist
+from worker.tasks import run_job
+
+TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 100, "epochs": 2}
+
+
+@pytest.fixture
+def database(data_dir: Path) -> Iterator[None]:
+    write_mnist(data_dir)
+    upgrade()
+    yield
+    dispose_engine(close=True)
+
+
+def _submit(spec: dict[str, object] = TINY) -> str:
+    with session_scope() as session:
+        user = get_or_create_user(session, "alice")
+        job = submit_job(session, user.id, TrainSpec.model_validate(spec), get_settings())
+        return job.id
+
+
+def _job(job_id: str) -> Job:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def test_a_job_trains_and_records_every_epoch(database: None) -> None:
+    job_id = _submit()
+    assert run_job(job_id, "test/1") is JobStatus.succeeded
+    job = _job(job_id)
+    assert (job.status, job.epoch, job.attempts, job.worker_id) == ("succeeded", 2, 1, "test/1")
+    assert job.test_accuracy is not None and job.error is None
+    with session_scope() as session:
+        epochs = session.query(EpochMetric.epoch).filter_by(job_id=job_id).all()
+    assert sorted(e for (e,) in epochs) == [1, 2]
+
+
+def test_a_job_that_is_not_queued_is_left_alone(database: None) -> None:
+    job_id = _submit()
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.cancelled))
+    assert run_job(job_id, "test/1") is None
+    assert _job(job_id).attempts == 0
+
+
+def test_a_core_error_is_recorded_as_a_typed_failure(database: None, data_dir: Path) -> None:
+    job_id = _submit()
+    shutil.rmtree(data_dir / "MNIST")  # the data vanished between submit and run
+    assert run_job(job_id, "test/1") is JobStatus.failed
+    error = _job(job_id).error
+    assert error is not None and error["type"] == "dataset_unavailable"
+    assert "mnist" in error["message"]
+
+
+def test_an_unexpected_error_gives_a_log_reference_not_a_traceback(
+    database: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = _submit()
+    with session_scope() as session:  # a row no current spec accepts
+        session.execute(
+            update(Job).where(Job.id == job_id).values(spec={"dataset": "mnist", "x": 1})
+        )
+    with caplog.at_level(logging.ERROR, logger="worker.tasks"):
+        assert run_job(job_id, "test/1") is JobStatus.failed
+    error = _job(job_id).error
+    assert error is not None and error["type"] == "internal"
+    assert "Traceback" not in error["message"]
+    logged = [r for r in caplog.records if error["log_ref"] in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+
+
+def test_a_cancel_request_stops_the_job(database: None) -> None:
+    job_id = _submit({**TINY, "epochs": 3})
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+    assert run_job(job_id, "test/1") is JobStatus.cancelled
+    job = _job(job_id)
+    assert job.status == "cancelled" and job.epoch < 3 and job.test_accuracy is None
