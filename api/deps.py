@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.config import ApiSettings
 from api.errors import Unauthorized
 from cnnlab.settings import Settings
-from cnnlab.store.db import session_scope
+from cnnlab.store.db import abort, finish, open_session
 from cnnlab.store.models import User
 from cnnlab.store.users import authenticate
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are async: FastAPI runs sync ones in its threadpool, and each
+# trip there costs more than the work itself.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_api_settings(request: Request) -> ApiSettings:
+async def get_api_settings(request: Request) -> ApiSettings:
     api_settings: ApiSettings = request.app.state.api_settings
     return api_settings
 
@@ -31,11 +34,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
     """One session per request: committed when the handler returns (then jobs are enqueued),
-    rolled back if it raises."""
-    with session_scope(settings.resolved_database_url) as session:
+    rolled back if it raises. Opening a session does no I/O (it connects on first use), so only
+    the ending goes to the threadpool."""
+    session = open_session(settings.resolved_database_url)
+    try:
         yield session
+    except BaseException:
+        await run_in_threadpool(abort, session)
+        raise
+    await run_in_threadpool(finish, session)
 
 
 # scope="function": the commit happens when the handler returns, before the response is sent,

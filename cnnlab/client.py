@@ -263,7 +263,10 @@ class Client:
                     raise ClientError(f"lost the event stream of job {job_id}: {exc}") from exc
                 time.sleep(min(2.0, 0.2 * 2**retries))
                 continue
-            # The server closed the stream before the job ended (a restart): resume.
+            # The server ends the stream once the job has ended (having sent what the client
+            # missed); a close before that is a server going away: resume.
+            if self.job(job_id)["status"] in ENDED:
+                return
             retries += 1
             if retries > 5:
                 raise ClientError(f"the event stream of job {job_id} keeps closing")

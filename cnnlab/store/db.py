@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _AFTER_COMMIT = "cnnlab_after_commit"
+_URL = "cnnlab_url"
 
 _engines: dict[str, Engine] = {}
 _sessionmakers: dict[str, sessionmaker[Session]] = {}
@@ -93,24 +94,49 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
-def commit(session: Session) -> None:
-    """Commit, then run the callbacks registered with :func:`after_commit`."""
-    session.commit()
+def open_session(url: str | None = None) -> Session:
+    """A new session (no I/O yet: it connects on first use). End it with :func:`finish` or
+    :func:`abort`, or use :func:`session_scope`."""
+    session = get_sessionmaker(url)()
+    session.info[_URL] = url
+    return session
+
+
+def session_url(session: Session) -> str | None:
+    """The URL the session was opened with (None: the settings' URL)."""
+    url: str | None = session.info.get(_URL)
+    return url
+
+
+def finish(session: Session) -> None:
+    """Commit, run the callbacks registered with :func:`after_commit`, close."""
+    try:
+        session.commit()
+    except BaseException:
+        abort(session)
+        raise
     callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+    session.close()
     for callback in callbacks:
         callback()
+
+
+def abort(session: Session) -> None:
+    """Roll back, drop the after-commit callbacks, close."""
+    session.info.pop(_AFTER_COMMIT, None)
+    try:
+        session.rollback()
+    finally:
+        session.close()
 
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A short unit of work: commit on success (then the after-commit callbacks), else roll back."""
-    session = get_sessionmaker(url)()
+    session = open_session(url)
     try:
         yield session
-        commit(session)
     except BaseException:
-        session.rollback()
-        session.info.pop(_AFTER_COMMIT, None)
+        abort(session)
         raise
-    finally:
-        session.close()
+    finish(session)

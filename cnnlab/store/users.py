@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.store.models import Token, User, utcnow
@@ -40,14 +40,18 @@ def create_token(session: Session, user_name: str) -> str:
     return issue_token(session, get_or_create_user(session, user_name))
 
 
+# Built once: every request runs it, and building a statement costs more than running it.
+_LIVE_TOKEN = (
+    select(Token.token_hash, User)
+    .join(User, Token.user_id == User.id)
+    .where(Token.token_hash == bindparam("digest"), Token.revoked_at.is_(None))
+)
+
+
 def authenticate(session: Session, token: str) -> User | None:
     """The user a live token belongs to, or None."""
     digest = hash_token(token)
-    row = session.execute(
-        select(Token.token_hash, User)
-        .join(User, Token.user_id == User.id)
-        .where(Token.token_hash == digest, Token.revoked_at.is_(None))
-    ).first()
+    row = session.execute(_LIVE_TOKEN, {"digest": digest}).first()
     # The index lookup already matched; compare again in constant time for good measure.
     if row is None or not hmac.compare_digest(row[0], digest):
         return None

@@ -194,3 +194,17 @@ def test_health_and_docs_need_no_token(client: ApiClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/jobs/{job_id}/predict" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_a_job_the_broker_cannot_take_fails_visibly(
+    client: ApiClient, alice: Caller, mnist: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnnlab.settings import get_settings
+
+    # Nothing listens on port 1: the real Celery client fails to publish.
+    monkeypatch.setenv("CNNLAB_BROKER_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    job = submit(client, alice)
+    after = client.get(f"/v1/jobs/{job['id']}", headers=alice.headers).json()
+    assert after["status"] == "failed"
+    assert after["error"]["type"] == "queue_unavailable"

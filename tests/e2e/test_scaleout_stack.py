@@ -99,14 +99,15 @@ def test_a_waiting_worker_starts_a_job_quickly(
     real_fashion_mnist: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
-    spec = {**FAST_SPEC, "epochs": 1, "train_size": 500, "val_size": 500}
     latencies = []
     for _ in range(5):
         t0 = time.perf_counter()
-        job_id = bob.post("/v1/jobs", json=spec).json()["id"]
+        job_id = bob.post("/v1/jobs", json=FAST_SPEC).json()["id"]
         wait_for_job(bob, job_id, {"running", *ENDED}, timeout=60)
         latencies.append(time.perf_counter() - t0)
-        assert wait_for_job(bob, job_id, ENDED, timeout=120)["status"] == "succeeded"
+        # Only the start is measured: free the worker for the next sample.
+        bob.post(f"/v1/jobs/{job_id}/cancel")
+        assert wait_for_job(bob, job_id, ENDED, timeout=60)["status"] == "cancelled"
     p50 = statistics.median(latencies)
     record_property("submit_to_running_p50_ms", round(p50 * 1000))
     # The contract's target is 100 ms; the bound here leaves room for a loaded test machine.

@@ -2,7 +2,7 @@
 
 ``python -m tests.worker.probe worker QUEUE CONCURRENCY`` runs a worker with the production
 Celery configuration but only this module's task; ``python -m tests.worker.probe send N PREFIX``
-sends N probe tasks. Each run of the task appends ``<arg> <pid>`` to ``$PROBE_OUT``.
+sends N probe tasks. Each run of the task appends ``<arg> <pid> <worker name>`` to ``$PROBE_OUT``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from worker.app import CPU_QUEUE, get_celery
 from worker.process import WorkerPlan, worker_argv
@@ -19,13 +19,13 @@ from worker.process import WorkerPlan, worker_argv
 PROBE_TASK = "cnnlab.test.probe"
 
 
-@shared_task(name=PROBE_TASK)
-def probe(arg: str, sleep_s: float = 0.0) -> None:
+@shared_task(name=PROBE_TASK, bind=True)
+def probe(self: Task, arg: str, sleep_s: float = 0.0) -> None:
     time.sleep(sleep_s)
     # One short O_APPEND write per line: concurrent writers never interleave.
     fd = os.open(os.environ["PROBE_OUT"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        os.write(fd, f"{arg} {os.getpid()}\n".encode())
+        os.write(fd, f"{arg} {os.getpid()} {self.request.hostname}\n".encode())
     finally:
         os.close(fd)
 

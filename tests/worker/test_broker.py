@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from cnnlab.settings import get_settings
+from tests.worker.probe import send
 from tests.worker.procs import REPO, WORKER_READY, Proc, running
 from worker.broker import broker_path
 from worker.queue import enqueue_job
@@ -74,19 +75,18 @@ def test_embedded_broker_routes_by_device(tmp_path: Path) -> None:
     assert {json.loads(p)["headers"]["task"] for _, p in rows} == {"cnnlab.train_job"}
 
 
-def test_a_job_waits_for_a_worker_of_its_queue(broker: str, tmp_path: Path) -> None:
+def test_each_queue_is_served_only_by_its_workers(tmp_path: Path) -> None:
     out = tmp_path / "probe.txt"
     env = {"PROBE_OUT": str(out)}
-    subprocess.run([*PROBE, "send", "1", "for-gpu"], cwd=REPO, check=True)  # goes to cpu
-    from tests.worker.probe import send
-
-    send(1, "gpu-only", queue="gpu")
-    with running(Proc([*PROBE, "worker", "cpu", "1"], tmp_path / "cpu.log", env)):
-        assert _wait_for_lines(out, 1, timeout=30)[0].startswith("for-gpu")
-        time.sleep(1.0)
-        assert len(_lines(out)) == 1, "a cpu worker took a gpu message"
-    with running(Proc([*PROBE, "worker", "gpu", "1"], tmp_path / "gpu.log", env)):
-        assert _wait_for_lines(out, 2, timeout=30)[1].startswith("gpu-only")
+    send(3, "to-cpu", queue="cpu")
+    send(3, "to-gpu", queue="gpu")
+    with running(
+        Proc([*PROBE, "worker", "cpu", "1"], tmp_path / "cpu.log", env),
+        Proc([*PROBE, "worker", "gpu", "1"], tmp_path / "gpu.log", env),
+    ):
+        lines = _wait_for_lines(out, 6, timeout=30)
+    served_by = {line.split()[0]: line.split()[2].split("-")[0] for line in lines}
+    assert served_by == {f"to-{q}-{i}": q for q in ("cpu", "gpu") for i in range(3)}
 
 
 def test_importing_the_queue_module_loads_no_torch() -> None:
@@ -99,8 +99,6 @@ def test_warm_shutdown_finishes_the_running_task(tmp_path: Path) -> None:
     worker = Proc([*PROBE, "worker", "cpu", "1"], tmp_path / "w.log", {"PROBE_OUT": str(out)})
     with running(worker):
         worker.wait_for(WORKER_READY)
-        from tests.worker.probe import send
-
         send(1, "slow", sleep_s=2.0)
         worker.wait_for(r"Task cnnlab\.test\.probe\[.*\] received", timeout=10)
         worker.signal(signal.SIGTERM)

@@ -1,0 +1,215 @@
+"""The dashboard in chromium: sign in, submit a job and watch its curves grow, a search's
+heatmap, the prediction canvas, cancel and download, and a phone-width screen."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from cnnlab.client import Client
+from tests.client.service import TINY_MNIST_SPEC
+from tests.ui.conftest import PHONE, sign_in
+
+FASHION = {"dataset": "fashion_mnist", "train_size": 2000, "val_size": 1000, "batch_size": 256}
+
+
+def _points(page: Page, chart: str) -> int:
+    return int(page.eval_on_selector(chart, "el => Number(el.dataset.points || 0)"))
+
+
+def test_sign_in_refuses_a_bad_token_and_keeps_a_good_one(
+    page: Page, token: str, artifacts: Path
+) -> None:
+    page.goto("/")
+    expect(page).to_have_url("/#/signin")
+    page.fill("#token", "not-a-token")
+    page.click("form.signin button[type=submit]")
+    expect(page.locator("form.signin .error")).to_contain_text("invalid or revoked token")
+    page.screenshot(path=artifacts / "signin.png", full_page=True)
+
+    sign_in(page, token)
+    expect(page.locator("#nav")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('cnnlab-token')") == token
+    page.reload()  # the token lasts for the browser session
+    expect(page.locator("#jobs")).to_be_visible()
+    page.click("#signout")
+    expect(page).to_have_url("/#/signin")
+    assert page.evaluate("sessionStorage.getItem('cnnlab-token')") is None
+
+
+def test_submit_a_job_and_watch_its_curves_grow_live(
+    signed_in: Page, lab_client: Client, artifacts: Path, real_fashion_mnist: Path
+) -> None:
+    page = signed_in
+    page.click("text=New run")
+    page.wait_for_selector("#dataset option[value=fashion_mnist]", state="attached")
+    page.select_option("#dataset", "fashion_mnist")
+    page.fill("#train_size", "2000")
+    page.fill("#val_size", "1000")
+    page.fill("#epochs", "4")
+    page.fill("#batch_size", "256")
+    page.screenshot(path=artifacts / "new-run.png", full_page=True)
+    page.click("#submit")
+    page.wait_for_url("**/#/jobs/*")
+    job_id = page.url.rsplit("/", 1)[-1]
+    page.evaluate("window.__sameDocument = true")
+
+    # Curve points arrive from the event stream: record how many the chart shows over time.
+    seen = [_points(page, "#acc-chart")]
+    badge = page.locator(".toolbar .badge")
+    deadline = time.monotonic() + 120
+    while badge.inner_text() != "succeeded" or seen[-1] < 4:
+        assert badge.inner_text() not in ("failed", "cancelled"), lab_client.job(job_id)
+        assert time.monotonic() < deadline, f"curves stuck at {seen}"
+        time.sleep(0.1)
+        seen.append(_points(page, "#acc-chart"))
+    grew = [n for i, n in enumerate(seen) if i == 0 or n != seen[i - 1]]
+    assert grew[0] < 2 and grew[-1] == 4, grew  # it started (nearly) empty and grew to 4
+    assert len(grew) >= 3, grew  # at least two updates were pushed, not one final drawing
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    assert _points(page, "#loss-chart") == 8  # train and validation loss per epoch
+
+    job = lab_client.job(job_id)
+    assert job["status"] == "succeeded"
+    expect(page.locator("#best-val")).to_have_text(f"{100 * job['best_val_accuracy']:.2f}%")
+    expect(page.locator("#test-acc")).to_have_text(f"{100 * job['test_accuracy']:.2f}%")
+    expect(page.locator("#samples figure")).to_have_count(24)
+    expect(page.locator("#confusion table.confusion tr")).to_have_count(11)  # header + 10
+    expect(page.locator("#confusion")).to_contain_text("10000 test images")
+    expect(page.locator("#cancel")).to_be_hidden()
+    page.screenshot(path=artifacts / "job.png", full_page=True)
+
+    # The jobs list shows it, filters by status, and searches.
+    page.click("#nav >> text=Jobs")
+    row = page.locator(f"tr[data-job='{job_id}']")
+    expect(row.locator(".badge")).to_have_text("succeeded")
+    expect(row).to_contain_text("epoch 4 of 4")
+    page.select_option("#status-filter", "running")
+    expect(row).to_have_count(0)
+    page.select_option("#status-filter", "succeeded")
+    expect(row).to_have_count(1)
+    page.fill("#job-search", "fashion")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    page.screenshot(path=artifacts / "jobs.png", full_page=True)
+
+
+def test_a_search_shows_its_heatmap_trials_and_curves(
+    signed_in: Page, lab_client: Client, artifacts: Path, real_fashion_mnist: Path
+) -> None:
+    base = {**FASHION, "train_size": 1000, "val_size": 500, "epochs": 2}
+    search = lab_client.search(base, {"optimizer.lr": [0.01, 0.1], "batch_size": [128, 256]})
+    done = lab_client.wait_search(search["id"], poll=0.3, timeout=180)
+    assert done["status"] == "succeeded"
+    page = signed_in
+    page.click("#nav >> text=Searches")
+    page.click(f"tr[data-search='{search['id']}'] a")
+    heat = page.locator("#heatmap table.heatmap")
+    expect(heat.locator("td[data-value]")).to_have_count(4)
+    best = heat.locator("td.best")
+    expect(best).to_have_count(1)
+    expect(best.locator("a")).to_have_attribute("href", f"#/jobs/{done['best_job_id']}")
+    best_acc = max(t["val_accuracy"] for t in done["trials"])
+    assert float(best.get_attribute("data-value") or 0) == pytest.approx(best_acc)
+    expect(page.locator("#best-trial")).to_contain_text(done["best_job_id"][:8])
+    expect(page.locator("#trial-curves")).to_have_attribute("data-points", "8")
+
+    # Sorting the trials table by validation accuracy puts the best trial first, then last.
+    header = page.locator("#trials-table th", has_text="val accuracy")
+    header.click()
+    first = page.locator("#trials-table tbody tr").first
+    expect(first).to_have_attribute("data-job", done["best_job_id"])
+    header.click()
+    expect(page.locator("#trials-table tbody tr").last).to_have_attribute(
+        "data-job", done["best_job_id"]
+    )
+    page.screenshot(path=artifacts / "search.png", full_page=True)
+
+
+def _draw_seven(page: Page) -> None:
+    box = page.locator("#draw").bounding_box()
+    assert box is not None
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + 0.25 * w, y + 0.2 * h)
+    page.mouse.down()
+    for px, py in [(0.75, 0.2), (0.6, 0.5), (0.45, 0.85)]:
+        page.mouse.move(x + px * w, y + py * h, steps=8)
+    page.mouse.up()
+
+
+def test_draw_a_digit_and_get_a_prediction(
+    signed_in: Page, mnist_job: dict[str, Any], artifacts: Path, tmp_path: Path
+) -> None:
+    page = signed_in
+    page.goto(f"/#/jobs/{mnist_job['id']}")
+    page.wait_for_selector("#draw")
+    _draw_seven(page)
+    with page.expect_request(lambda r: r.url.endswith("/predict")) as sent:
+        page.click("#predict")
+    body = json.loads(sent.value.post_data or "{}")
+    instance = body["instances"][0]
+    assert len(instance) == 28 and all(len(row) == 28 for row in instance)
+    assert max(max(row) for row in instance) > 200  # the ink arrived
+    bars = page.locator("#probabilities li")
+    expect(bars).to_have_count(10)
+    predicted = page.locator("#predicted-class").inner_text()
+    assert predicted in [str(d) for d in range(10)]
+    total = sum(float(t.rstrip("%")) for t in page.locator("#probabilities .pct").all_inner_texts())
+    assert total == pytest.approx(100, abs=1)
+    page.screenshot(path=artifacts / "predict.png", full_page=True)
+
+    # An image file goes up as it is and gets its own answer.
+    image = Image.new("L", (28, 28), 0)
+    image.paste(230, (0, 8 * 28 // 10, 28, 8 * 28 // 10 + 2))  # a "class 8" pattern
+    path = tmp_path / "eight.png"
+    image.save(path)
+    page.set_input_files("#image-file", str(path))
+    expect(page.locator("#predicted-class")).to_have_text("8")
+
+
+def test_cancel_and_download_from_the_job_page(
+    signed_in: Page, lab_client: Client, mnist_job: dict[str, Any], artifacts: Path
+) -> None:
+    page = signed_in
+    page.goto(f"/#/jobs/{mnist_job['id']}")
+    with page.expect_download() as download:
+        page.click("#download")
+    data = Path(download.value.path()).read_bytes()
+    assert torch.load(io.BytesIO(data))["epoch"] >= 1
+    assert download.value.suggested_filename == f"{mnist_job['id']}-best.pt"
+
+    job = lab_client.submit({**TINY_MNIST_SPEC, "epochs": 300})
+    page.goto(f"/#/jobs/{job['id']}")
+    page.click("#cancel")
+    expect(page.locator(".toolbar .badge")).to_have_text("cancelled", timeout=60_000)
+    expect(page.locator("#cancel")).to_be_hidden()
+    assert lab_client.job(job["id"])["status"] == "cancelled"
+
+
+def _no_sideways_scroll(page: Page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width}px wide on a {PHONE['width']}px screen"
+
+
+def test_usable_on_a_phone(
+    phone: Page, token: str, mnist_job: dict[str, Any], artifacts: Path
+) -> None:
+    sign_in(phone, token)
+    _no_sideways_scroll(phone)
+    phone.screenshot(path=artifacts / "phone-jobs.png", full_page=True)
+    phone.goto(f"/#/jobs/{mnist_job['id']}")
+    phone.wait_for_selector("#probabilities, #predict")
+    expect(phone.locator("#acc-chart")).to_have_attribute("data-points", "2")
+    _no_sideways_scroll(phone)
+    phone.screenshot(path=artifacts / "phone-job.png", full_page=True)
+    phone.click("#nav >> text=New run")
+    phone.wait_for_selector("#submit")
+    _no_sideways_scroll(phone)
+    phone.screenshot(path=artifacts / "phone-new.png", full_page=True)
