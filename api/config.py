@@ -11,6 +11,9 @@ MIB = 1024 * 1024
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CNNLAB_", extra="ignore")
 
+    # Seconds a checked token is trusted without asking the database again (0: always ask), so
+    # a revoked token stops working within this time.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
     # Prediction uploads: images (files or JSON instances) per request, bytes per file, bytes per
     # request. Past any of them the answer is 413.
     predict_max_images: int = Field(default=256, ge=1)
@@ -18,3 +21,5 @@ class ApiSettings(BaseSettings):
     predict_max_request_bytes: int = Field(default=32 * MIB, ge=1)
     # Trained models kept in memory for predictions, least recently used evicted first.
     predictor_cache_size: int = Field(default=8, ge=1)
+    # Torch threads per forward pass in the API process (requests already run in parallel).
+    predict_threads: int = Field(default=1, ge=1)

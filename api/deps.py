@@ -10,12 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import AuthCache, CurrentUser, lookup
 from api.config import ApiSettings
 from api.errors import Unauthorized
 from cnnlab.settings import Settings
 from cnnlab.store.db import abort, finish, open_session
-from cnnlab.store.models import User
-from cnnlab.store.users import authenticate
 
 
 # Dependencies that do no I/O are async: FastAPI runs sync ones in its threadpool, and each
@@ -54,16 +53,22 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="a token from `cnnlab token create USER`")
 
 
-def get_current_user(
+async def get_current_user(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    if credentials is None:
+) -> CurrentUser:
+    if credentials is None or not credentials.credentials:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    user = authenticate(session, credentials.credentials)
+    token = credentials.credentials
+    cache: AuthCache = request.app.state.auth_cache
+    user = cache.get(token)
     if user is None:
-        raise Unauthorized("invalid or revoked token")
+        user = await run_in_threadpool(lookup, session, token)
+        if user is None:
+            raise Unauthorized("invalid or revoked token")
+        cache.put(token, user)
     return user
 
 
-UserDep = Annotated[User, Depends(get_current_user)]
+UserDep = Annotated[CurrentUser, Depends(get_current_user)]

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth import AuthCache
 from api.config import ApiSettings
 from api.errors import install_error_handlers
 from api.predictions import PredictorCache
@@ -41,7 +42,10 @@ def create_app(
     )
     app.state.settings = settings or get_settings()
     app.state.api_settings = api_settings or ApiSettings()
-    app.state.predictors = PredictorCache(app.state.api_settings.predictor_cache_size)
+    app.state.auth_cache = AuthCache(app.state.api_settings.auth_cache_seconds)
+    app.state.predictors = PredictorCache(
+        app.state.api_settings.predictor_cache_size, app.state.api_settings.predict_threads
+    )
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(v1)

@@ -22,8 +22,9 @@ Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a 
 class PredictorCache:
     """A bounded least-recently-used map of loaded models, safe across threadpool workers."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, torch_threads: int = 1) -> None:
         self.size = size
+        self.torch_threads = torch_threads
         self._items: OrderedDict[Key, Predictor] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0
@@ -52,6 +53,23 @@ class PredictorCache:
             self._items.clear()
 
 
+_torch_threads_set = False
+
+
+def set_torch_threads(threads: int) -> None:
+    """Torch threads for inference in this process, set once before the first model loads.
+
+    Requests already run in parallel in the threadpool; more intra-op threads per forward pass
+    only add contention, and idle OpenMP threads spin on the CPU the requests need.
+    """
+    global _torch_threads_set
+    if not _torch_threads_set:
+        import torch
+
+        torch.set_num_threads(threads)
+        _torch_threads_set = True
+
+
 def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCache) -> Predictor:
     """The job's best model (404 for others' jobs, 409 before its first epoch ended)."""
     epoch = jobs.model_epoch(session, owner_id, job_id)
@@ -60,6 +78,7 @@ def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCach
         from cnnlab.checkpoint import loads
         from cnnlab.predict import Predictor
 
+        set_torch_threads(cache.torch_threads)
         _, data = jobs.model_bytes(session, job_id)
         return Predictor(loads(data), device="cpu")
 
@@ -78,3 +97,11 @@ def predict(predictor: Predictor, payload: Images | Arrays) -> list[dict[str, An
         exc.details["filename"] = name
         exc.message = f"{exc.message} (file {name})"
         raise
+
+
+def predict_for_job(
+    session: Session, owner_id: int, job_id: str, payload: Images | Arrays, cache: PredictorCache
+) -> tuple[int, list[dict[str, Any]]]:
+    """The epoch of the model that answered, and its predictions."""
+    predictor = model_for(session, owner_id, job_id, cache)
+    return predictor.epoch, predict(predictor, payload)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
@@ -392,18 +392,14 @@ class EpochBar:
     def event(self, event: Event) -> None:
         if event.type == "epoch":
             self._bar.update(max(0, int(event.data["epoch"]) - self._bar.n))
-            self._bar.set_postfix(
-                val_acc=f"{event.data['val_accuracy']:.4f}",
-                val_loss=f"{event.data['val_loss']:.4f}",
-                status=self.status,
-            )
+            self._bar.set_postfix_str(f"val_acc {event.data['val_accuracy']:.4f}")
         elif event.type == "status":
             self.status = event.data["status"]
             self._bar.set_postfix_str(self.status)
 
-    def write(self, line: str) -> None:
-        """A line of output that does not break the bar."""
-        self._bar.write(line)
+    def write(self, line: str, file: TextIO | None = None) -> None:
+        """A line of output (stdout by default) that does not break the bar."""
+        self._bar.write(line, file=file)
 
     def close(self) -> None:
         self._bar.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ def visible_gpus() -> tuple[str, ...]:
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return tuple(d.strip() for d in listed.split(",") if d.strip())
-    if not os.path.exists("/dev/nvidiactl"):
+    if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
         return ()
     out = subprocess.run(
         [sys.executable, "-c", _COUNT_GPUS], capture_output=True, text=True, timeout=120

@@ -54,11 +54,11 @@ async def predict(
     job_id: str, request: Request, session: SessionDep, user: UserDep, limits: ApiSettingsDep
 ) -> PredictionResponse:
     """Classify images with the job's best model (by validation accuracy so far)."""
-    cache: service.PredictorCache = request.app.state.predictors
-    # Who may ask, and whether there is a model, before the upload is read.
-    predictor = await run_in_threadpool(service.model_for, session, user.id, job_id, cache)
     payload = await read_prediction_input(request, limits)
-    results = await run_in_threadpool(service.predict, predictor, payload)
+    # One trip to the threadpool: find the model (404, 409), decode, one forward pass.
+    epoch, results = await run_in_threadpool(
+        service.predict_for_job, session, user.id, job_id, payload, request.app.state.predictors
+    )
     return PredictionResponse.model_validate(
-        {"predictions": results, "job_id": job_id, "epoch": predictor.epoch}
+        {"predictions": results, "job_id": job_id, "epoch": epoch}
     )

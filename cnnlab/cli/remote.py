@@ -11,9 +11,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnlab.client import DEFAULT_URL, ApiError, Client, ClientError, EpochBar
+if TYPE_CHECKING:  # the client (and httpx) is imported when a command runs, not at start-up
+    from cnnlab.client import Client
+
+# cnnlab.client.DEFAULT_URL, repeated so that `--help` needs no httpx import
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 # Exit codes: what `watch` (and `submit --watch`) end with, by the job's outcome.
 EXIT_OK = 0
@@ -32,7 +36,7 @@ class UsageError(Exception):
     """A bad input file or argument: exit code 2."""
 
 
-Handler = Callable[[Client, argparse.Namespace], int]
+Handler = Callable[["Client", argparse.Namespace], int]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _runner(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from cnnlab.client import Client, ClientError
+
         try:
             with Client(args.url, args.token) as client:
                 return handler(client, args)
@@ -234,6 +240,8 @@ def cmd_watch(client: Client, args: argparse.Namespace) -> int:
 def _watch(client: Client, job_id: str, *, as_json: bool) -> int:
     """Follow the job: a progress bar over epochs (on a terminal) above the metrics table,
     then a summary line. Exits with the job's outcome."""
+    from cnnlab.client import EpochBar
+
     job = client.job(job_id)
     bar = EpochBar(job, enabled=not as_json)
     header_done = False
@@ -249,7 +257,7 @@ def _watch(client: Client, job_id: str, *, as_json: bool) -> int:
                     header_done = True
                 bar.write(_metrics_line(event.data))
             elif event.data["status"] == "running" and not header_done:
-                print(f"job {job_id} running: {_describe(event.data['spec'])}", file=sys.stderr)
+                bar.write(f"job {job_id} running: {_describe(event.data['spec'])}", sys.stderr)
     finally:
         bar.close()
     job = client.job(job_id)
@@ -299,6 +307,8 @@ def _class_names(client: Client, job_id: str) -> dict[int, str]:
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    from cnnlab.client import ApiError
+
     try:
         job = client.cancel(args.job_id)
     except ApiError as exc:

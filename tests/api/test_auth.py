@@ -122,3 +122,24 @@ def test_lists_show_only_the_callers_own(
     assert ids("/v1/jobs", bob) == set() and ids("/v1/searches", bob) == set()
     r = client.get(f"/v1/jobs?search_id={owned['search']}", headers=bob.headers)
     assert r.json()["items"] == []
+
+
+def test_a_revoked_token_stops_working_within_the_cache_time(db_url: str) -> None:
+    import time
+
+    from api.config import ApiSettings
+    from api.main import create_app
+
+    caller = make_caller(db_url)
+    with ApiClient(create_app(api_settings=ApiSettings(auth_cache_seconds=0.5))) as client:
+        assert client.get("/v1/jobs", headers=caller.headers).status_code == 200
+        with session_scope(db_url) as s:
+            assert revoke_token(s, caller.token)
+        time.sleep(0.6)
+        assert client.get("/v1/jobs", headers=caller.headers).status_code == 401
+    with ApiClient(create_app(api_settings=ApiSettings(auth_cache_seconds=0))) as client:
+        other = make_caller(db_url)
+        assert client.get("/v1/jobs", headers=other.headers).status_code == 200
+        with session_scope(db_url) as s:
+            assert revoke_token(s, other.token)
+        assert client.get("/v1/jobs", headers=other.headers).status_code == 401

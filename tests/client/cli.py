@@ -9,5 +9,5 @@ from cnnlab import cli
 
 if __name__ == "__main__":
     if "cnnlab.cli.remote" not in cli.COMMAND_MODULES:
-        cli.COMMAND_MODULES = (*cli.COMMAND_MODULES, "cnnlab.cli.remote")
+        cli.COMMAND_MODULES = (*cli.COMMAND_MODULES, "cnnlab.cli.remote")  # type: ignore[assignment]
     sys.exit(cli.main())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from cnnlab.client import Client
 from tests.client.service import TINY_MNIST_SPEC, service
@@ -27,8 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = REPO / "test-artifacts" / "ui"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +78,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def _open(browser: Browser, stack: Stack, viewport: dict[str, int]) -> Iterator[Page]:
+def _open(browser: Browser, stack: Stack, viewport: ViewportSize) -> Iterator[Page]:
     context = browser.new_context(base_url=stack.url, viewport=viewport, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)

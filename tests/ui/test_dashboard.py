@@ -60,6 +60,7 @@ def test_submit_a_job_and_watch_its_curves_grow_live(
     page.click("#submit")
     page.wait_for_url("**/#/jobs/*")
     job_id = page.url.rsplit("/", 1)[-1]
+    page.wait_for_selector("#acc-chart")
     page.evaluate("window.__sameDocument = true")
 
     # Curve points arrive from the event stream: record how many the chart shows over time.
@@ -134,7 +135,9 @@ def test_a_search_shows_its_heatmap_trials_and_curves(
 
 
 def _draw_seven(page: Page) -> None:
-    box = page.locator("#draw").bounding_box()
+    canvas = page.locator("#draw")
+    canvas.scroll_into_view_if_needed()  # mouse events land only inside the viewport
+    box = canvas.bounding_box()
     assert box is not None
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + 0.25 * w, y + 0.2 * h)
@@ -163,6 +166,7 @@ def test_draw_a_digit_and_get_a_prediction(
     assert predicted in [str(d) for d in range(10)]
     total = sum(float(t.rstrip("%")) for t in page.locator("#probabilities .pct").all_inner_texts())
     assert total == pytest.approx(100, abs=1)
+    expect(page.locator("#confusion table.confusion")).to_be_visible()
     page.screenshot(path=artifacts / "predict.png", full_page=True)
 
     # An image file goes up as it is and gets its own answer.
@@ -213,3 +217,30 @@ def test_usable_on_a_phone(
     phone.wait_for_selector("#submit")
     _no_sideways_scroll(phone)
     phone.screenshot(path=artifacts / "phone-new.png", full_page=True)
+
+
+def test_the_form_names_a_bad_field_and_starts_a_grid_search(
+    signed_in: Page, lab_client: Client
+) -> None:
+    page = signed_in
+    page.click("text=New run")
+    page.wait_for_selector("#dataset option[value=mnist]", state="attached")
+    page.select_option("#dataset", "mnist")
+    page.fill("#val_size", "5000")  # more than this server's tiny MNIST holds
+    page.fill("#epochs", "1")
+    page.click("#submit")
+    expect(page.locator("#new-run .error")).to_contain_text("val_size")
+    expect(page.locator("#val_size")).to_have_class("invalid")
+
+    page.fill("#val_size", "200")
+    page.select_option("#axis0", "optimizer.lr")
+    page.fill("#axis0-values", "0.01, 0.1")
+    page.select_option("#axis1", "batch_size")
+    page.fill("#axis1-values", "32 64 128")
+    expect(page.locator("#submit")).to_have_text("Start search (6 trials)")
+    page.click("#submit")
+    page.wait_for_url("**/#/searches/*")
+    search = lab_client.get_search(page.url.rsplit("/", 1)[-1])
+    assert search["grid"] == {"optimizer.lr": [0.01, 0.1], "batch_size": [32, 64, 128]}
+    expect(page.locator("#heatmap table.heatmap tr")).to_have_count(3)  # header + 2 lr rows
+    lab_client.cancel_search(search["id"])

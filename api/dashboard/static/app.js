@@ -425,7 +425,6 @@ async function jobPage(jobId) {
   }
 
   drawHeader();
-  drawCharts();
   main.append(header,
     h("div", { class: "grid2" },
       section("Learning curves", lossChart, accChart),
@@ -433,6 +432,7 @@ async function jobPage(jobId) {
         section("Spec", h("pre", { class: "spec" }, JSON.stringify(job.spec, null, 2))))),
     section("Training images", samples),
     h("div", { id: "ended" }, confusionBox, playground));
+  drawCharts();
   loadSamples(jobId, samples);
   drawEnded();
 

@@ -52,7 +52,9 @@ function fmt(v) {
 // The container gets data-points = the number of points drawn (for tests and screen readers).
 // yCap: a bound no value can pass (an accuracy's 1), so no tick is drawn above it.
 export function lineChart(container, { series, xLabel = "", yLabel = "", xMin, xMax, yMin, yMax, yCap }) {
-  const W = 640, H = 300, M = { l: 56, r: 16, t: 14, b: 42 };
+  // Drawn at the container's own width, so text keeps its size on a phone.
+  const W = Math.round(Math.min(760, Math.max(300, container.clientWidth || 640)));
+  const H = W < 500 ? 230 : 300, M = { l: 52, r: 14, t: 14, b: 42 };
   const all = series.flatMap((s) => s.points);
   container.replaceChildren();
   container.dataset.points = String(all.length);
