@@ -24,6 +24,9 @@ Every `/v1` route needs `Authorization: Bearer <token>` (`cnnlab token create US
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Process-wide settings belong to a serving process, not to every app built (tests build
+    # many in one process); applied when the first model loads.
+    app.state.predictors.torch_threads = app.state.api_settings.predict_threads
     yield
     app.state.predictors.clear()
     dispose_engine(close=True)
@@ -43,9 +46,7 @@ def create_app(
     app.state.settings = settings or get_settings()
     app.state.api_settings = api_settings or ApiSettings()
     app.state.auth_cache = AuthCache(app.state.api_settings.auth_cache_seconds)
-    app.state.predictors = PredictorCache(
-        app.state.api_settings.predictor_cache_size, app.state.api_settings.predict_threads
-    )
+    app.state.predictors = PredictorCache(app.state.api_settings.predictor_cache_size)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(v1)

@@ -22,9 +22,10 @@ Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a 
 class PredictorCache:
     """A bounded least-recently-used map of loaded models, safe across threadpool workers."""
 
-    def __init__(self, size: int, torch_threads: int = 1) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
-        self.torch_threads = torch_threads
+        # Set by a serving process's startup (see api.main); None leaves torch as it is.
+        self.torch_threads: int | None = None
         self._items: OrderedDict[Key, Predictor] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0
@@ -78,7 +79,8 @@ def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCach
         from cnnlab.checkpoint import loads
         from cnnlab.predict import Predictor
 
-        set_torch_threads(cache.torch_threads)
+        if cache.torch_threads is not None:
+            set_torch_threads(cache.torch_threads)
         _, data = jobs.model_bytes(session, job_id)
         return Predictor(loads(data), device="cpu")
 

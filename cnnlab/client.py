@@ -294,12 +294,16 @@ class Client:
         """Classify images with the job's best model; results in input order, each
         ``{"label", "class_name", "probabilities"}``.
 
-        ``images``: numpy arrays or nested lists (0-255, H×W grey or H×W×C colour; a 3-D/4-D
-        array is a batch), PIL images, file paths or encoded PNG/JPEG bytes."""
-        if _is_array(images) and getattr(images, "ndim", 0) >= 3:
-            items: Sequence[Any] = list(images)  # a batch array: one image per first index
+        ``images``: a list of numpy arrays or nested lists (0-255, H×W grey or H×W×C colour),
+        PIL images, file paths or encoded PNG/JPEG bytes; or one of those alone; or a batch
+        array (N×H×W or N×H×W×C)."""
+        items: Sequence[Any]
+        if _is_array(images) and getattr(images, "ndim", 0) == 2:
+            items = [images]  # one grey image
+        elif isinstance(images, bytes | str | os.PathLike) or hasattr(images, "getpixel"):
+            items = [images]  # one file or PIL image
         else:
-            items = list(images)
+            items = list(images)  # a 3-D/4-D array is a batch: one image per first index
         if not items:
             return []
         if all(_is_array(i) for i in items):

@@ -36,7 +36,11 @@ CANCEL_POLL_S = 1.0
 @shared_task(name=TRAIN_TASK, bind=True)
 def train_job(self: Task, job_id: str) -> None:
     worker_id = f"{self.request.hostname or 'worker'}/{os.getpid()}"
-    run_job(job_id, worker_id)
+    status = run_job(job_id, worker_id)
+    if status is None and (self.request.delivery_info or {}).get("redelivered"):
+        # The broker handed the job out again (its worker was lost or stopped mid-job); the row
+        # is not queued, so this attempt leaves it as it is.
+        logger.warning("job %s was redelivered but is not queued; left as it is", job_id)
 
 
 def run_job(job_id: str, worker_id: str) -> JobStatus | None:

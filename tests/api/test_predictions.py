@@ -212,3 +212,17 @@ def test_over_real_loopback_http(db_url: str, alice: Caller, job_id: str, core: 
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_serving_process_startup_sets_the_inference_threads(db_url: str) -> None:
+    import anyio
+
+    app = create_app(api_settings=ApiSettings(predict_threads=3))
+    cache = app.state.predictors
+    assert cache.torch_threads is None  # an app that is not served leaves torch alone
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            assert cache.torch_threads == 3
+
+    anyio.run(start_and_stop)

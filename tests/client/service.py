@@ -56,6 +56,7 @@ def service(home: Path) -> Iterator[tuple[Stack, str]]:
             "--host=127.0.0.1",
             f"--port={port}",
             "--log-level=warning",
+            "--timeout-graceful-shutdown=3",
         ],
         home / "api.log",
         env,

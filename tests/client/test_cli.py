@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +20,7 @@ from PIL import Image
 from tests.client.service import TINY_MNIST_SPEC, cnnlab_cli
 from tests.e2e.stack import Stack
 from tests.utils.datasets import patterned_images
+from tests.worker.procs import REPO
 
 
 @pytest.fixture
@@ -162,3 +171,42 @@ def test_bad_input_files_are_usage_errors(stack: Stack, token: str, tmp_path: Pa
     assert out.returncode == 2 and "is not JSON" in _one_line_error(out.stderr)
     no_image = cnnlab_cli(stack, "predict", "x", str(tmp_path / "none.png"), token=token)
     assert no_image.returncode == 2 and "no such file" in _one_line_error(no_image.stderr)
+
+
+def test_watch_draws_a_progress_bar_on_a_terminal(
+    stack: Stack, token: str, finished_job: dict[str, Any]
+) -> None:
+    # stderr on a pseudo-terminal (80 columns), stdout a pipe: the bar goes to the terminal,
+    # the metrics table to the pipe.
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**stack.env, "CNNLAB_URL": stack.url, "CNNLAB_TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.client.cli", "watch", finished_job["id"]],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    stdout, _ = proc.communicate(timeout=60)
+    terminal = b""
+    with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+        while chunk := os.read(master, 4096):
+            terminal += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert f"job {finished_job['id'][:8]}: 100%" in terminal.decode()
+    assert "2/2" in terminal.decode()
+    assert "100%" not in stdout and stdout.splitlines()[0].startswith("epoch")
+
+
+def test_registering_the_commands_needs_no_http_client() -> None:
+    code = (
+        "import argparse, sys\n"
+        "from cnnlab.cli import remote\n"
+        "remote.register(argparse.ArgumentParser().add_subparsers())\n"
+        "assert 'httpx' not in sys.modules and 'cnnlab.client' not in sys.modules\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

@@ -66,6 +66,8 @@ def test_predict_from_arrays_pil_images_and_bytes_agree(
         pngs.append(buf.getvalue())
     from_bytes = client.predict(finished_job["id"], pngs)
     assert from_arrays == from_batch == from_pil == from_bytes
+    assert client.predict(finished_job["id"], images[0]) == from_arrays[:1]
+    assert client.predict(finished_job["id"], pil[0]) == from_arrays[:1]
     assert len(from_arrays) == 4
     # The patterns are easy: the tiny model gets them right.
     assert [p["label"] for p in from_arrays] == labels.tolist()
