@@ -6,6 +6,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+# Bodies of spec and search submissions: a spec is well under a kilobyte and a search of the
+# largest grid a few; past this the answer is 413 before the body is parsed.
+SPEC_BODY_BYTES = 256 * 1024
 
 
 class ApiSettings(BaseSettings):
@@ -19,6 +22,9 @@ class ApiSettings(BaseSettings):
     predict_max_images: int = Field(default=256, ge=1)
     predict_max_file_bytes: int = Field(default=4 * MIB, ge=1)
     predict_max_request_bytes: int = Field(default=32 * MIB, ge=1)
+    # Jobs one user may have queued or running at once, a search's trials included; a
+    # submission past it is 429.
+    max_active_jobs: int = Field(default=20, ge=1)
     # Trained models kept in memory for predictions, least recently used evicted first.
     predictor_cache_size: int = Field(default=8, ge=1)
     # Torch threads per forward pass in the API process (requests already run in parallel).

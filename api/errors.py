@@ -43,7 +43,12 @@ class InvalidRequest(CnnlabError):
         super().__init__(f"{field}: {message}", field=field, **details)
 
 
-_HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+_HTTP_TYPES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -80,8 +85,16 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI could not parse a JSON body (nested too deeply for the parser, an integer too
+        # long to convert): as invalid as any other malformed JSON, so 422 like the rest.
+        reason = "nested too deeply" if isinstance(exc.__cause__, RecursionError) else "unreadable"
+        return await _cnnlab_error(request, InvalidRequest("body", f"JSON {reason}"))
+    if exc.status_code == 413:
+        too_large = PayloadTooLarge("request body too large", limit_name="request")
+        return await _cnnlab_error(request, too_large)
     detail = {"type": _HTTP_TYPES.get(exc.status_code, "http_error"), "message": str(exc.detail)}
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 

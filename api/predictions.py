@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from api.arrays import check_instances
 from api.uploads import Arrays, Images
 from cnnlab.errors import BadInput
 from cnnlab.store import jobs
@@ -90,6 +91,7 @@ def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCach
 def predict(predictor: Predictor, payload: Images | Arrays) -> list[dict[str, Any]]:
     """Every input in one forward pass; a bad one is a 422 naming it (by index and file name)."""
     if isinstance(payload, Arrays):
+        check_instances(payload.instances, predictor.shape)
         return predictor.predict_arrays(payload.instances)
     try:
         return predictor.predict_images(payload.blobs)

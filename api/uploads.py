@@ -77,6 +77,10 @@ def _parse_json(body: bytes, limits: ApiSettings) -> Arrays:
         doc = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest("body", f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidRequest("body", "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InvalidRequest("body", f"unreadable JSON ({exc})") from None
     if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
         count = len(doc["instances"])
         if count > limits.predict_max_images:

@@ -290,7 +290,7 @@ class Client:
         return self.job(job_id)
 
     # -- models -----------------------------------------------------------------------------
-    def predict(self, job_id: str, images: Iterable[Any]) -> list[dict[str, Any]]:
+    def predict(self, job_id: str, images: Iterable[Any] | Any) -> list[dict[str, Any]]:
         """Classify images with the job's best model; results in input order, each
         ``{"label", "class_name", "probabilities"}``.
 

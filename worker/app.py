@@ -17,6 +17,7 @@ CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
 QUEUES = (CPU_QUEUE, GPU_QUEUE)
 TASK_MODULES = ("worker.tasks",)
+VISIBILITY_TIMEOUT_S = 12 * 3600
 
 _apps: dict[tuple[str, str], Celery] = {}
 
@@ -48,6 +49,9 @@ def create_celery(settings: Settings) -> Celery:
         app.conf.broker_transport = EmbeddedTransport
     else:
         app.conf.broker_url = settings.broker_url
+        # Redis hands an unacknowledged message out again after this long, so it must outlast
+        # the longest job; a worker that stops cleanly gives its message back at once.
+        app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
     return app
 
 

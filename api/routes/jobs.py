@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api import plots
-from api.deps import SessionDep, SettingsDep, UserDep
+from api.config import SPEC_BODY_BYTES
+from api.deps import ApiSettingsDep, SessionDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
 from cnnlab.spec import TrainSpec
 from cnnlab.store import jobs as service
@@ -25,14 +26,24 @@ router = APIRouter(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    max_body_size=SPEC_BODY_BYTES,
     response_model=JobRead,
-    responses={422: {"model": ErrorResponse}},
+    responses={
+        413: {"model": ErrorResponse, "description": "body over 256 KiB"},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse, "description": "too many queued and running jobs"},
+    },
 )
 def submit_job(
-    spec: TrainSpec, session: SessionDep, user: UserDep, settings: SettingsDep
+    spec: TrainSpec,
+    session: SessionDep,
+    user: UserDep,
+    settings: SettingsDep,
+    limits: ApiSettingsDep,
 ) -> JobRead:
     """Submit a train spec. It is checked against this server's data before it is queued."""
-    return JobRead.model_validate(service.submit_job(session, user.id, spec, settings))
+    job = service.submit_job(session, user.id, spec, settings, max_active=limits.max_active_jobs)
+    return JobRead.model_validate(job)
 
 
 @router.get("", response_model=JobList)

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import plots
-from api.deps import SessionDep, SettingsDep, UserDep
+from api.config import SPEC_BODY_BYTES
+from api.deps import ApiSettingsDep, SessionDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, SearchCreate, SearchList, SearchRead
 from cnnlab.store import searches as service
 from cnnlab.store.models import Search
@@ -30,11 +31,20 @@ def _read(session: Session, search: Search) -> SearchRead:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    max_body_size=SPEC_BODY_BYTES,
     response_model=SearchRead,
-    responses={422: {"model": ErrorResponse}},
+    responses={
+        413: {"model": ErrorResponse, "description": "body over 256 KiB"},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse, "description": "its trials would pass the active job limit"},
+    },
 )
 def create_search(
-    body: SearchCreate, session: SessionDep, user: UserDep, settings: SettingsDep
+    body: SearchCreate,
+    session: SessionDep,
+    user: UserDep,
+    settings: SettingsDep,
+    limits: ApiSettingsDep,
 ) -> SearchRead:
     """Start one trial job per grid point. Errors name `grid.<path>` or `base.<field>`."""
     search = service.create_search(
@@ -45,6 +55,7 @@ def create_search(
         settings,
         metric=body.metric,
         mode=body.mode,
+        max_active=limits.max_active_jobs,
     )
     return _read(session, search)
 

@@ -103,6 +103,23 @@ class _Stop(Exception):
     pass
 
 
+def _die_with_parent() -> None:
+    """Runs in each child before exec: on Linux, SIGTERM it if ``serve`` dies without stopping it
+    (children run in their own process groups, so nothing else would reach them)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    # Its own process group: a terminal's Ctrl-C reaches only ``serve``, which stops the children
+    # in order, and a worker's pool processes can be killed with it as a last resort.
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=preexec)
+
+
 def _supervise(commands: Sequence[list[str]]) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         raise _Stop(signum)
@@ -111,7 +128,7 @@ def _supervise(commands: Sequence[list[str]]) -> int:
     children: list[subprocess.Popen[bytes]] = []
     code = 0
     try:
-        children.extend(subprocess.Popen(c) for c in commands)
+        children.extend(_spawn(c) for c in commands)
         while True:
             for child, command in zip(children, commands, strict=True):
                 if child.poll() is not None:
@@ -122,9 +139,10 @@ def _supervise(commands: Sequence[list[str]]) -> int:
     except _Stop:
         pass
     finally:
-        # A second Ctrl-C while stopping must not leave orphans behind.
+        # Stopping is not interrupted by another Ctrl-C: it must not leave orphans behind.
         for s in previous:
             signal.signal(s, signal.SIG_IGN)
+        print(f"cnnlab: stopping (running jobs get up to {STOP_GRACE_S:.0f}s to finish)")
         _stop_all(children)
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -132,14 +150,24 @@ def _supervise(commands: Sequence[list[str]]) -> int:
 
 
 def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
-    steps = ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGQUIT, STOP_HARD_S), (signal.SIGKILL, 5.0))
+    # SIGTERM: Celery's warm shutdown and uvicorn's graceful one. SIGQUIT: Celery's cold shutdown
+    # (running jobs stop; their messages go back to the queue). Then the whole process group.
+    steps = (
+        (signal.SIGTERM, STOP_GRACE_S),
+        (signal.SIGQUIT, STOP_HARD_S),
+        (signal.SIGKILL, STOP_HARD_S),
+    )
     for signum, wait_s in steps:
         alive = [c for c in children if c.poll() is None]
+        if not alive:
+            return
         for child in alive:
-            child.send_signal(signum)
+            with contextlib.suppress(ProcessLookupError):
+                if signum == signal.SIGKILL:
+                    os.killpg(child.pid, signum)
+                else:
+                    child.send_signal(signum)
         deadline = time.monotonic() + wait_s
         for child in alive:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=max(0.0, deadline - time.monotonic()))
-        if all(c.poll() is not None for c in children):
-            return

@@ -28,3 +28,19 @@ class InvalidCursor(CnnlabError):
 
     def __init__(self) -> None:
         super().__init__("cursor is not one this server returned", field="cursor")
+
+
+class TooManyActiveJobs(CnnlabError):
+    """The caller already has as many queued and running jobs as one user may."""
+
+    code = "too_many_active_jobs"
+    status_code = 429
+
+    def __init__(self, active: int, requested: int, limit: int) -> None:
+        super().__init__(
+            f"you have {active} queued or running jobs and asked for {requested} more; at most "
+            f"{limit} may be queued or running at once: wait for some to end or cancel them",
+            active=active,
+            requested=requested,
+            limit=limit,
+        )

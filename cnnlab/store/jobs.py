@@ -7,17 +7,27 @@ from sqlalchemy.orm import Session
 
 from cnnlab.settings import Settings
 from cnnlab.spec import TrainSpec
+from cnnlab.store import quota
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus, utcnow
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
 from cnnlab.store.queue import enqueue_after_commit
 
 
-def submit_job(session: Session, owner_id: int, spec: TrainSpec, settings: Settings) -> Job:
-    """Validate ``spec`` against this server's data, add the job; it is enqueued after commit."""
+def submit_job(
+    session: Session,
+    owner_id: int,
+    spec: TrainSpec,
+    settings: Settings,
+    *,
+    max_active: int | None = None,
+) -> Job:
+    """Validate ``spec`` against this server's data, add the job; it is enqueued after commit.
+    :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
     from cnnlab.validate import validate_spec
 
     validate_spec(spec, settings)
+    quota.reserve(session, owner_id, 1, max_active)
     job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
     session.add(job)
     session.flush()
@@ -43,8 +53,9 @@ def list_jobs(
 
 
 def get_job(session: Session, owner_id: int, job_id: str) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or job.owner_id != owner_id:
+    # One query on id and owner: someone else's job takes the same path as a missing one.
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.owner_id == owner_id))
+    if job is None:
         raise NotFound("job", job_id)
     return job
 

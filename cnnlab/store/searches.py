@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab.errors import SpecError
 from cnnlab.settings import Settings
+from cnnlab.store import quota
 from cnnlab.store.errors import NotFound
 from cnnlab.store.jobs import request_cancel
 from cnnlab.store.models import ENDED, EpochMetric, Job, JobStatus, Search, utcnow
@@ -29,9 +30,11 @@ def create_search(
     *,
     metric: str = "val_accuracy",
     mode: str = "max",
+    max_active: int | None = None,
 ) -> Search:
     """Expand and validate the grid, add the search and its trials; they are enqueued after
-    commit. Errors name ``grid.<path>`` for a grid value and ``base.<field>`` otherwise."""
+    commit. Errors name ``grid.<path>`` for a grid value and ``base.<field>`` otherwise. Each
+    trial counts against ``max_active`` (:class:`TooManyActiveJobs`)."""
     from cnnlab.grid import expand
     from cnnlab.validate import validate_spec
 
@@ -46,6 +49,7 @@ def create_search(
         except SpecError as exc:
             prefix = "grid" if exc.field in point.params else "base"
             raise SpecError(f"{prefix}.{exc.field}", exc.message.split(": ", 1)[-1]) from None
+    quota.reserve(session, owner_id, len(points), max_active)
 
     search = Search(owner_id=owner_id, base=base, grid=grid, metric=metric, mode=mode)
     session.add(search)
@@ -65,8 +69,10 @@ def create_search(
 
 
 def get_search(session: Session, owner_id: int, search_id: str) -> Search:
-    search = session.get(Search, search_id)
-    if search is None or search.owner_id != owner_id:
+    search = session.scalar(
+        select(Search).where(Search.id == search_id, Search.owner_id == owner_id)
+    )
+    if search is None:
         raise NotFound("search", search_id)
     return search
 

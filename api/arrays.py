@@ -1,0 +1,70 @@
+"""A check of JSON pixel arrays against the model's image shape, before numpy sees them.
+
+JSON can hold anything: ragged rows, strings, nulls, booleans, lists nested thousands deep,
+integers too big for a float. Walking the nested lists in Python stops at the first thing out of
+place, so a huge or deeply nested instance costs no more than the pixels it gets right, and the
+error says where the problem is (``item``, row, column).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cnnlab.errors import BadInput
+
+
+def _shape_text(shape: tuple[int, int, int]) -> str:
+    c, h, w = shape
+    return f"({h}, {w}) or ({h}, {w}, 1)" if c == 1 else f"({h}, {w}, {c})"
+
+
+def _pixel(item: int, where: str, value: Any) -> None:
+    # bool is an int subclass; true/false as a pixel is a mistake, not 1/0.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadInput(item, f"{where}: expected a number from 0 to 255, got {_kind(value)}")
+    if not (math.isfinite(value) and 0 <= value <= 255):
+        shown = "a number too large to show" if isinstance(value, int) else repr(value)
+        raise BadInput(item, f"{where}: pixel values must be numbers from 0 to 255, got {shown}")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def check_instance(item: int, instance: Any, shape: tuple[int, int, int]) -> None:
+    """Raise :class:`BadInput` unless ``instance`` is H×W (grey) or H×W×C nested lists of
+    numbers from 0 to 255, for a model that takes C×H×W images."""
+    c, h, w = shape
+    expected = f"expected shape {_shape_text(shape)}"
+    if not isinstance(instance, list) or len(instance) != h:
+        raise BadInput(item, f"{expected}: got {_kind(instance)} instead of {h} rows")
+    for y, row in enumerate(instance):
+        if not isinstance(row, list) or len(row) != w:
+            raise BadInput(item, f"{expected}: row {y} is {_kind(row)}, not {w} pixels")
+        for x, pixel in enumerate(row):
+            where = f"row {y}, column {x}"
+            if isinstance(pixel, list):
+                if len(pixel) != c:
+                    raise BadInput(item, f"{expected}: {where} has {len(pixel)} channels, not {c}")
+                for channel in pixel:
+                    _pixel(item, where, channel)
+            elif c == 1:
+                _pixel(item, where, pixel)
+            else:
+                raise BadInput(item, f"{expected}: {where} is {_kind(pixel)}, not {c} channels")
+
+
+def check_instances(instances: list[Any], shape: tuple[int, int, int]) -> None:
+    for item, instance in enumerate(instances):
+        check_instance(item, instance, shape)
