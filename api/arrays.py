@@ -8,7 +8,6 @@ error says where the problem is (``item``, row, column).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from cnnlab.errors import BadInput
@@ -23,8 +22,10 @@ def _pixel(item: int, where: str, value: Any) -> None:
     # bool is an int subclass; true/false as a pixel is a mistake, not 1/0.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadInput(item, f"{where}: expected a number from 0 to 255, got {_kind(value)}")
-    if not (math.isfinite(value) and 0 <= value <= 255):
-        shown = "a number too large to show" if isinstance(value, int) else repr(value)
+    # Compared as they are: a huge integer would overflow math.isfinite's float conversion.
+    if not (0 <= value <= 255):
+        huge = isinstance(value, int) and abs(value) >= 10**12
+        shown = "a number too large to show" if huge else repr(value)
         raise BadInput(item, f"{where}: pixel values must be numbers from 0 to 255, got {shown}")
 
 
@@ -39,7 +40,7 @@ def _kind(value: Any) -> str:
         return f"a list of {len(value)}"
     if isinstance(value, dict):
         return "an object"
-    return type(value).__name__
+    return "a number"
 
 
 def check_instance(item: int, instance: Any, shape: tuple[int, int, int]) -> None:

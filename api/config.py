@@ -6,9 +6,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
-# Bodies of spec and search submissions: a spec is well under a kilobyte and a search of the
-# largest grid a few; past this the answer is 413 before the body is parsed.
-SPEC_BODY_BYTES = 256 * 1024
 
 
 class ApiSettings(BaseSettings):
@@ -17,6 +14,9 @@ class ApiSettings(BaseSettings):
     # Seconds a checked token is trusted without asking the database again (0: always ask), so
     # a revoked token stops working within this time.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # Request bodies other than predictions' (which have the limits below): a spec is well under
+    # a kilobyte, a search of the largest grid a few. Past it the answer is 413, before parsing.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # Prediction uploads: images (files or JSON instances) per request, bytes per file, bytes per
     # request. Past any of them the answer is 413.
     predict_max_images: int = Field(default=256, ge=1)

@@ -87,14 +87,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, CnnlabError):
+        # Raised while FastAPI read the body (api.limits): the cause is the real answer.
+        return await _cnnlab_error(request, exc.__cause__)
     if exc.status_code == 400 and exc.__cause__ is not None:
         # FastAPI could not parse a JSON body (nested too deeply for the parser, an integer too
         # long to convert): as invalid as any other malformed JSON, so 422 like the rest.
         reason = "nested too deeply" if isinstance(exc.__cause__, RecursionError) else "unreadable"
         return await _cnnlab_error(request, InvalidRequest("body", f"JSON {reason}"))
-    if exc.status_code == 413:
-        too_large = PayloadTooLarge("request body too large", limit_name="request")
-        return await _cnnlab_error(request, too_large)
     detail = {"type": _HTTP_TYPES.get(exc.status_code, "http_error"), "message": str(exc.detail)}
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 

@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import dashboard
 from api.auth import AuthCache
 from api.config import ApiSettings
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.predictions import PredictorCache
 from api.routes import health, v1
 from cnnlab import __version__
@@ -48,6 +50,10 @@ def create_app(
     app.state.auth_cache = AuthCache(app.state.api_settings.auth_cache_seconds)
     app.state.predictors = PredictorCache(app.state.api_settings.predictor_cache_size)
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit, limit=app.state.api_settings.max_body_bytes, exempt_suffixes=("/predict",)
+    )
     app.include_router(health.router)
     app.include_router(v1)
+    app.include_router(dashboard.router)
     return app

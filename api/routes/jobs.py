@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api import plots
-from api.config import SPEC_BODY_BYTES
 from api.deps import ApiSettingsDep, SessionDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
 from cnnlab.spec import TrainSpec
@@ -26,10 +25,9 @@ router = APIRouter(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    max_body_size=SPEC_BODY_BYTES,
     response_model=JobRead,
     responses={
-        413: {"model": ErrorResponse, "description": "body over 256 KiB"},
+        413: {"model": ErrorResponse, "description": "body over CNNLAB_MAX_BODY_BYTES"},
         422: {"model": ErrorResponse},
         429: {"model": ErrorResponse, "description": "too many queued and running jobs"},
     },

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import plots
-from api.config import SPEC_BODY_BYTES
 from api.deps import ApiSettingsDep, SessionDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, SearchCreate, SearchList, SearchRead
 from cnnlab.store import searches as service
@@ -31,10 +30,9 @@ def _read(session: Session, search: Search) -> SearchRead:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    max_body_size=SPEC_BODY_BYTES,
     response_model=SearchRead,
     responses={
-        413: {"model": ErrorResponse, "description": "body over 256 KiB"},
+        413: {"model": ErrorResponse, "description": "body over CNNLAB_MAX_BODY_BYTES"},
         422: {"model": ErrorResponse},
         429: {"model": ErrorResponse, "description": "its trials would pass the active job limit"},
     },

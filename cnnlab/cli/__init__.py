@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "cnnlab.cli.service",
     "cnnlab.cli.db",
     "cnnlab.cli.tokens",
+    "cnnlab.cli.remote",
 )
 
 

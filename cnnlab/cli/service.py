@@ -74,7 +74,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     from cnnlab.store.migrate import upgrade
 
     upgrade()
-    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port)
+    # Open event streams would hold a graceful shutdown for as long as their jobs run.
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        timeout_graceful_shutdown=3,
+    )
     return 0
 
 

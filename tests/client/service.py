@@ -1,13 +1,12 @@
 """A running service for client, CLI and browser tests: one worker and the API.
 
-It is what ``cnnlab serve --workers 1`` runs (the embedded broker, SQLite under its own home),
-with the API served from :mod:`tests.client.app` so the dashboard's routers are mounted.
+It is what ``cnnlab serve --workers 1`` runs (the embedded broker, SQLite under its own home):
+``cnnlab worker`` and ``cnnlab api`` as separate processes, so each log stays apart.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,21 +45,7 @@ def service(home: Path) -> Iterator[tuple[Stack, str]]:
         home / "worker.log",
         env,
     )
-    api = Proc(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "tests.client.app:create_app",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            "--log-level=warning",
-            "--timeout-graceful-shutdown=3",
-        ],
-        home / "api.log",
-        env,
-    )
+    api = Proc([*CNNLAB, "api", f"--port={port}"], home / "api.log", env)
     with started(Stack(f"http://127.0.0.1:{port}", env, [worker, api])) as stack:
         worker.wait_for(r"ready\.", timeout=60)
         yield stack, token
@@ -75,7 +60,7 @@ def cnnlab_cli(
     if token is not None:
         env["CNNLAB_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-m", "tests.client.cli", *args],
+        [*CNNLAB, *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -182,7 +182,7 @@ def test_watch_draws_a_progress_bar_on_a_terminal(
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**stack.env, "CNNLAB_URL": stack.url, "CNNLAB_TOKEN": token}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.client.cli", "watch", finished_job["id"]],
+        [sys.executable, "-m", "cnnlab", "watch", finished_job["id"]],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
