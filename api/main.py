@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,11 +26,23 @@ download checkpoints; classify images with a trained job's model.
 Every `/v1` route needs `Authorization: Bearer <token>` (`cnnlab token create USER`)."""
 
 
+# Imported lazily by spec validation and predictions; each pulls in torch.
+_WARM_MODULES = ("cnnlab.models", "cnnlab.checkpoint", "cnnlab.predict")
+
+
+def _warm_imports() -> None:
+    for name in _WARM_MODULES:
+        importlib.import_module(name)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Process-wide settings belong to a serving process, not to every app built (tests build
     # many in one process); applied when the first model loads.
     app.state.predictors.torch_threads = app.state.api_settings.predict_threads
+    # Spec validation and predictions need torch and the model registry; importing them takes
+    # seconds, so do it in the background now rather than inside the first request.
+    threading.Thread(target=_warm_imports, name="cnnlab-warm-imports", daemon=True).start()
     yield
     app.state.predictors.clear()
     dispose_engine(close=True)
