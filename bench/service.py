@@ -1,17 +1,314 @@
-"""Service figures — prediction latency and throughput, submit→running delay, GET requests/s.
+"""Service figures, each printed beside what it is compared with, measured in the same run:
 
-Not measured yet: the HTTP service is still being built. ``run`` says so, so that
-``python -m bench all`` already has its final shape.
+- one-image prediction over HTTP (p50, p99) vs the same prediction in process;
+- prediction throughput with 64-image requests vs the same batches in process;
+- submit → ``running`` with a waiting worker, on Redis and on the embedded broker;
+- ``GET /v1/jobs/{id}`` requests/s from one API process vs ``GET /healthz`` (no database).
+
+The stack is the real one: ``cnnlab api`` and ``cnnlab worker`` processes on loopback, SQLite,
+a model trained on real Fashion-MNIST by a job.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.runner import RunFailed
+
+CNNLAB = [sys.executable, "-m", "cnnlab"]
+REDIS_URL = "redis://127.0.0.1:6379/15"
+MODEL_SPEC = {
+    "dataset": "fashion_mnist",
+    "train_size": 5000,
+    "val_size": 1000,
+    "batch_size": 256,
+    "epochs": 1,
+    "optimizer": {"lr": 0.05, "momentum": 0.9},
+}
+# Started, then cancelled at once: only the start is timed.
+START_SPEC = {**MODEL_SPEC, "epochs": 50}
+TARGETS = {
+    "predict_p50_ms": 5.0,
+    "predict_images_per_second": 3000.0,
+    "submit_to_running_p50_ms": 100.0,
+    "get_job_requests_per_second": 1000.0,
+}
+
+
+@dataclass
+class Stack:
+    home: Path
+    env: dict[str, str]
+    url: str = ""
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    token: str = ""
+
+    def start(self, *args: str, log: str) -> None:
+        with open(self.home / log, "wb") as out:
+            self.procs.append(
+                subprocess.Popen(
+                    [*CNNLAB, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                )
+            )
+
+    def client(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RunFailed(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def running_stack(broker: str | None) -> Iterator[Stack]:
+    """``cnnlab api`` and one ``cnnlab worker`` (one pool process) under a fresh home."""
+    with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
+        home = Path(tmp)
+        env = {**os.environ, "CNNLAB_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        env.pop("CNNLAB_DATABASE_URL", None)
+        env.pop("CNNLAB_BROKER_URL", None)
+        if broker:
+            env["CNNLAB_BROKER_URL"] = broker
+            _flush_redis_db(broker)
+        stack = Stack(home, env)
+        out = subprocess.run(
+            [*CNNLAB, "token", "create", "bench"], env=env, capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            raise RunFailed(f"cnnlab token create failed: {out.stderr.strip()}")
+        stack.token = out.stdout.strip()
+        port = _free_port()
+        stack.url = f"http://127.0.0.1:{port}"
+        stack.start("worker", "--queues=cpu", "--concurrency=1", log="worker.log")
+        stack.start("api", f"--port={port}", log="api.log")
+        try:
+            _wait(lambda: _healthy(stack), 120, "the API")
+            _wait(lambda: b"ready." in (home / "worker.log").read_bytes(), 120, "the worker")
+            yield stack
+        finally:
+            for proc in stack.procs:
+                proc.terminate()
+            for proc in stack.procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _flush_redis_db(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def _healthy(stack: Stack) -> bool:
+    for proc in stack.procs:
+        if proc.poll() is not None:
+            logs = "\n".join(p.read_text()[-2000:] for p in stack.home.glob("*.log"))
+            raise RunFailed(f"a service process exited early:\n{logs}")
+    try:
+        return httpx.get(f"{stack.url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _wait_status(client: httpx.Client, job_id: str, wanted: set[str], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in wanted:
+            return job
+        if time.monotonic() > deadline:
+            raise RunFailed(f"job {job_id} still {job['status']} after {timeout:.0f}s")
+        time.sleep(0.02)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _timed(fn: Callable[[], object], n: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _prediction_figures(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    from cnnlab import checkpoint
+    from cnnlab.predict import Predictor
+
+    rng = np.random.default_rng(0)
+    one = [rng.integers(0, 256, (28, 28)).tolist()]
+    batch = [rng.integers(0, 256, (28, 28)).tolist() for _ in range(64)]
+
+    def post(instances: list) -> None:
+        r = client.post(f"/v1/jobs/{job_id}/predict", json={"instances": instances})
+        if r.status_code != 200:
+            raise RunFailed(f"predict answered {r.status_code}: {r.text[:300]}")
+
+    http_one = _timed(lambda: post(one), 300)
+    http_batch = _timed(lambda: post(batch), 40)
+
+    ckpt = checkpoint.loads(client.get(f"/v1/jobs/{job_id}/checkpoint").content)
+    predictor = Predictor(ckpt)
+    local_one = _timed(lambda: predictor.predict_arrays(one), 300)
+    local_batch = _timed(lambda: predictor.predict_arrays(batch), 40)
+    return {
+        "predict_p50_ms": 1000 * _percentile(http_one, 50),
+        "predict_p99_ms": 1000 * _percentile(http_one, 99),
+        "in_process_predict_p50_ms": 1000 * _percentile(local_one, 50),
+        "predict_images_per_second": 64 / statistics.median(http_batch),
+        "in_process_images_per_second": 64 / statistics.median(local_batch),
+    }
+
+
+def _requests_per_second(url: str, headers: dict[str, str], seconds: float = 4.0) -> float:
+    """Closed-loop load from 8 connections for ``seconds``; a separate process from the API."""
+
+    async def main() -> int:
+        count = 0
+        deadline = time.perf_counter() + seconds
+        limits = httpx.Limits(max_connections=8)
+        async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+
+            async def worker() -> None:
+                nonlocal count
+                while time.perf_counter() < deadline:
+                    r = await client.get(url)
+                    if r.status_code != 200:
+                        raise RunFailed(f"GET {url} answered {r.status_code}")
+                    count += 1
+
+            await asyncio.gather(*(worker() for _ in range(8)))
+        return count
+
+    t0 = time.perf_counter()
+    n = asyncio.run(main())
+    return n / (time.perf_counter() - t0)
+
+
+def _start_latencies(client: httpx.Client, samples: int) -> list[float]:
+    """Server-side delay from the job row's creation to its claim by the waiting worker."""
+    out = []
+    for _ in range(samples):
+        job_id = client.post("/v1/jobs", json=START_SPEC).json()["id"]
+        job = _wait_status(client, job_id, {"running", "succeeded", "failed", "cancelled"}, 120)
+        if job["started_at"] is None:
+            raise RunFailed(f"job {job_id} ended {job['status']} without starting: {job}")
+        created = datetime.fromisoformat(job["created_at"])
+        started = datetime.fromisoformat(job["started_at"])
+        out.append((started - created).total_seconds())
+        client.post(f"/v1/jobs/{job_id}/cancel")
+        _wait_status(client, job_id, {"succeeded", "failed", "cancelled"}, 120)
+        time.sleep(0.3)  # the worker is idle and waiting again
+    return out
 
 
 def run() -> dict[str, Any]:
-    return {"benchmark": "service", "skipped": "the service benchmark is not written yet"}
+    result: dict[str, Any] = {"benchmark": "service", "targets": TARGETS}
+    redis = _redis_up()
+    with running_stack(REDIS_URL if redis else None) as stack, stack.client() as client:
+        print("  service: training a Fashion-MNIST model through a job...", flush=True)
+        job = client.post("/v1/jobs", json=MODEL_SPEC)
+        if job.status_code != 201:
+            raise RunFailed(f"submit answered {job.status_code}: {job.text[:300]}")
+        job_id = job.json()["id"]
+        done = _wait_status(client, job_id, {"succeeded", "failed", "cancelled"}, 600)
+        if done["status"] != "succeeded":
+            raise RunFailed(f"the model job ended {done['status']}: {done.get('error')}")
+        result["model_test_accuracy"] = done["test_accuracy"]
+        print("  service: predictions...", flush=True)
+        result.update(_prediction_figures(client, job_id))
+        print("  service: requests/s...", flush=True)
+        headers = {"Authorization": f"Bearer {stack.token}"}
+        result["get_job_requests_per_second"] = _requests_per_second(
+            f"{stack.url}/v1/jobs/{job_id}", headers
+        )
+        result["healthz_requests_per_second"] = _requests_per_second(f"{stack.url}/healthz", {})
+        print("  service: submit → running...", flush=True)
+        starts = _start_latencies(client, 12)
+        broker = "redis" if redis else "embedded"
+        result[f"submit_to_running_{broker}_ms"] = [1000 * s for s in starts]
+        result["submit_to_running_p50_ms"] = 1000 * statistics.median(starts)
+        result["submit_to_running_broker"] = broker
+    if redis:
+        with running_stack(None) as stack, stack.client() as client:
+            starts = _start_latencies(client, 8)
+            result["submit_to_running_embedded_ms"] = [1000 * s for s in starts]
+            result["submit_to_running_embedded_p50_ms"] = 1000 * statistics.median(starts)
+    return result
 
 
-def report(result: dict[str, Any]) -> None:
-    print(f"service: skipped ({result['skipped']})")
+def _row(name: str, value: float, unit: str, against: str, target: str) -> None:
+    print(f"  {name:<34} {value:>9.1f} {unit:<9} {against:<42} target {target}")
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"service (model test accuracy {r['model_test_accuracy']:.3f}):")
+    _row(
+        "predict 1 image, p50", r["predict_p50_ms"], "ms",
+        f"in process {r['in_process_predict_p50_ms']:.2f} ms "
+        f"(×{r['predict_p50_ms'] / r['in_process_predict_p50_ms']:.1f})",
+        f"≤ {TARGETS['predict_p50_ms']:.0f} ms",
+    )  # fmt: skip
+    _row("predict 1 image, p99", r["predict_p99_ms"], "ms", "", "")
+    ratio = r["predict_images_per_second"] / r["in_process_images_per_second"]
+    _row(
+        "predict, 64-image requests", r["predict_images_per_second"], "images/s",
+        f"in process {r['in_process_images_per_second']:.0f}/s (×{ratio:.2f})",
+        f"≥ {TARGETS['predict_images_per_second']:.0f}",
+    )  # fmt: skip
+    ratio = r["get_job_requests_per_second"] / r["healthz_requests_per_second"]
+    _row(
+        "GET /v1/jobs/{id}", r["get_job_requests_per_second"], "req/s",
+        f"GET /healthz {r['healthz_requests_per_second']:.0f}/s (×{ratio:.2f})",
+        f"≥ {TARGETS['get_job_requests_per_second']:.0f}",
+    )  # fmt: skip
+    other = r.get("submit_to_running_embedded_p50_ms")
+    _row(
+        f"submit → running, p50 ({r['submit_to_running_broker']})",
+        r["submit_to_running_p50_ms"], "ms",
+        f"embedded broker {other:.0f} ms" if other is not None else "",
+        f"≤ {TARGETS['submit_to_running_p50_ms']:.0f} ms",
+    )  # fmt: skip
