@@ -51,11 +51,21 @@ _HTTP_TYPES = {
 }
 
 
+# Pydantic puts the member's type in the location of an error in a union field (``val_size`` is
+# ``int | float``: ``val_size.int``); the user's field is the path without it.
+_UNION_TAGS = frozenset({"int", "float", "str", "bool", "none", "list", "dict"})
+
+
 def _field(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
+    parts = [p for i, p in enumerate(parts) if i == 0 or not _is_union_tag(p)]
     return ".".join(parts) or "body"
+
+
+def _is_union_tag(part: str) -> bool:
+    return part in _UNION_TAGS or "[" in part
 
 
 def error_body(exc: CnnlabError) -> dict[str, Any]:

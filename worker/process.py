@@ -4,7 +4,7 @@ CPU workers run one pool process per core by default, each with ``cores // proce
 threads, and see no GPU (so a job with ``device: auto`` trains on the CPU it was queued for).
 GPU workers (``--queues gpu``) run one pool process per visible GPU; each process pins itself to
 its own device through ``CUDA_VISIBLE_DEVICES`` before anything touches CUDA. The parent process
-never imports torch, so nothing CUDA exists before the fork.
+never imports torch, so nothing CUDA exists before the fork; it sweeps for abandoned jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from worker.app import GPU_QUEUE, QUEUES, get_celery
 
@@ -96,6 +96,23 @@ def _connect_process_hooks(plan: WorkerPlan) -> None:
     worker_process_init.connect(init_process, weak=False)
 
 
+def _connect_sweeper() -> None:
+    """Sweep for abandoned jobs from the main process (pool processes are busy training)."""
+    from worker.sweeper import Sweeper
+
+    sweeper = Sweeper()
+
+    def start(**_: object) -> None:
+        sweeper.start()
+        logger.info("sweeping for abandoned jobs every %.1fs", sweeper.config.sweep_interval)
+
+    def stop(**_: object) -> None:
+        sweeper.stop()
+
+    worker_ready.connect(start, weak=False)
+    worker_shutdown.connect(stop, weak=False)
+
+
 def run_worker(
     queues: Sequence[str],
     concurrency: int | None = None,
@@ -109,6 +126,7 @@ def run_worker(
     if not plan.gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     _connect_process_hooks(plan)
+    _connect_sweeper()
     app = get_celery()
     return int(app.start(worker_argv(plan, name=name, loglevel=loglevel)) or 0)
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.routes import catalog, events, health, insights, jobs, predictions, searches
+from api.schemas import ErrorResponse
 
-v1 = APIRouter(prefix="/v1")
+# Every /v1 route needs a token, and the error handlers give every invalid request the one
+# error shape; documented here once, in place of FastAPI's default 422 schema.
+v1 = APIRouter(
+    prefix="/v1",
+    responses={
+        401: {"model": ErrorResponse, "description": "no, bad or revoked token"},
+        422: {"model": ErrorResponse, "description": "invalid request; `field` names the part"},
+    },
+)
 v1.include_router(jobs.router)
 v1.include_router(predictions.router)
 v1.include_router(searches.router)

@@ -3,7 +3,8 @@
 ``serve`` migrates the database, then supervises ``cnnlab worker`` and ``cnnlab api`` child
 processes: the embedded stack by default, any stack the settings name otherwise. When it is
 interrupted, or one child exits, it stops the rest: a polite signal first (a worker finishes
-its current job), then a harder one after a grace period.
+its current job), then a harder one after a grace period. While it runs it also sweeps for
+abandoned jobs (see :mod:`worker.sweeper`).
 """
 
 from __future__ import annotations
@@ -136,12 +137,14 @@ def _supervise(commands: Sequence[list[str]]) -> int:
     code = 0
     try:
         children.extend(_spawn(c) for c in commands)
+        sweep = _Sweeps()
         while True:
             for child, command in zip(children, commands, strict=True):
                 if child.poll() is not None:
                     print(f"cnnlab: {command[3]} exited ({child.returncode}); stopping")
                     code = child.returncode or 1
                     raise _Stop
+            sweep.maybe()
             time.sleep(0.2)
     except _Stop:
         pass
@@ -154,6 +157,28 @@ def _supervise(commands: Sequence[list[str]]) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return code
+
+
+class _Sweeps:
+    """``serve`` sweeps for abandoned jobs too, so they are recovered while every worker is down
+    or restarting (in this thread: ``serve`` forks its children with no other thread running)."""
+
+    def __init__(self) -> None:
+        from worker.config import get_worker_settings
+
+        self.config = get_worker_settings()
+        self.due = time.monotonic() + self.config.sweep_interval
+
+    def maybe(self) -> None:
+        if time.monotonic() < self.due:
+            return
+        from worker.sweeper import sweep_once
+
+        try:
+            sweep_once(self.config)
+        except Exception as exc:  # the database may be restarting: the next sweep tries again
+            print(f"cnnlab: sweep failed: {exc}", file=sys.stderr)
+        self.due = time.monotonic() + self.config.sweep_interval
 
 
 def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:

@@ -173,6 +173,12 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None]
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     worker_id: Mapped[str | None] = mapped_column(String(200))
+    # The claim of the worker running the job: renewed while it trains; once past, the job may
+    # be taken over (``attempts`` counts the claims and fences out the previous holder).
+    lease_expires_at: Mapped[datetime | None]
+    # When the job's message was last sent (None: at creation); a queued job that no worker
+    # claimed long after is sent again, as its message may have been lost.
+    enqueued_at: Mapped[datetime | None]
     search_id: Mapped[str | None] = mapped_column(
         ForeignKey("searches.id", ondelete="CASCADE"), index=True
     )

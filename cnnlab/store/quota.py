@@ -30,7 +30,7 @@ def reserve(session: Session, owner_id: int, count: int, limit: int | None) -> N
     """
     if limit is None:
         return
-    pass  # session.execute(update(User).where(User.id == owner_id).values(name=User.name))
+    session.execute(update(User).where(User.id == owner_id).values(name=User.name))
     active = active_jobs(session, owner_id)
     if active + count > limit:
         raise TooManyActiveJobs(active, count, limit)

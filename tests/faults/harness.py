@@ -1,0 +1,145 @@
+"""Real worker processes on a shared home, jobs submitted and read through the store, and the
+fault figures every test adds to (written to the pytest report as properties)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from cnnlab.settings import get_settings
+from cnnlab.spec import TrainSpec
+from cnnlab.store.db import session_scope
+from cnnlab.store.jobs import submit_job
+from cnnlab.store.models import EpochMetric, Job
+from cnnlab.store.users import get_or_create_user
+from tests.e2e.stack import CNNLAB, ENDED, wait_until
+from tests.worker.procs import WORKER_READY, Proc
+
+# Short leases and sweeps so a dead worker's job moves on within seconds.
+FAST_RECOVERY = {
+    "CNNLAB_LEASE_SECONDS": "2",
+    "CNNLAB_SWEEP_SECONDS": "0.5",
+    "CNNLAB_QUEUED_GRACE_SECONDS": "3",
+    "CNNLAB_MAX_ACTIVE_JOBS": "100",
+}
+# About a second an epoch on one busy core: a kill after the first epoch lands mid-epoch.
+SPEC = {"dataset": "mnist", "train_size": 6000, "val_size": 1000, "batch_size": 100, "epochs": 4}
+TINY = {"dataset": "mnist", "train_size": 500, "val_size": 100, "batch_size": 100, "epochs": 1}
+
+
+@dataclass(frozen=True)
+class Row:
+    status: str
+    attempts: int
+    epoch: int
+    worker_id: str | None
+    error: dict[str, Any] | None
+
+    @property
+    def pid(self) -> int:
+        """The pool process that holds the job (worker ids end in ``/<pid>``)."""
+        assert self.worker_id is not None
+        return int(self.worker_id.rsplit("/", 1)[1])
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """The test process's settings (its home, database and broker), for a worker process."""
+    keep = ("CNNLAB_HOME", "CNNLAB_DATA_DIR", "CNNLAB_DATABASE_URL", "CNNLAB_BROKER_URL")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    return {**env, **FAST_RECOVERY, **extra}
+
+
+def start_worker(log: Path, env: dict[str, str] | None = None) -> Proc:
+    args = [*CNNLAB, "worker", "--concurrency=1", "--threads=1"]
+    return Proc(args, log, env if env is not None else worker_env())
+
+
+@contextmanager
+def workers(tmp_path: Path, n: int, env: dict[str, str] | None = None) -> Iterator[list[Proc]]:
+    procs = [start_worker(tmp_path / f"worker{i}.log", env) for i in range(n)]
+    try:
+        for p in procs:
+            p.wait_for(WORKER_READY, timeout=90)
+            p.wait_for(r"pool process ready", timeout=90)
+        yield procs
+    finally:
+        for p in procs:
+            p.signal(signal.SIGTERM)
+        for p in procs:
+            p.stop()
+
+
+def submit(spec: dict[str, Any] = SPEC, user: str = "alice") -> str:
+    with session_scope() as session:
+        owner = get_or_create_user(session, user)
+        job = submit_job(session, owner.id, TrainSpec.model_validate(spec), get_settings())
+        return job.id
+
+
+def row(job_id: str) -> Row:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return Row(job.status.value, job.attempts, job.epoch, job.worker_id, job.error)
+
+
+def epoch_rows(job_id: str) -> list[tuple[int, float, float]]:
+    """(epoch, seconds, val_loss) per metrics row: a rerun epoch would change its numbers."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(EpochMetric.epoch, EpochMetric.seconds, EpochMetric.val_loss)
+            .where(EpochMetric.job_id == job_id)
+            .order_by(EpochMetric.epoch)
+        )
+        return [(e, s, v) for e, s, v in rows]
+
+
+def wait_row(job_id: str, statuses: set[str], timeout: float) -> Row:
+    def reached() -> Row | None:
+        current = row(job_id)
+        return current if current.status in statuses else None
+
+    return wait_until(reached, timeout, f"job {job_id} to be {sorted(statuses)}")
+
+
+def wait_ended(job_ids: list[str], timeout: float) -> dict[str, Row]:
+    def all_ended() -> dict[str, Row] | None:
+        rows = {j: row(j) for j in job_ids}
+        return rows if all(r.status in ENDED for r in rows.values()) else None
+
+    return wait_until(all_ended, timeout, f"{len(job_ids)} jobs to end", poll=0.2)
+
+
+def kill_mid_epoch(
+    job_id: str, after_epoch: int = 1, *, group: bool = False, timeout: float = 90
+) -> tuple[Row, list[tuple[int, float, float]]]:
+    """SIGKILL the pool process training ``job_id`` (``group``: its whole worker, main process
+    included) once it is past ``after_epoch``; returns the row and its metrics rows as the killed
+    process left them."""
+
+    def past_epoch() -> Row | None:
+        current = row(job_id)
+        return current if current.status == "running" and current.epoch >= after_epoch else None
+
+    held = wait_until(past_epoch, timeout, f"job {job_id} past epoch {after_epoch}", poll=0.02)
+    if group:
+        os.killpg(os.getpgid(held.pid), signal.SIGKILL)
+    else:
+        os.kill(held.pid, signal.SIGKILL)
+    wait_until(lambda: not _alive(held.pid), 10, f"pid {held.pid} to die")
+    return row(job_id), epoch_rows(job_id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

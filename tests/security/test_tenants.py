@@ -1,0 +1,102 @@
+"""Tenants: nothing of another user's shows, not even through the shape of a 404."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cnnlab.store.db import session_scope
+from cnnlab.store.models import Token
+from cnnlab.store.users import authenticate
+from tests.api.client import ApiClient
+from tests.api.conftest import Caller, TrainedModel, give_model
+
+SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
+PIXELS = {"instances": [[[0] * 28] * 28]}
+
+# Every route that takes an id; {job} and {search} are filled in.
+BY_ID = [
+    ("GET", "/v1/jobs/{job}", {}),
+    ("GET", "/v1/jobs/{job}/metrics", {}),
+    ("GET", "/v1/jobs/{job}/checkpoint", {}),
+    ("GET", "/v1/jobs/{job}/checkpoint?kind=last", {}),
+    ("GET", "/v1/jobs/{job}/curves.png", {}),
+    ("GET", "/v1/jobs/{job}/events", {}),
+    ("GET", "/v1/jobs/{job}/samples", {}),
+    ("GET", "/v1/jobs/{job}/confusion", {}),
+    ("POST", "/v1/jobs/{job}/predict", {"json": PIXELS}),
+    ("POST", "/v1/jobs/{job}/cancel", {}),
+    ("GET", "/v1/searches/{search}", {}),
+    ("GET", "/v1/searches/{search}/heatmap.png", {}),
+    ("POST", "/v1/searches/{search}/cancel", {}),
+]
+
+
+@pytest.fixture
+def owned(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+) -> dict[str, str]:
+    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    give_model(db_url, job["id"], trained)
+    body = {"base": SPEC, "grid": {"seed": [1, 2]}}
+    search = client.post("/v1/searches", json=body, headers=alice.headers).json()
+    return {"job": job["id"], "search": search["id"]}
+
+
+def test_someone_elses_id_is_byte_for_byte_a_missing_one(
+    client: ApiClient, bob: Caller, owned: dict[str, str]
+) -> None:
+    # Missing ids of the same length, so even Content-Length cannot tell them apart.
+    missing = {"job": "f" * len(owned["job"]), "search": "e" * len(owned["search"])}
+    for method, path, kwargs in BY_ID:
+        theirs = client.request(method, path.format(**owned), headers=bob.headers, **kwargs)
+        nowhere = client.request(method, path.format(**missing), headers=bob.headers, **kwargs)
+        assert theirs.status_code == nowhere.status_code == 404, (path, theirs.text)
+        body = theirs.content
+        for key, ident in owned.items():
+            body = body.replace(ident.encode(), missing[key].encode())
+        assert body == nowhere.content, path
+        assert theirs.headers.multi_items() == nowhere.headers.multi_items(), path
+
+
+def test_lists_and_filters_show_nothing_of_anyone_else(
+    client: ApiClient, alice: Caller, bob: Caller, owned: dict[str, str]
+) -> None:
+    nobody = "0" * len(owned["search"])
+    for url in (f"/v1/jobs?search_id={owned['search']}", f"/v1/jobs?search_id={nobody}"):
+        r = client.get(url, headers=bob.headers)
+        assert r.status_code == 200 and r.json() == {"items": [], "next": None}
+    for url in ("/v1/jobs", "/v1/searches", "/v1/jobs?status=queued"):
+        assert client.get(url, headers=bob.headers).json()["items"] == []
+    # A paging cursor made from Alice's list shows Bob nothing of hers either.
+    page = client.get("/v1/jobs?limit=1", headers=alice.headers).json()
+    assert page["next"] is not None
+    r = client.get(f"/v1/jobs?cursor={page['next']}", headers=bob.headers)
+    assert r.status_code == 200 and r.json()["items"] == []
+
+
+def test_bobs_cancels_leave_alices_work_alone(
+    client: ApiClient, alice: Caller, bob: Caller, owned: dict[str, str]
+) -> None:
+    client.post(f"/v1/jobs/{owned['job']}/cancel", headers=bob.headers)
+    client.post(f"/v1/searches/{owned['search']}/cancel", headers=bob.headers)
+    job = client.get(f"/v1/jobs/{owned['job']}", headers=alice.headers).json()
+    search = client.get(f"/v1/searches/{owned['search']}", headers=alice.headers).json()
+    assert not job["cancel_requested"] and not search["cancel_requested"]
+    assert search["status"] == "queued"
+
+
+def test_tokens_are_stored_only_as_hashes(db_url: str, alice: Caller, bob: Caller) -> None:
+    with session_scope(db_url) as s:
+        stored = set(s.scalars(select(Token.token_hash)))
+        for caller in (alice, bob):
+            assert caller.token not in stored
+            assert hashlib.sha256(caller.token.encode()).hexdigest() in stored
+            # One character off is nobody, whichever character it is.
+            for i in (0, len(caller.token) // 2, len(caller.token) - 1):
+                changed = "x" if caller.token[i] != "x" else "y"
+                assert authenticate(s, caller.token[:i] + changed + caller.token[i + 1 :]) is None
+            assert authenticate(s, caller.token + " ") is None
