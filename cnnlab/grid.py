@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cnnlab.errors import SpecError
-from cnnlab.spec import TrainSpec
+from cnnlab.spec import TrainSpec, field_path
 
 MAX_GRID_POINTS = 64
 MAX_VALUES_PER_AXIS = 16
@@ -52,7 +52,7 @@ def _validate(doc: dict[str, Any], params: dict[str, Any], prefix: str) -> Train
         return TrainSpec.model_validate(doc)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = field_path(err["loc"])
         where = f"grid.{loc}" if loc in params else f"{prefix}.{loc}" if loc else prefix
         raise SpecError(where, err["msg"]) from None
 

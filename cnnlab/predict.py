@@ -39,7 +39,7 @@ class Predictor:
         c, h, w = self.shape
         try:
             array = np.asarray(instance, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise BadInput(item, "not an array of numbers") from None
         expected = [(h, w), (h, w, 1)] if c == 1 else [(h, w, c)]
         if array.shape not in expected:

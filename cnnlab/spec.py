@@ -19,7 +19,8 @@ MAX_CONV_BLOCKS = 8
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no silent coercion of true → 1 or "3" → 3; an int still passes as a float.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 Channel = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
@@ -81,6 +82,27 @@ class TrainSpec(_Strict):
         if isinstance(v, float) and not v < 1:
             raise ValueError("a fractional val_size must be below 1 (use an integer for a count)")
         return v
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """The dotted spec path of a validation error's location, without pydantic's union-member
+    tags: ``("val_size", "int")`` → ``val_size``; ``("model", "channels", 2)`` →
+    ``model.channels.2``; an unknown field is named as given."""
+    model: type[BaseModel] | None = TrainSpec
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(str(part))
+            continue
+        if model is None:  # below a leaf field: a union-member tag such as "int"
+            break
+        parts.append(part)
+        field = model.model_fields.get(part)
+        if field is None:  # an unknown field
+            break
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return ".".join(parts)
 
 
 def val_count(spec: TrainSpec, train_split: int) -> int:

@@ -26,9 +26,11 @@ def _emit(row: dict[str, Any]) -> None:
 
 
 def _format_errors(exc: ValidationError) -> str:
+    from cnnlab.spec import field_path
+
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        loc = field_path(err["loc"]) or "spec"
         lines.append(f"  {loc}: {err['msg']}")
     return "invalid spec:\n" + "\n".join(lines)
 

@@ -116,3 +116,8 @@ def test_colour_model_takes_hwc_arrays(data_dir: Path) -> None:
     assert pred["class_name"] in predictor.class_names
     with pytest.raises(BadInput, match=r"expected shape \(32, 32, 3\)"):
         predictor.predict_arrays([np.zeros((32, 32)).tolist()])
+
+
+def test_numbers_too_big_for_a_float_are_bad_input(mnist_ckpt: dict) -> None:
+    with pytest.raises(BadInput, match="not an array of numbers"):
+        Predictor(mnist_ckpt).predict_arrays([[[10**400] * 28] * 28])

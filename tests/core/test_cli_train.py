@@ -47,7 +47,8 @@ def test_json_lines_then_summary_and_checkpoints(data_dir: Path, tmp_path: Path)
     more = _write_spec(tmp_path / "more.json", epochs=3)
     proc = _cnnlab("train", str(more), "--json", "--resume", str(out / "last.pt"))
     assert proc.returncode == 0, proc.stderr
-    assert [json.loads(x).get("epoch") for x in proc.stdout.splitlines()][0] == 3
+    first = json.loads(proc.stdout.splitlines()[0])
+    assert first["epoch"] == 3
 
 
 def test_table_output_for_people(data_dir: Path, tmp_path: Path) -> None:

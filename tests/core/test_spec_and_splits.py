@@ -131,3 +131,27 @@ def test_spec_validation_only_raises_typed_errors(doc: dict) -> None:
         return
     assert 0 < spec.optimizer.lr <= 100 and 1 <= spec.epochs <= 1000
     assert spec.batch_size <= train_count(spec, 60000) and val_count(spec, 60000) < 60000
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"dataset": "mnist", "epochs": True}, "epochs"),
+        ({"dataset": "mnist", "epochs": "3"}, "epochs"),
+        ({"dataset": "mnist", "val_size": True}, "val_size"),
+        ({"dataset": "mnist", "val_size": "half"}, "val_size"),
+        ({"dataset": "mnist", "optimizer": {"lr": "0.1"}}, "optimizer.lr"),
+        ({"dataset": "mnist", "model": {"channels": [16, "32"]}}, "model.channels.1"),
+    ],
+)
+def test_no_silent_coercion(doc: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        TrainSpec.model_validate(doc)
+    from cnnlab.spec import field_path
+
+    assert field_path(info.value.errors()[0]["loc"]) == field
+
+
+def test_an_int_is_a_fine_learning_rate() -> None:
+    spec = TrainSpec.model_validate({"dataset": "mnist", "optimizer": {"lr": 1}})
+    assert spec.optimizer.lr == 1.0
