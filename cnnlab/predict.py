@@ -57,8 +57,9 @@ class Predictor:
             with Image.open(io.BytesIO(blob)) as src:
                 if src.width * src.height > MAX_IMAGE_PIXELS:
                     raise BadInput(
-                        item, f"image is too large: {src.width}×{src.height} is over "
-                        f"{MAX_IMAGE_PIXELS} pixels"
+                        item,
+                        f"image is too large: {src.width}×{src.height} is over "
+                        f"{MAX_IMAGE_PIXELS} pixels",
                     )
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
