@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
+from typing import Any
 
 import numpy as np
 import torch
-from torchvision import datasets as tv
 
 from cnnlab.catalog import DatasetFiles, cache_key, get_meta, locate, sizes_sidecar
 from cnnlab.errors import DatasetUnavailable
@@ -49,27 +49,34 @@ class Splits:
     test: ImageSet
 
 
-class _CIFAR10Files(tv.CIFAR10):
-    """torchvision's CIFAR-10 reader without its checksum gate: it still parses the pickled
-    batches, but accepts any well-formed files (the published ones, or a test's tiny ones).
-    Class names come from the catalog, so ``batches.meta`` is not needed."""
-
-    def _check_integrity(self) -> bool:
-        root = Path(self.root) / self.base_folder
-        return all((root / name).is_file() for name, _ in self.train_list + self.test_list)
-
-    def _load_meta(self) -> None:
-        pass
-
-
 _memo: dict[tuple[str, str, bool], ImageSet] = {}
 _memo_lock = Lock()
 
 
+def _cifar10_reader() -> Any:
+    """torchvision's CIFAR-10 reader without its checksum gate: it still parses the pickled
+    batches, but accepts any well-formed files (the published ones, or a test's tiny ones).
+    Class names come from the catalog, so ``batches.meta`` is not needed."""
+    from torchvision.datasets import CIFAR10
+
+    class CIFAR10Files(CIFAR10):
+        def _check_integrity(self) -> bool:
+            root = Path(self.root) / self.base_folder
+            return all((root / name).is_file() for name, _ in self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            pass
+
+    return CIFAR10Files
+
+
 def _decode(files: DatasetFiles, train: bool) -> ImageSet:
+    # torchvision is imported only to decode files (seconds of start-up a cache hit skips).
+    from torchvision import datasets as tv
+
     meta = files.meta
     if meta.name == "cifar10":
-        ds = _CIFAR10Files(str(files.root.parent), train=train, download=False)
+        ds = _cifar10_reader()(str(files.root.parent), train=train, download=False)
         images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
         return ImageSet(images, torch.tensor(ds.targets, dtype=torch.int64))
     # MNIST-format IDX files: torchvision reads uncompressed files from ROOT/<Class>/raw.
@@ -89,6 +96,8 @@ def _decode(files: DatasetFiles, train: bool) -> ImageSet:
 
 
 def _download(name: str, settings: Settings) -> None:
+    from torchvision import datasets as tv
+
     meta = get_meta(name)
     cls = {"mnist": tv.MNIST, "fashion_mnist": tv.FashionMNIST, "cifar10": tv.CIFAR10}[name]
     root = settings.resolved_data_dir

@@ -315,6 +315,11 @@ def fit(
                 cancelled = True
                 break
             val_loss, val_acc = evaluate(model, val, normalize)
+            if not math.isfinite(val_loss):
+                # The last batch's step blew the weights up after its own loss was checked.
+                raise Diverged(
+                    epoch=epoch, batch=math.ceil(seen / spec.batch_size), lr=spec.optimizer.lr
+                )
             seconds = time.perf_counter() - t0
             metrics = EpochMetrics(epoch, train_loss, val_loss, val_acc, seconds, seen / seconds)
             run.epoch = epoch

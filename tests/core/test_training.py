@@ -119,3 +119,19 @@ def test_real_fashion_mnist_reaches_75_percent(real_fashion_mnist: Path) -> None
     result = fit(spec)
     assert result.best_val_accuracy >= 0.75
     assert result.test_accuracy is not None and result.test_accuracy >= 0.75
+
+
+def test_divergence_in_the_last_step_of_an_epoch_is_caught_before_it_is_reported(
+    real_fashion_mnist: Path,
+) -> None:
+    """With lr 50 each batch's loss is finite but the epoch's last step leaves the weights
+    non-finite: the epoch must not be reported with a NaN validation loss."""
+    spec = TrainSpec.model_validate(
+        {"dataset": "fashion_mnist", "train_size": 4096, "val_size": 1000, "batch_size": 1024,
+         "epochs": 2, "optimizer": {"lr": 50.0}}
+    )  # fmt: skip
+    seen: list[EpochReport] = []
+    with pytest.raises(Diverged) as info:
+        fit(spec, on_epoch=seen.append)
+    assert seen == []
+    assert info.value.details["epoch"] == 1 and info.value.details["batch"] == 4
