@@ -25,6 +25,17 @@ def cnnlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     get_settings.cache_clear()
 
 
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A migrated throwaway PostgreSQL database, shared by one test module, dropped after."""
+    from cnnlab.store import migrate
+    from tests.store.postgres import throwaway_database
+
+    with throwaway_database() as url:
+        migrate.upgrade(url)
+        yield url
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -16,15 +16,7 @@ from cnnlab.store.models import User
 from cnnlab.store.users import create_token, get_or_create_user
 from tests.api.client import ApiClient
 from tests.store.factories import unique_name
-from tests.store.postgres import throwaway_database
 from tests.utils.datasets import write_mnist
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with throwaway_database() as url:
-        migrate.upgrade(url)
-        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,14 +17,6 @@ from cnnlab.store import migrate, runs
 from cnnlab.store.db import dispose_engine, get_sessionmaker
 from cnnlab.store.models import EpochMetric, Job, JobStatus, Search, utcnow
 from tests.store.factories import make_job, make_user, metrics
-from tests.store.postgres import throwaway_database
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with throwaway_database() as url:
-        migrate.upgrade(url)
-        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -13,26 +13,10 @@ from cnnlab.store.models import Token
 from cnnlab.store.users import authenticate
 from tests.api.client import ApiClient
 from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.api.test_auth import OWNED, SPEC
 
-SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
-PIXELS = {"instances": [[[0] * 28] * 28]}
-
-# Every route that takes an id; {job} and {search} are filled in.
-BY_ID = [
-    ("GET", "/v1/jobs/{job}", {}),
-    ("GET", "/v1/jobs/{job}/metrics", {}),
-    ("GET", "/v1/jobs/{job}/checkpoint", {}),
-    ("GET", "/v1/jobs/{job}/checkpoint?kind=last", {}),
-    ("GET", "/v1/jobs/{job}/curves.png", {}),
-    ("GET", "/v1/jobs/{job}/events", {}),
-    ("GET", "/v1/jobs/{job}/samples", {}),
-    ("GET", "/v1/jobs/{job}/confusion", {}),
-    ("POST", "/v1/jobs/{job}/predict", {"json": PIXELS}),
-    ("POST", "/v1/jobs/{job}/cancel", {}),
-    ("GET", "/v1/searches/{search}", {}),
-    ("GET", "/v1/searches/{search}/heatmap.png", {}),
-    ("POST", "/v1/searches/{search}/cancel", {}),
-]
+# Every route that takes an id ({job} and {search} are filled in): the auth matrix's list.
+BY_ID = OWNED
 
 
 @pytest.fixture

@@ -10,14 +10,6 @@ from sqlalchemy.orm import Session
 
 from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine, get_sessionmaker
-from tests.store.postgres import throwaway_database
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with throwaway_database() as url:
-        migrate.upgrade(url)
-        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
