@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.catalog import DATASETS
+
 IDX_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 IDX_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -66,18 +68,7 @@ def write_cifar10(data_dir: Path, n_train: int = 500, n_test: int = 100, seed: i
         _write_batch(root / f"data_batch_{i}", images[idx], labels[idx], f"training batch {i} of 5")
     t_images, t_labels = patterned_images(n_test, (32, 32, 3), seed + 1)
     _write_batch(root / "test_batch", t_images, t_labels, "testing batch 1 of 1")
-    names = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
+    names = list(DATASETS["cifar10"].class_names)
     with open(root / "batches.meta", "wb") as f:
         pickle.dump({"label_names": names, "num_cases_per_batch": 10000, "num_vis": 3072}, f, 2)
     return root
