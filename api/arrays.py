@@ -43,6 +43,19 @@ def _kind(value: Any) -> str:
     return "a number"
 
 
+_NUMBER = (int, float)  # exact types: a bool is an int subclass but no pixel
+
+
+def _row_is_plain(row: list[Any], c: int) -> bool:
+    """The common case, checked without building a message per pixel."""
+    if c == 1:
+        return all(type(p) in _NUMBER and 0 <= p <= 255 for p in row)
+    return all(
+        type(p) is list and len(p) == c and all(type(v) in _NUMBER and 0 <= v <= 255 for v in p)
+        for p in row
+    )
+
+
 def check_instance(item: int, instance: Any, shape: tuple[int, int, int]) -> None:
     """Raise :class:`BadInput` unless ``instance`` is H×W (grey) or H×W×C nested lists of
     numbers from 0 to 255, for a model that takes C×H×W images."""
@@ -53,17 +66,23 @@ def check_instance(item: int, instance: Any, shape: tuple[int, int, int]) -> Non
     for y, row in enumerate(instance):
         if not isinstance(row, list) or len(row) != w:
             raise BadInput(item, f"{expected}: row {y} is {_kind(row)}, not {w} pixels")
-        for x, pixel in enumerate(row):
-            where = f"row {y}, column {x}"
-            if isinstance(pixel, list):
-                if len(pixel) != c:
-                    raise BadInput(item, f"{expected}: {where} has {len(pixel)} channels, not {c}")
-                for channel in pixel:
-                    _pixel(item, where, channel)
-            elif c == 1:
-                _pixel(item, where, pixel)
-            else:
-                raise BadInput(item, f"{expected}: {where} is {_kind(pixel)}, not {c} channels")
+        if not _row_is_plain(row, c):
+            _check_row(item, y, row, c, expected)
+
+
+def _check_row(item: int, y: int, row: list[Any], c: int, expected: str) -> None:
+    """Pixel by pixel, to say exactly where a row goes wrong (or accept H×W×1 pixels)."""
+    for x, pixel in enumerate(row):
+        where = f"row {y}, column {x}"
+        if isinstance(pixel, list):
+            if len(pixel) != c:
+                raise BadInput(item, f"{expected}: {where} has {len(pixel)} channels, not {c}")
+            for channel in pixel:
+                _pixel(item, where, channel)
+        elif c == 1:
+            _pixel(item, where, pixel)
+        else:
+            raise BadInput(item, f"{expected}: {where} is {_kind(pixel)}, not {c} channels")
 
 
 def check_instances(instances: list[Any], shape: tuple[int, int, int]) -> None:
