@@ -162,6 +162,10 @@ def test_draw_a_digit_and_get_a_prediction(
     page = signed_in
     page.goto(f"/#/jobs/{mnist_job['id']}")
     page.wait_for_selector("#draw")
+    # The sample grid and the confusion matrix load beside the canvas and move it as they
+    # arrive: draw only once the page has settled, or the strokes miss the canvas.
+    expect(page.locator("#confusion table.confusion")).to_be_visible(timeout=60_000)
+    expect(page.locator("figure img").first).to_be_visible(timeout=60_000)
     _draw_seven(page)
     with page.expect_request(lambda r: r.url.endswith("/predict")) as sent:
         page.click("#predict")
