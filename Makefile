@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy cnnlab api worker
+	$(BIN)/mypy cnnlab api worker bench
 
 check: lint typecheck test
 
