@@ -81,19 +81,6 @@ def claim(
     return Claim(spec=row.spec, attempt=row.attempts)
 
 
-def claim_job(
-    session: Session,
-    job_id: str,
-    worker_id: str,
-    *,
-    lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-) -> dict[str, Any] | None:
-    """:func:`claim`, returning only the spec."""
-    held = claim(session, job_id, worker_id, lease_seconds=lease_seconds, max_attempts=max_attempts)
-    return held.spec if held is not None else None
-
-
 def _expired(now: datetime) -> ColumnElement[bool]:
     # A running row without a lease was claimed before leases existed: its holder is unknown.
     return and_(

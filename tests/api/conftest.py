@@ -103,8 +103,24 @@ def give_model(db_url: str, job_id: str, trained: TrainedModel, epochs: int = 1)
     from tests.store.factories import metrics
 
     with session_scope(db_url) as s:
-        runs.claim_job(s, job_id, "test-worker")
+        runs.claim(s, job_id, "test-worker")
     for epoch in range(1, epochs + 1):
         with session_scope(db_url) as s:
             m = metrics(epoch, 0.5 + 0.1 * epoch, val_loss=1.0 / epoch)
             runs.record_epoch(s, job_id, m, last=trained.checkpoint, best=trained.checkpoint)
+
+
+# A job and a search for the routes that take an id; each search trial is one more job.
+SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
+GRID = {"optimizer.lr": [0.01, 0.1]}
+
+
+@pytest.fixture
+def owned(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+) -> dict[str, str]:
+    """Alice's job (with a model) and search, by resource: ``{"job": id, "search": id}``."""
+    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    give_model(db_url, job["id"], trained)
+    search = client.post("/v1/searches", json={"base": SPEC, "grid": GRID}, headers=alice.headers)
+    return {"job": job["id"], "search": search.json()["id"]}

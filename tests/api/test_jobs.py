@@ -126,7 +126,7 @@ def test_cancel(client: ApiClient, alice: Caller, mnist: Path, db_url: str) -> N
 
     running = submit(client, alice)
     with session_scope(db_url) as s:
-        assert runs.claim_job(s, running["id"], "w") is not None
+        assert runs.claim(s, running["id"], "w") is not None
     r = client.post(f"/v1/jobs/{running['id']}/cancel", headers=alice.headers)
     assert r.status_code == 202
     assert r.json()["status"] == "running" and r.json()["cancel_requested"] is True
@@ -148,7 +148,7 @@ def test_progress_metrics_and_checkpoints(
     best = _tensor_file({"w": torch.ones(2)})
     last = _tensor_file({"w": torch.zeros(2)})
     with session_scope(db_url) as s:
-        runs.claim_job(s, job_id, "w")
+        runs.claim(s, job_id, "w")
     with session_scope(db_url) as s:
         runs.record_epoch(s, job_id, metrics(1, 0.8), last=best, best=best)
     with session_scope(db_url) as s:

@@ -28,7 +28,7 @@ def create(client: ApiClient, caller: Caller, **body: Any) -> dict[str, Any]:
 
 def finish(db_url: str, job_id: str, val_accuracy: float, status: JobStatus) -> None:
     with session_scope(db_url) as s:
-        runs.claim_job(s, job_id, "w")
+        runs.claim(s, job_id, "w")
     with session_scope(db_url) as s:
         runs.record_epoch(s, job_id, metrics(1, val_accuracy), last=b"l", best=b"b")
     with session_scope(db_url) as s:
@@ -85,7 +85,7 @@ def test_cancel_a_search(client: ApiClient, alice: Caller, mnist: Path, db_url: 
     search = create(client, alice)
     ids = [t["job_id"] for t in search["trials"]]
     with session_scope(db_url) as s:
-        runs.claim_job(s, ids[3], "w")
+        runs.claim(s, ids[3], "w")
     r = client.post(f"/v1/searches/{search['id']}/cancel", headers=alice.headers)
     assert r.status_code == 202
     body = r.json()

@@ -77,7 +77,7 @@ def test_cancel_queued_running_and_ended(session: Session) -> None:
     running = make_job(session, alice)
     done = make_job(session, alice, status=JobStatus.succeeded)
     session.commit()
-    assert runs.claim_job(session, running.id, "w1") is not None
+    assert runs.claim(session, running.id, "w1") is not None
 
     assert jobs.cancel_job(session, alice.id, queued.id).status is JobStatus.cancelled
     job = jobs.cancel_job(session, alice.id, running.id)
@@ -86,7 +86,7 @@ def test_cancel_queued_running_and_ended(session: Session) -> None:
     assert jobs.cancel_job(session, alice.id, done.id).status is JobStatus.succeeded
     session.commit()
     # A cancelled job is never claimed.
-    assert runs.claim_job(session, queued.id, "w2") is None
+    assert runs.claim(session, queued.id, "w2") is None
 
 
 def test_checkpoint_and_model_need_a_finished_epoch(session: Session) -> None:
@@ -97,7 +97,7 @@ def test_checkpoint_and_model_need_a_finished_epoch(session: Session) -> None:
         jobs.get_checkpoint(session, alice.id, job.id)
     with pytest.raises(Conflict):
         jobs.model_epoch(session, alice.id, job.id)
-    runs.claim_job(session, job.id, "w")
+    runs.claim(session, job.id, "w")
     runs.record_epoch(session, job.id, metrics(1, 0.5), last=b"last-1", best=b"best-1")
     runs.record_epoch(session, job.id, metrics(2, 0.4), last=b"last-2", best=None)
     session.commit()

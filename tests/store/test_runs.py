@@ -16,14 +16,14 @@ def test_claim_is_once_only(session: Session) -> None:
     alice, _ = make_user(session)
     job = make_job(session, alice)
     session.commit()
-    spec = runs.claim_job(session, job.id, "worker-1")
-    assert spec == job.spec
-    assert runs.claim_job(session, job.id, "worker-2") is None
+    held = runs.claim(session, job.id, "worker-1")
+    assert held is not None and held.spec == job.spec and held.attempt == 1
+    assert runs.claim(session, job.id, "worker-2") is None
     session.commit()
     session.refresh(job)
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.running, 1, "worker-1")
     assert job.started_at is not None
-    assert runs.claim_job(session, "f" * 32, "worker-1") is None
+    assert runs.claim(session, "f" * 32, "worker-1") is None
 
 
 def test_claim_races_between_sessions(db_url: str) -> None:
@@ -31,9 +31,9 @@ def test_claim_races_between_sessions(db_url: str) -> None:
         alice, _ = make_user(s)
         job_id = make_job(s, alice).id
     with session_scope(db_url) as first, session_scope(db_url) as second:
-        a = runs.claim_job(first, job_id, "a")
+        a = runs.claim(first, job_id, "a")
         first.commit()
-        b = runs.claim_job(second, job_id, "b")
+        b = runs.claim(second, job_id, "b")
     assert (a is None) != (b is None)
 
 
@@ -41,7 +41,7 @@ def test_record_epoch_is_idempotent_and_keeps_the_best(session: Session) -> None
     alice, _ = make_user(session)
     job = make_job(session, alice)
     session.commit()
-    runs.claim_job(session, job.id, "w")
+    runs.claim(session, job.id, "w")
     runs.record_epoch(session, job.id, metrics(1, 0.70), last=b"l1", best=b"b1")
     runs.record_epoch(session, job.id, metrics(2, 0.60), last=b"l2", best=None)
     # A retried task runs epoch 2 again: still one row for it, with the new numbers.
@@ -64,7 +64,7 @@ def test_finish_records_outcome(session: Session) -> None:
     ok, bad = make_job(session, alice), make_job(session, alice)
     session.commit()
     for job in (ok, bad):
-        runs.claim_job(session, job.id, "w")
+        runs.claim(session, job.id, "w")
     runs.finish_job(session, ok.id, JobStatus.succeeded, test_accuracy=0.9)
     error = {"type": "diverged", "message": "learning rate 10 diverged"}
     runs.finish_job(session, bad.id, JobStatus.failed, error=error)
@@ -84,7 +84,7 @@ def test_cancel_request_reaches_the_worker(session: Session) -> None:
     alice, _ = make_user(session)
     job = make_job(session, alice)
     session.commit()
-    runs.claim_job(session, job.id, "w")
+    runs.claim(session, job.id, "w")
     session.commit()
     assert runs.cancel_requested(session, job.id) is False
     cancel_job(session, alice.id, job.id)

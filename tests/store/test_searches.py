@@ -33,7 +33,7 @@ def base(**overrides: Any) -> dict[str, Any]:
 
 def _run_trial(db_url: str, job_id: str, val_accuracy: float, status: JobStatus) -> None:
     with session_scope(db_url) as s:
-        assert runs.claim_job(s, job_id, "w") is not None
+        assert runs.claim(s, job_id, "w") is not None
     with session_scope(db_url) as s:
         runs.record_epoch(s, job_id, metrics(1, val_accuracy, 1 - val_accuracy), b"l", b"b")
     with session_scope(db_url) as s:
@@ -145,7 +145,7 @@ def test_cancel_search_cancels_its_trials(db_url: str, settings: Settings) -> No
         search_id, owner, other = search.id, alice.id, bob.id
         ids = [t.id for t in searches.trials_with_scores(s, search)[0]]
     with session_scope(db_url) as s:
-        runs.claim_job(s, ids[0], "w")
+        runs.claim(s, ids[0], "w")
     with session_scope(db_url) as s:
         with pytest.raises(NotFound):
             searches.cancel_search(s, other, search_id)
@@ -174,7 +174,7 @@ def test_trials_ending_together_end_the_search(pg_url: str, settings: Settings) 
             ids = [t.id for t in searches.trials_with_scores(s, search)[0]]
         for job_id in ids:
             with session_scope(pg_url) as s:
-                runs.claim_job(s, job_id, "w")
+                runs.claim(s, job_id, "w")
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
