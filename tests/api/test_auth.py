@@ -3,17 +3,11 @@ exactly like one that does not exist."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from cnnlab.store.db import session_scope
 from cnnlab.store.users import revoke_token
 from tests.api.client import ApiClient
-from tests.api.conftest import Caller, TrainedModel, give_model, make_caller
+from tests.api.conftest import GRID, SPEC, Caller, make_caller
 
-SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
-GRID = {"optimizer.lr": [0.01, 0.1]}
 PIXELS = {"instances": [[[0] * 28] * 28]}
 
 # (method, path, request kwargs); {job} and {search} are filled with ids.
@@ -43,17 +37,6 @@ UNOWNED = [
     ("GET", "/v1/datasets", {}),
     ("GET", "/v1/models", {}),
 ]
-
-
-@pytest.fixture
-def owned(
-    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
-) -> dict[str, str]:
-    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
-    give_model(db_url, job["id"], trained)
-    body = {"base": SPEC, "grid": GRID}
-    search = client.post("/v1/searches", json=body, headers=alice.headers).json()
-    return {"job": job["id"], "search": search["id"]}
 
 
 def _bad_headers(db_url: str) -> list[dict[str, str]]:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import alice, bob, client, db_url, mnist, trained
+from tests.api.conftest import alice, bob, client, db_url, mnist, owned, trained
 
-__all__ = ["alice", "bob", "client", "db_url", "mnist", "trained"]
+__all__ = ["alice", "bob", "client", "db_url", "mnist", "owned", "trained"]

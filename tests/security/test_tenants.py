@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import Token
 from cnnlab.store.users import authenticate
 from tests.api.client import ApiClient
-from tests.api.conftest import Caller, TrainedModel, give_model
-from tests.api.test_auth import OWNED, SPEC
+from tests.api.conftest import Caller
+from tests.api.test_auth import OWNED
 
 # Every route that takes an id ({job} and {search} are filled in): the auth matrix's list.
 BY_ID = OWNED
-
-
-@pytest.fixture
-def owned(
-    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
-) -> dict[str, str]:
-    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
-    give_model(db_url, job["id"], trained)
-    body = {"base": SPEC, "grid": {"seed": [1, 2]}}
-    search = client.post("/v1/searches", json=body, headers=alice.headers).json()
-    return {"job": job["id"], "search": search["id"]}
 
 
 def test_someone_elses_id_is_byte_for_byte_a_missing_one(
