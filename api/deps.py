@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,7 +15,10 @@ from api.auth import AuthCache, CurrentUser, lookup
 from api.config import ApiSettings
 from api.errors import Unauthorized
 from cnnlab.settings import Settings
-from cnnlab.store.db import abort, finish, open_session
+from cnnlab.store.db import session_scope
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 # Dependencies that do no I/O are async: FastAPI runs sync ones in its threadpool, and each
@@ -33,29 +37,40 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 
 
-async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
-    """One session per request: committed when the handler returns (then jobs are enqueued),
-    rolled back if it raises. Opening a session does no I/O (it connects on first use), so only
-    the ending goes to the threadpool."""
-    session = open_session(settings.resolved_database_url)
-    try:
-        yield session
-    except BaseException:
-        await run_in_threadpool(abort, session)
-        raise
-    await run_in_threadpool(finish, session)
+class Db:
+    """The store, for handlers: ``await db.run(fn, *args)`` calls ``fn(session, *args)`` in a
+    short session of its own, in the threadpool, and commits (then enqueues what the call
+    registered with ``after_commit``) before it returns, so a client that gets 201 can read the
+    job at once. A handler's database work is one call: each trip to the threadpool costs more
+    than a typical query, and no session outlives the call that opened it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def run(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await run_in_threadpool(partial(self.call, fn, *args, **kwargs))
+
+    def call(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        with session_scope(self.url) as session:
+            return fn(session, *args, **kwargs)
 
 
-# scope="function": the commit happens when the handler returns, before the response is sent,
-# so a client that gets 201 can read the job at once.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+async def get_db(settings: SettingsDep) -> Db:
+    return Db(settings.resolved_database_url)
+
+
+DbDep = Annotated[Db, Depends(get_db)]
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `cnnlab token create USER`")
 
 
 async def get_current_user(
     request: Request,
-    session: SessionDep,
+    db: DbDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
     if credentials is None or not credentials.credentials:
@@ -64,7 +79,7 @@ async def get_current_user(
     cache: AuthCache = request.app.state.auth_cache
     user = cache.get(token)
     if user is None:
-        user = await run_in_threadpool(lookup, session, token)
+        user = await db.run(lookup, token)
         if user is None:
             raise Unauthorized("invalid or revoked token")
         cache.put(token, user)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from api.arrays import check_instances
+from api.deps import Db
 from api.uploads import Arrays, Images
 from cnnlab.errors import BadInput
 from cnnlab.store import jobs
@@ -104,8 +105,9 @@ def predict(predictor: Predictor, payload: Images | Arrays) -> list[dict[str, An
 
 
 def predict_for_job(
-    session: Session, owner_id: int, job_id: str, payload: Images | Arrays, cache: PredictorCache
+    db: Db, owner_id: int, job_id: str, payload: Images | Arrays, cache: PredictorCache
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The epoch of the model that answered, and its predictions."""
-    predictor = model_for(session, owner_id, job_id, cache)
+    """The epoch of the model that answered, and its predictions. The session ends once the model
+    is found: none is held through the forward pass."""
+    predictor = db.call(model_for, owner_id, job_id, cache)
     return predictor.epoch, predict(predictor, payload)

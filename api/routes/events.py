@@ -19,12 +19,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, SettingsDep, UserDep
+from api.deps import Db, DbDep, UserDep
 from api.schemas import ErrorResponse, JobRead, MetricRow
 from cnnlab.store import jobs as store
-from cnnlab.store.db import session_scope
 from cnnlab.store.errors import NotFound
 from cnnlab.store.models import JobStatus
 
@@ -68,17 +67,16 @@ class Snapshot:
     new_epochs: list[dict[str, Any]]
 
 
-def _snapshot(database_url: str, owner_id: int, job_id: str, after_epoch: int) -> Snapshot:
-    with session_scope(database_url) as session:
-        job = store.get_job(session, owner_id, job_id)
-        rows: list[dict[str, Any]] = []
-        if job.epoch > after_epoch:
-            rows = [
-                MetricRow.model_validate(m).model_dump(mode="json")
-                for m in store.job_metrics(session, owner_id, job_id)
-                if m.epoch > after_epoch
-            ]
-        return Snapshot(JobRead.model_validate(job).model_dump(mode="json"), rows)
+def _snapshot(session: Session, owner_id: int, job_id: str, after_epoch: int) -> Snapshot:
+    job = store.get_job(session, owner_id, job_id)
+    rows: list[dict[str, Any]] = []
+    if job.epoch > after_epoch:
+        rows = [
+            MetricRow.model_validate(m).model_dump(mode="json")
+            for m in store.job_metrics(session, owner_id, job_id)
+            if m.epoch > after_epoch
+        ]
+    return Snapshot(JobRead.model_validate(job).model_dump(mode="json"), rows)
 
 
 def _frame(event: str, data: dict[str, Any], position: Position) -> str:
@@ -112,15 +110,13 @@ def frames(snapshot: Snapshot, position: Position) -> tuple[list[str], Position]
 
 
 async def _stream(
-    request: Request, database_url: str, owner_id: int, job_id: str, position: Position
+    request: Request, db: Db, owner_id: int, job_id: str, position: Position
 ) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
     quiet = 0.0
     while True:
         try:
-            snapshot = await run_in_threadpool(
-                _snapshot, database_url, owner_id, job_id, position.epochs
-            )
+            snapshot = await db.run(_snapshot, owner_id, job_id, position.epochs)
         except NotFound:
             return  # deleted while watched
         out, position = frames(snapshot, position)
@@ -147,21 +143,18 @@ async def _stream(
         }
     },
 )
-def job_events(
+async def job_events(
     job_id: str,
     request: Request,
-    session: SessionDep,
+    db: DbDep,
     user: UserDep,
-    settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-sent events: `status` (data: the job) on each status change and `epoch` (data: the
     metrics row and `epochs`, the total) per finished epoch; the stream ends once the job has.
     Reconnect with `Last-Event-ID` to resume after the last event received."""
-    store.get_job(session, user.id, job_id)  # 404 now, not inside the stream
-    stream = _stream(
-        request, settings.resolved_database_url, user.id, job_id, Position.parse(last_event_id)
-    )
+    await db.run(store.get_job, user.id, job_id)  # 404 now, not inside the stream
+    stream = _stream(request, db, user.id, job_id, Position.parse(last_event_id))
     return StreamingResponse(
         stream,
         media_type="text/event-stream",

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep, SettingsDep, UserDep
+from api.deps import DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse
 from cnnlab.settings import Settings
 from cnnlab.spec import TrainSpec
@@ -154,13 +154,13 @@ def confusion_matrix(checkpoint: bytes, settings: Settings) -> Confusion:
 @router.get("/{job_id}/samples", response_model=Samples, responses={422: {"model": ErrorResponse}})
 async def samples(
     job_id: str,
-    session: SessionDep,
+    db: DbDep,
     user: UserDep,
     settings: SettingsDep,
     n: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = 16,
 ) -> Samples:
     """Images from the job's training split with their labels."""
-    job = await run_in_threadpool(store.get_job, session, user.id, job_id)
+    job = await db.run(store.get_job, user.id, job_id)
     return await run_in_threadpool(sample_images, job.spec, n, settings)
 
 
@@ -170,10 +170,10 @@ async def samples(
     responses={409: {"model": ErrorResponse, "description": "the job has not succeeded"}},
 )
 async def confusion(
-    job_id: str, request: Request, session: SessionDep, user: UserDep, settings: SettingsDep
+    job_id: str, request: Request, db: DbDep, user: UserDep, settings: SettingsDep
 ) -> Confusion:
     """The best model's confusion matrix on the test split (rows: true, columns: predicted)."""
-    job = await run_in_threadpool(store.get_job, session, user.id, job_id)
+    job = await db.run(store.get_job, user.id, job_id)
     if job.status is not JobStatus.succeeded:
         raise Conflict(
             f"job {job_id!r} is {job.status}: its test confusion matrix is computed once it "
@@ -181,11 +181,11 @@ async def confusion(
             job_id=job_id,
         )
     cache = _cache(request)
-    epoch = await run_in_threadpool(store.model_epoch, session, user.id, job_id)
+    epoch = await db.run(store.model_epoch, user.id, job_id)
     hit = cache.get((job_id, epoch))
     if hit is not None:
         return hit
-    _, data = await run_in_threadpool(store.model_bytes, session, job_id)
+    _, data = await db.run(store.model_bytes, job_id)
     result = await run_in_threadpool(confusion_matrix, data, settings)
     cache.put((job_id, epoch), result)
     return result

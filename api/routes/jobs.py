@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api import plots
-from api.deps import ApiSettingsDep, SessionDep, SettingsDep, UserDep
+from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
 from cnnlab.spec import TrainSpec
 from cnnlab.store import jobs as service
@@ -32,21 +32,19 @@ router = APIRouter(
         429: {"model": ErrorResponse, "description": "too many queued and running jobs"},
     },
 )
-def submit_job(
-    spec: TrainSpec,
-    session: SessionDep,
-    user: UserDep,
-    settings: SettingsDep,
-    limits: ApiSettingsDep,
+async def submit_job(
+    spec: TrainSpec, db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSettingsDep
 ) -> JobRead:
     """Submit a train spec. It is checked against this server's data before it is queued."""
-    job = service.submit_job(session, user.id, spec, settings, max_active=limits.max_active_jobs)
+    job = await db.run(
+        service.submit_job, user.id, spec, settings, max_active=limits.max_active_jobs
+    )
     return JobRead.model_validate(job)
 
 
 @router.get("", response_model=JobList)
-def list_jobs(
-    session: SessionDep,
+async def list_jobs(
+    db: DbDep,
     user: UserDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
@@ -54,28 +52,28 @@ def list_jobs(
     search_id: str | None = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
-    page = service.list_jobs(
-        session, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
+    page = await db.run(
+        service.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
     )
     return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
 
 
 @router.get("/{job_id}", response_model=JobRead)
-def get_job(job_id: str, session: SessionDep, user: UserDep) -> JobRead:
-    return JobRead.model_validate(service.get_job(session, user.id, job_id))
+async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
+    return JobRead.model_validate(await db.run(service.get_job, user.id, job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
-def cancel_job(job_id: str, session: SessionDep, user: UserDep) -> JobRead:
+async def cancel_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
     """A queued job is cancelled at once; a running one stops within an epoch. Cancelling an
     ended job changes nothing."""
-    return JobRead.model_validate(service.cancel_job(session, user.id, job_id))
+    return JobRead.model_validate(await db.run(service.cancel_job, user.id, job_id))
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricRow])
-def job_metrics(job_id: str, session: SessionDep, user: UserDep) -> list[MetricRow]:
+async def job_metrics(job_id: str, db: DbDep, user: UserDep) -> list[MetricRow]:
     """One row per finished epoch, in order."""
-    return [MetricRow.model_validate(m) for m in service.job_metrics(session, user.id, job_id)]
+    return [MetricRow.model_validate(m) for m in await db.run(service.job_metrics, user.id, job_id)]
 
 
 @router.get(
@@ -86,11 +84,11 @@ def job_metrics(job_id: str, session: SessionDep, user: UserDep) -> list[MetricR
         409: {"model": ErrorResponse, "description": "no checkpoint yet"},
     },
 )
-def download_checkpoint(
-    job_id: str, session: SessionDep, user: UserDep, kind: CheckpointKind = CheckpointKind.best
+async def download_checkpoint(
+    job_id: str, db: DbDep, user: UserDep, kind: CheckpointKind = CheckpointKind.best
 ) -> Response:
     """The best (by validation accuracy) or the last checkpoint, a file `torch.load` reads."""
-    ckpt = service.get_checkpoint(session, user.id, job_id, kind)
+    ckpt = await db.run(service.get_checkpoint, user.id, job_id, kind)
     return Response(
         content=ckpt.data,
         media_type="application/octet-stream",
@@ -106,8 +104,8 @@ def download_checkpoint(
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def learning_curves(job_id: str, session: SessionDep, user: UserDep) -> Response:
+async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
     """Train and validation loss, and validation accuracy, per epoch."""
-    rows = await run_in_threadpool(service.job_metrics, session, user.id, job_id)
+    rows = await db.run(service.job_metrics, user.id, job_id)
     png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
     return Response(content=png, media_type="image/png")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from api import predictions as service
-from api.deps import ApiSettingsDep, SessionDep, UserDep
+from api.deps import ApiSettingsDep, DbDep, UserDep
 from api.schemas import ErrorResponse, PredictInstances, PredictionResponse
 from api.uploads import read_prediction_input
 
@@ -51,13 +51,13 @@ _BODY: dict[str, Any] = {
     },
 )
 async def predict(
-    job_id: str, request: Request, session: SessionDep, user: UserDep, limits: ApiSettingsDep
+    job_id: str, request: Request, db: DbDep, user: UserDep, limits: ApiSettingsDep
 ) -> PredictionResponse:
     """Classify images with the job's best model (by validation accuracy so far)."""
     payload = await read_prediction_input(request, limits)
     # One trip to the threadpool: find the model (404, 409), decode, one forward pass.
     epoch, results = await run_in_threadpool(
-        service.predict_for_job, session, user.id, job_id, payload, request.app.state.predictors
+        service.predict_for_job, db, user.id, job_id, payload, request.app.state.predictors
     )
     return PredictionResponse.model_validate(
         {"predictions": results, "job_id": job_id, "epoch": epoch}

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import plots
-from api.deps import ApiSettingsDep, SessionDep, SettingsDep, UserDep
+from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, SearchCreate, SearchList, SearchRead
 from cnnlab.store import searches as service
 from cnnlab.store.models import Search
@@ -37,48 +37,60 @@ def _read(session: Session, search: Search) -> SearchRead:
         429: {"model": ErrorResponse, "description": "its trials would pass the active job limit"},
     },
 )
-def create_search(
-    body: SearchCreate,
-    session: SessionDep,
-    user: UserDep,
-    settings: SettingsDep,
-    limits: ApiSettingsDep,
+async def create_search(
+    body: SearchCreate, db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSettingsDep
 ) -> SearchRead:
     """Start one trial job per grid point. Errors name `grid.<path>` or `base.<field>`."""
-    search = service.create_search(
-        session,
-        user.id,
-        body.base.model_dump(mode="json"),
-        body.grid,
-        settings,
-        metric=body.metric,
-        mode=body.mode,
-        max_active=limits.max_active_jobs,
-    )
-    return _read(session, search)
+
+    def create(session: Session) -> SearchRead:
+        search = service.create_search(
+            session,
+            user.id,
+            body.base.model_dump(mode="json"),
+            body.grid,
+            settings,
+            metric=body.metric,
+            mode=body.mode,
+            max_active=limits.max_active_jobs,
+        )
+        return _read(session, search)
+
+    return await db.run(create)
 
 
 @router.get("", response_model=SearchList)
-def list_searches(
-    session: SessionDep,
+async def list_searches(
+    db: DbDep,
     user: UserDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
 ) -> SearchList:
     """The caller's searches, newest first."""
-    page = service.list_searches(session, user.id, limit=limit, cursor=cursor)
-    return SearchList(items=[_read(session, s) for s in page.items], next=page.next)
+
+    def page(session: Session) -> SearchList:
+        found = service.list_searches(session, user.id, limit=limit, cursor=cursor)
+        return SearchList(items=[_read(session, s) for s in found.items], next=found.next)
+
+    return await db.run(page)
+
+
+def _get(session: Session, owner_id: int, search_id: str) -> SearchRead:
+    return _read(session, service.get_search(session, owner_id, search_id))
+
+
+def _cancel(session: Session, owner_id: int, search_id: str) -> SearchRead:
+    return _read(session, service.cancel_search(session, owner_id, search_id))
 
 
 @router.get("/{search_id}", response_model=SearchRead)
-def get_search(search_id: str, session: SessionDep, user: UserDep) -> SearchRead:
-    return _read(session, service.get_search(session, user.id, search_id))
+async def get_search(search_id: str, db: DbDep, user: UserDep) -> SearchRead:
+    return await db.run(_get, user.id, search_id)
 
 
 @router.post("/{search_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SearchRead)
-def cancel_search(search_id: str, session: SessionDep, user: UserDep) -> SearchRead:
+async def cancel_search(search_id: str, db: DbDep, user: UserDep) -> SearchRead:
     """Cancel every trial: queued ones at once, running ones within an epoch."""
-    return _read(session, service.cancel_search(session, user.id, search_id))
+    return await db.run(_cancel, user.id, search_id)
 
 
 @router.get(
@@ -86,12 +98,8 @@ def cancel_search(search_id: str, session: SessionDep, user: UserDep) -> SearchR
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def heatmap(search_id: str, session: SessionDep, user: UserDep) -> Response:
+async def heatmap(search_id: str, db: DbDep, user: UserDep) -> Response:
     """Validation accuracy over the grid's first two axes (the best over any further axes)."""
-
-    def load() -> SearchRead:
-        return _read(session, service.get_search(session, user.id, search_id))
-
-    search = await run_in_threadpool(load)
+    search = await db.run(_get, user.id, search_id)
     png = await run_in_threadpool(plots.heatmap_png, search)
     return Response(content=png, media_type="image/png")

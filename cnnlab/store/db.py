@@ -23,6 +23,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _AFTER_COMMIT = "cnnlab_after_commit"
 _URL = "cnnlab_url"
 
+# Connections kept open per process: as many as the API's requests use at once under load, so a
+# busy API does not open and close an overflow connection per request (SQLAlchemy keeps 5).
+_POOL: dict[str, Any] = {"pool_size": 16, "max_overflow": 24}
+
 _engines: dict[str, Engine] = {}
 _sessionmakers: dict[str, sessionmaker[Session]] = {}
 
@@ -52,10 +56,10 @@ def make_engine(url: str | URL) -> Engine:
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, **_POOL)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, **_POOL)
 
 
 def get_engine(url: str | None = None) -> Engine:

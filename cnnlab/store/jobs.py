@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.settings import Settings
@@ -52,9 +52,14 @@ def list_jobs(
     return paginate(session, stmt, Job.created_at, Job.id, limit=limit, cursor=cursor)
 
 
+# One query on id and owner: someone else's job takes the same path as a missing one. Built
+# once: polling clients read jobs many times a second, and building a statement costs more than
+# running it.
+_OWNED_JOB = select(Job).where(Job.id == bindparam("job_id"), Job.owner_id == bindparam("owner"))
+
+
 def get_job(session: Session, owner_id: int, job_id: str) -> Job:
-    # One query on id and owner: someone else's job takes the same path as a missing one.
-    job = session.scalar(select(Job).where(Job.id == job_id, Job.owner_id == owner_id))
+    job = session.scalar(_OWNED_JOB, {"job_id": job_id, "owner": owner_id})
     if job is None:
         raise NotFound("job", job_id)
     return job
