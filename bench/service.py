@@ -6,12 +6,12 @@
 - ``GET /v1/jobs/{id}`` requests/s from one API process vs ``GET /healthz`` (no database).
 
 The stack is the real one: ``cnnlab api`` and ``cnnlab worker`` processes on loopback, SQLite,
-a model trained on real Fashion-MNIST by a job.
+a model trained on real Fashion-MNIST by a job. HTTP figures come from :mod:`bench.load`, a
+client lean enough that they are the server's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import statistics
@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench import load
 from bench.runner import RunFailed
 
 CNNLAB = [sys.executable, "-m", "cnnlab"]
@@ -184,30 +185,35 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _prediction_figures(client: httpx.Client, job_id: str) -> dict[str, Any]:
+def _predict_request(stack: Stack, job_id: str, **content: Any) -> bytes:
+    """A prediction request on the wire, encoded (JSON or multipart) by httpx once."""
+    request = httpx.Request("POST", f"{stack.url}/v1/jobs/{job_id}/predict", **content)
+    return load.build(
+        stack.url,
+        request.url.raw_path.decode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {stack.token}"},
+        body=request.read(),
+        content_type=request.headers["content-type"],
+    )
+
+
+def _prediction_figures(stack: Stack, client: httpx.Client, job_id: str) -> dict[str, Any]:
     from cnnlab import checkpoint
     from cnnlab.predict import Predictor
 
     rng = np.random.default_rng(0)
     one = [rng.integers(0, 256, (28, 28)).tolist()]
     batch = [rng.integers(0, 256, (28, 28)).tolist() for _ in range(64)]
-
-    def post(instances: list) -> None:
-        r = client.post(f"/v1/jobs/{job_id}/predict", json={"instances": instances})
-        if r.status_code != 200:
-            raise RunFailed(f"predict answered {r.status_code}: {r.text[:300]}")
-
     pngs = [("files", (f"{i}.png", _png(np.asarray(img, dtype=np.uint8)), "image/png"))
             for i, img in enumerate(batch)]  # fmt: skip
 
-    def post_files() -> None:
-        r = client.post(f"/v1/jobs/{job_id}/predict", files=pngs)
-        if r.status_code != 200:
-            raise RunFailed(f"predict answered {r.status_code}: {r.text[:300]}")
+    def timed(n: int, **content: Any) -> list[float]:
+        return load.latencies(stack.url, _predict_request(stack, job_id, **content), n)
 
-    http_one = _timed(lambda: post(one), 300)
-    http_batch = _timed(lambda: post(batch), 40)
-    http_png_batch = _timed(post_files, 40)
+    http_one = timed(300, json={"instances": one})
+    http_batch = timed(40, json={"instances": batch})
+    http_png_batch = timed(40, files=pngs)
 
     ckpt = checkpoint.loads(client.get(f"/v1/jobs/{job_id}/checkpoint").content)
     predictor = Predictor(ckpt)
@@ -223,29 +229,9 @@ def _prediction_figures(client: httpx.Client, job_id: str) -> dict[str, Any]:
     }
 
 
-def _requests_per_second(url: str, headers: dict[str, str], seconds: float = 4.0) -> float:
-    """Closed-loop load from 8 connections for ``seconds``; a separate process from the API."""
-
-    async def main() -> int:
-        count = 0
-        deadline = time.perf_counter() + seconds
-        limits = httpx.Limits(max_connections=8)
-        async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
-
-            async def worker() -> None:
-                nonlocal count
-                while time.perf_counter() < deadline:
-                    r = await client.get(url)
-                    if r.status_code != 200:
-                        raise RunFailed(f"GET {url} answered {r.status_code}")
-                    count += 1
-
-            await asyncio.gather(*(worker() for _ in range(8)))
-        return count
-
-    t0 = time.perf_counter()
-    n = asyncio.run(main())
-    return n / (time.perf_counter() - t0)
+def _requests_per_second(stack: Stack, path: str, token: bool) -> float:
+    headers = {"Authorization": f"Bearer {stack.token}"} if token else {}
+    return load.requests_per_second(stack.url, load.build(stack.url, path, headers=headers))
 
 
 def _start_latencies(client: httpx.Client, samples: int) -> list[float]:
@@ -279,13 +265,12 @@ def run() -> dict[str, Any]:
             raise RunFailed(f"the model job ended {done['status']}: {done.get('error')}")
         result["model_test_accuracy"] = done["test_accuracy"]
         print("  service: predictions...", flush=True)
-        result.update(_prediction_figures(client, job_id))
+        result.update(_prediction_figures(stack, client, job_id))
         print("  service: requests/s...", flush=True)
-        headers = {"Authorization": f"Bearer {stack.token}"}
         result["get_job_requests_per_second"] = _requests_per_second(
-            f"{stack.url}/v1/jobs/{job_id}", headers
+            stack, f"/v1/jobs/{job_id}", token=True
         )
-        result["healthz_requests_per_second"] = _requests_per_second(f"{stack.url}/healthz", {})
+        result["healthz_requests_per_second"] = _requests_per_second(stack, "/healthz", token=False)
         print("  service: submit → running...", flush=True)
         starts = _start_latencies(client, 12)
         broker = "redis" if redis else "embedded"
