@@ -187,7 +187,12 @@ class Job(Base):
 
     search: Mapped[Search | None] = relationship(back_populates="trials")
 
-    __table_args__ = (Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
+        # Live jobs among all of them: the sweeper's queries and the active-job quota's.
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_owner_status", "owner_id", "status"),
+    )
 
 
 class EpochMetric(Base):
