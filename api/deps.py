@@ -15,7 +15,7 @@ from api.auth import AuthCache, CurrentUser, lookup
 from api.config import ApiSettings
 from api.errors import Unauthorized
 from cnnlab.settings import Settings
-from cnnlab.store.db import session_scope
+from cnnlab.store.db import read_scope, session_scope
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,11 +38,12 @@ ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 
 
 class Db:
-    """The store, for handlers: ``await db.run(fn, *args)`` calls ``fn(session, *args)`` in a
-    short session of its own, in the threadpool, and commits (then enqueues what the call
-    registered with ``after_commit``) before it returns, so a client that gets 201 can read the
-    job at once. A handler's database work is one call: each trip to the threadpool costs more
-    than a typical query, and no session outlives the call that opened it."""
+    """The store, for handlers. ``await db.run(fn, *args)`` calls ``fn(session, *args)`` in a
+    short transaction of its own and commits it (then enqueues what the call registered with
+    ``after_commit``) before it returns, so a client that gets 201 can read the job at once.
+    ``await db.read(fn, *args)`` does the same for reads, in autocommit mode (no BEGIN and COMMIT
+    round trips). Both run in the threadpool; a handler's database work is one call, as each
+    trip there costs more than a typical query, and no session outlives its call."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -52,10 +53,21 @@ class Db:
     ) -> T:
         return await run_in_threadpool(partial(self.call, fn, *args, **kwargs))
 
+    async def read(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await run_in_threadpool(partial(self.call_read, fn, *args, **kwargs))
+
     def call(
         self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         with session_scope(self.url) as session:
+            return fn(session, *args, **kwargs)
+
+    def call_read(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        with read_scope(self.url) as session:
             return fn(session, *args, **kwargs)
 
 
@@ -79,7 +91,7 @@ async def get_current_user(
     cache: AuthCache = request.app.state.auth_cache
     user = cache.get(token)
     if user is None:
-        user = await db.run(lookup, token)
+        user = await db.read(lookup, token)
         if user is None:
             raise Unauthorized("invalid or revoked token")
         cache.put(token, user)

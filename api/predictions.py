@@ -109,5 +109,5 @@ def predict_for_job(
 ) -> tuple[int, list[dict[str, Any]]]:
     """The epoch of the model that answered, and its predictions. The session ends once the model
     is found: none is held through the forward pass."""
-    predictor = db.call(model_for, owner_id, job_id, cache)
+    predictor = db.call_read(model_for, owner_id, job_id, cache)
     return predictor.epoch, predict(predictor, payload)

@@ -116,7 +116,7 @@ async def _stream(
     quiet = 0.0
     while True:
         try:
-            snapshot = await db.run(_snapshot, owner_id, job_id, position.epochs)
+            snapshot = await db.read(_snapshot, owner_id, job_id, position.epochs)
         except NotFound:
             return  # deleted while watched
         out, position = frames(snapshot, position)
@@ -153,7 +153,7 @@ async def job_events(
     """Server-sent events: `status` (data: the job) on each status change and `epoch` (data: the
     metrics row and `epochs`, the total) per finished epoch; the stream ends once the job has.
     Reconnect with `Last-Event-ID` to resume after the last event received."""
-    await db.run(store.get_job, user.id, job_id)  # 404 now, not inside the stream
+    await db.read(store.get_job, user.id, job_id)  # 404 now, not inside the stream
     stream = _stream(request, db, user.id, job_id, Position.parse(last_event_id))
     return StreamingResponse(
         stream,

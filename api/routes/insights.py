@@ -160,7 +160,7 @@ async def samples(
     n: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = 16,
 ) -> Samples:
     """Images from the job's training split with their labels."""
-    job = await db.run(store.get_job, user.id, job_id)
+    job = await db.read(store.get_job, user.id, job_id)
     return await run_in_threadpool(sample_images, job.spec, n, settings)
 
 
@@ -173,7 +173,7 @@ async def confusion(
     job_id: str, request: Request, db: DbDep, user: UserDep, settings: SettingsDep
 ) -> Confusion:
     """The best model's confusion matrix on the test split (rows: true, columns: predicted)."""
-    job = await db.run(store.get_job, user.id, job_id)
+    job = await db.read(store.get_job, user.id, job_id)
     if job.status is not JobStatus.succeeded:
         raise Conflict(
             f"job {job_id!r} is {job.status}: its test confusion matrix is computed once it "
@@ -181,11 +181,11 @@ async def confusion(
             job_id=job_id,
         )
     cache = _cache(request)
-    epoch = await db.run(store.model_epoch, user.id, job_id)
+    epoch = await db.read(store.model_epoch, user.id, job_id)
     hit = cache.get((job_id, epoch))
     if hit is not None:
         return hit
-    _, data = await db.run(store.model_bytes, job_id)
+    _, data = await db.read(store.model_bytes, job_id)
     result = await run_in_threadpool(confusion_matrix, data, settings)
     cache.put((job_id, epoch), result)
     return result

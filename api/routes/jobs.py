@@ -52,7 +52,7 @@ async def list_jobs(
     search_id: str | None = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
-    page = await db.run(
+    page = await db.read(
         service.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
     )
     return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
@@ -60,7 +60,7 @@ async def list_jobs(
 
 @router.get("/{job_id}", response_model=JobRead)
 async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
-    return JobRead.model_validate(await db.run(service.get_job, user.id, job_id))
+    return JobRead.model_validate(await db.read(service.get_job, user.id, job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
@@ -73,7 +73,9 @@ async def cancel_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
 @router.get("/{job_id}/metrics", response_model=list[MetricRow])
 async def job_metrics(job_id: str, db: DbDep, user: UserDep) -> list[MetricRow]:
     """One row per finished epoch, in order."""
-    return [MetricRow.model_validate(m) for m in await db.run(service.job_metrics, user.id, job_id)]
+    return [
+        MetricRow.model_validate(m) for m in await db.read(service.job_metrics, user.id, job_id)
+    ]
 
 
 @router.get(
@@ -88,7 +90,7 @@ async def download_checkpoint(
     job_id: str, db: DbDep, user: UserDep, kind: CheckpointKind = CheckpointKind.best
 ) -> Response:
     """The best (by validation accuracy) or the last checkpoint, a file `torch.load` reads."""
-    ckpt = await db.run(service.get_checkpoint, user.id, job_id, kind)
+    ckpt = await db.read(service.get_checkpoint, user.id, job_id, kind)
     return Response(
         content=ckpt.data,
         media_type="application/octet-stream",
@@ -106,6 +108,6 @@ async def download_checkpoint(
 )
 async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
     """Train and validation loss, and validation accuracy, per epoch."""
-    rows = await db.run(service.job_metrics, user.id, job_id)
+    rows = await db.read(service.job_metrics, user.id, job_id)
     png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
     return Response(content=png, media_type="image/png")

@@ -71,7 +71,7 @@ async def list_searches(
         found = service.list_searches(session, user.id, limit=limit, cursor=cursor)
         return SearchList(items=[_read(session, s) for s in found.items], next=found.next)
 
-    return await db.run(page)
+    return await db.read(page)
 
 
 def _get(session: Session, owner_id: int, search_id: str) -> SearchRead:
@@ -84,7 +84,7 @@ def _cancel(session: Session, owner_id: int, search_id: str) -> SearchRead:
 
 @router.get("/{search_id}", response_model=SearchRead)
 async def get_search(search_id: str, db: DbDep, user: UserDep) -> SearchRead:
-    return await db.run(_get, user.id, search_id)
+    return await db.read(_get, user.id, search_id)
 
 
 @router.post("/{search_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SearchRead)
@@ -100,6 +100,6 @@ async def cancel_search(search_id: str, db: DbDep, user: UserDep) -> SearchRead:
 )
 async def heatmap(search_id: str, db: DbDep, user: UserDep) -> Response:
     """Validation accuracy over the grid's first two axes (the best over any further axes)."""
-    search = await db.run(_get, user.id, search_id)
+    search = await db.read(_get, user.id, search_id)
     png = await run_in_threadpool(plots.heatmap_png, search)
     return Response(content=png, media_type="image/png")

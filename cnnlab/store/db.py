@@ -7,12 +7,14 @@ One engine per URL per process. After a fork (Celery's prefork pool) the child m
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cnnlab.settings import get_settings
@@ -20,7 +22,10 @@ from cnnlab.settings import get_settings
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled connection idle this long is checked with a round trip before it is used again.
+PING_AFTER_IDLE_S = 1.0
 _AFTER_COMMIT = "cnnlab_after_commit"
+_IDLE_SINCE = "cnnlab_idle_since"
 _URL = "cnnlab_url"
 
 # Connections kept open per process: as many as the API's requests use at once under load, so a
@@ -28,7 +33,7 @@ _URL = "cnnlab_url"
 _POOL: dict[str, Any] = {"pool_size": 16, "max_overflow": 24}
 
 _engines: dict[str, Engine] = {}
-_sessionmakers: dict[str, sessionmaker[Session]] = {}
+_sessionmakers: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -59,7 +64,37 @@ def make_engine(url: str | URL) -> Engine:
         engine = create_engine(parsed, connect_args={"check_same_thread": False}, **_POOL)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, **_POOL)
+    engine = create_engine(parsed, **_POOL)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use if it sat idle for :data:`PING_AFTER_IDLE_S`.
+
+    A connection kept across a database restart is dead, and its first query would fail. Pinging
+    on every checkout (``pool_pre_ping``) costs a round trip per request on a busy API (a tenth
+    of its reads per second here); a connection used within the last second is almost always
+    alive, and if the server went away in that second, the failed query makes SQLAlchemy drop
+    the whole pool, so the requests after it reconnect.
+    """
+    pool = engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _idle_from(_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool replaces the connection and runs the checkout again with a new one.
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -71,13 +106,21 @@ def get_engine(url: str | None = None) -> Engine:
     return engine
 
 
-def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
-    key = url or get_settings().resolved_database_url
-    factory = _sessionmakers.get(key)
+def get_sessionmaker(url: str | None = None, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on the process's engine for ``url``. ``read_only`` sessions run each statement
+    in autocommit mode: no BEGIN and COMMIT round trips around a read (on PostgreSQL, whose
+    default isolation gives each statement its own snapshot anyway, a read sees the same data)."""
+    url = url or get_settings().resolved_database_url
+    factory = _sessionmakers.get((url, read_only))
     if factory is None:
+        engine = get_engine(url)
+        # SQLite's driver starts no transaction for a SELECT already, and switching its mode
+        # costs a PRAGMA on every checkout and return.
+        if read_only and engine.dialect.name != "sqlite":
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         # Objects stay readable after commit: handlers build responses from them.
-        factory = sessionmaker(get_engine(key), expire_on_commit=False)
-        _sessionmakers[key] = factory
+        factory = sessionmaker(engine, expire_on_commit=False)
+        _sessionmakers[(url, read_only)] = factory
     return factory
 
 
@@ -98,10 +141,10 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
-def open_session(url: str | None = None) -> Session:
+def open_session(url: str | None = None, *, read_only: bool = False) -> Session:
     """A new session (no I/O yet: it connects on first use). End it with :func:`finish` or
-    :func:`abort`, or use :func:`session_scope`."""
-    session = get_sessionmaker(url)()
+    :func:`abort`, or use :func:`session_scope` or :func:`read_scope`."""
+    session = get_sessionmaker(url, read_only=read_only)()
     session.info[_URL] = url
     return session
 
@@ -130,6 +173,17 @@ def abort(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
     try:
         session.rollback()
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_scope(url: str | None = None) -> Iterator[Session]:
+    """A short read in a ``read_only`` session (see :func:`get_sessionmaker`), closed at the end.
+    For reads only: in autocommit mode a statement that writes is committed at once."""
+    session = open_session(url, read_only=True)
+    try:
+        yield session
     finally:
         session.close()
 
