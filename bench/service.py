@@ -3,7 +3,8 @@
 - one-image prediction over HTTP (p50, p99) vs the same prediction in process;
 - prediction throughput with 64-image requests vs the same batches in process;
 - submit → ``running`` with a waiting worker, on Redis and on the embedded broker;
-- ``GET /v1/jobs/{id}`` requests/s from one API process vs ``GET /healthz`` (no database).
+- ``GET /v1/jobs/{id}`` requests/s from one API process vs ``GET /healthz`` (no database), and
+  the same on PostgreSQL where a server answers (``CNNLAB_BENCH_POSTGRES``, an admin URL).
 
 The stack is the real one: ``cnnlab api`` and ``cnnlab worker`` processes on loopback, SQLite,
 a model trained on real Fashion-MNIST by a job. HTTP figures come from :mod:`bench.load`, a
@@ -28,12 +29,15 @@ from typing import Any
 
 import httpx
 import numpy as np
+from sqlalchemy.engine import make_url
 
 from bench import load
 from bench.runner import RunFailed
 
 CNNLAB = [sys.executable, "-m", "cnnlab"]
 REDIS_URL = "redis://127.0.0.1:6379/15"
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_DB = "cnnlab_bench"
 MODEL_SPEC = {
     "dataset": "fashion_mnist",
     "train_size": 5000,
@@ -97,8 +101,9 @@ def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @contextmanager
-def running_stack(broker: str | None) -> Iterator[Stack]:
-    """``cnnlab api`` and one ``cnnlab worker`` (one pool process) under a fresh home."""
+def running_stack(broker: str | None, database: str | None = None) -> Iterator[Stack]:
+    """``cnnlab api`` and one ``cnnlab worker`` (one pool process) under a fresh home, on
+    ``database`` (default: SQLite in that home)."""
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
         home = Path(tmp)
         env = {**os.environ, "CNNLAB_HOME": str(home), "PYTHONUNBUFFERED": "1"}
@@ -107,6 +112,8 @@ def running_stack(broker: str | None) -> Iterator[Stack]:
         if broker:
             env["CNNLAB_BROKER_URL"] = broker
             _flush_redis_db(broker)
+        if database:
+            env["CNNLAB_DATABASE_URL"] = database
         stack = Stack(home, env)
         out = subprocess.run(
             [*CNNLAB, "token", "create", "bench"], env=env, capture_output=True, text=True
@@ -130,6 +137,27 @@ def running_stack(broker: str | None) -> Iterator[Stack]:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A fresh database on the PostgreSQL server at ``CNNLAB_BENCH_POSTGRES`` (an admin URL),
+    dropped afterwards; None where no server answers."""
+    import psycopg
+
+    admin = os.environ.get("CNNLAB_BENCH_POSTGRES", POSTGRES_ADMIN_URL)
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
+    except psycopg.Error:
+        yield None
+        return
+    with conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {POSTGRES_DB}")
+        try:
+            yield str(make_url(admin).set(database=POSTGRES_DB).render_as_string(False))
+        finally:
+            conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
 
 
 def _flush_redis_db(url: str) -> None:
@@ -282,7 +310,25 @@ def run() -> dict[str, Any]:
             starts = _start_latencies(client, 8)
             result["submit_to_running_embedded_ms"] = [1000 * s for s in starts]
             result["submit_to_running_embedded_p50_ms"] = 1000 * statistics.median(starts)
+    with postgres_database() as database:
+        if database is not None:
+            print("  service: requests/s on PostgreSQL...", flush=True)
+            result.update(_postgres_figures(REDIS_URL if redis else None, database))
     return result
+
+
+def _postgres_figures(broker: str | None, database: str) -> dict[str, float]:
+    """``GET /v1/jobs/{id}`` requests/s with the production store (the job: one cancelled at
+    once; a read costs the same whatever the job's state)."""
+    with running_stack(broker, database) as stack, stack.client() as client:
+        job_id = client.post("/v1/jobs", json=START_SPEC).json()["id"]
+        client.post(f"/v1/jobs/{job_id}/cancel")
+        _wait_status(client, job_id, {"succeeded", "failed", "cancelled"}, 120)
+        return {
+            "get_job_postgres_requests_per_second": _requests_per_second(
+                stack, f"/v1/jobs/{job_id}", token=True
+            )
+        }
 
 
 def _row(name: str, value: float, unit: str, against: str, target: str) -> None:
@@ -312,6 +358,13 @@ def report(r: dict[str, Any]) -> None:
         f"GET /healthz {r['healthz_requests_per_second']:.0f}/s (×{ratio:.2f})",
         f"≥ {TARGETS['get_job_requests_per_second']:.0f}",
     )  # fmt: skip
+    postgres = r.get("get_job_postgres_requests_per_second")
+    if postgres is not None:
+        _row(
+            "GET /v1/jobs/{id}, PostgreSQL", postgres, "req/s",
+            f"on SQLite (×{postgres / r['get_job_requests_per_second']:.2f})",
+            f"≥ {TARGETS['get_job_requests_per_second']:.0f}",
+        )  # fmt: skip
     other = r.get("submit_to_running_embedded_p50_ms")
     _row(
         f"submit → running, p50 ({r['submit_to_running_broker']})",
