@@ -19,6 +19,7 @@ from starlette.requests import Request
 from api.config import ApiSettings
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from api.schemas import PredictInstances
+from cnnlab.catalog import DATASETS
 
 
 @dataclass
@@ -72,7 +73,23 @@ async def read_prediction_input(request: Request, limits: ApiSettings) -> Images
     return await _parse_multipart(request, body, limits)
 
 
+# Values one image may hold as JSON: the largest dataset's C×H×W, and room for the separators
+# between rows and instances.
+_IMAGE_VALUES = max(c * h * w for c, h, w in (meta.shape for meta in DATASETS.values())) + 64
+
+
 def _parse_json(body: bytes, limits: ApiSettings) -> Arrays:
+    # Parsing holds the interpreter for as long as it takes (a thread would not let the event loop
+    # run either): 24 MB of small numbers took 2 s. Each value but the last is followed by a
+    # comma, so counting them first bounds that work to what the image limit allows.
+    max_values = limits.predict_max_images * _IMAGE_VALUES
+    if body.count(b",") > max_values:
+        raise PayloadTooLarge(
+            f"JSON body holds over {max_values} values: at most {limits.predict_max_images} "
+            f"images of up to {_IMAGE_VALUES} values each",
+            limit=max_values,
+            limit_name="values",
+        )
     try:
         doc = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

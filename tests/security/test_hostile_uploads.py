@@ -4,6 +4,7 @@ naming which, uploads past the limits a 413, and nothing costs more than its lim
 from __future__ import annotations
 
 import io
+import json
 import struct
 import time
 import zlib
@@ -124,10 +125,28 @@ def test_json_the_parser_struggles_with_is_422(
 def test_a_huge_instance_is_refused_at_its_first_wrong_row(
     small_limits: ApiClient, alice: Caller, url: str
 ) -> None:
-    # 28 rows of 100000 pixels each: refused at row 0 without walking the rest.
-    wide = [[0] * 100_000] * 28
+    # 28 rows of 400 pixels each (within the values the image limit allows): refused at row 0
+    # without walking the rest.
+    wide = [[0] * 400] * 28
     r = small_limits.post(url, json={"instances": [wide]}, headers=alice.headers)
     assert r.status_code == 422 and "row 0" in r.json()["detail"]["message"]
+
+
+def test_json_with_more_values_than_the_image_limit_allows_is_413_unparsed(
+    small_limits: ApiClient, alice: Caller, url: str
+) -> None:
+    # 4 images of up to 3,136 values (CIFAR-10's 3,072 and separators): 12,544 at most.
+    junk = {"instances": [GOOD], "padding": [0] * 13_000}
+    r = small_limits.post(url, json=junk, headers=alice.headers)
+    detail = r.json()["detail"]
+    assert r.status_code == 413 and (detail["limit_name"], detail["limit"]) == ("values", 12_544)
+    # The same document under the bound is parsed, and refused for what it holds.
+    junk["padding"] = [0] * 11_000
+    r = small_limits.post(url, json=junk, headers=alice.headers)
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "padding"
+    # The largest request the limits allow stays under the bound: 4 CIFAR-10 images.
+    colour = json.dumps({"instances": [[[[255, 255, 255]] * 32] * 32] * 4})
+    assert colour.count(",") <= detail["limit"]
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(
