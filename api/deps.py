@@ -41,9 +41,10 @@ class Db:
     """The store, for handlers. ``await db.run(fn, *args)`` calls ``fn(session, *args)`` in a
     short transaction of its own and commits it (then enqueues what the call registered with
     ``after_commit``) before it returns, so a client that gets 201 can read the job at once.
-    ``await db.read(fn, *args)`` does the same for reads, in autocommit mode (no BEGIN and COMMIT
-    round trips). Both run in the threadpool; a handler's database work is one call, as each
-    trip there costs more than a typical query, and no session outlives its call."""
+    ``await db.read(fn, *args)`` does the same for reads, each statement on its own (on
+    PostgreSQL no BEGIN and COMMIT round trips; see ``cnnlab.store.db.read_scope``). Both run in
+    the threadpool; a handler's database work is one call, as each trip there costs more than a
+    typical query, and no session outlives its call."""
 
     def __init__(self, url: str) -> None:
         self.url = url
