@@ -1,34 +1,18 @@
 """Leases on the database row, on SQLite and PostgreSQL: a live claim keeps other deliveries
 out, an expired one is taken over, the previous holder's writes are refused, and the sweep sends
-abandoned and lost work back (or ends it). Worker processes are in the other modules here."""
+abandoned and lost work back (or ends it). Worker processes are in tests/faults."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cnnlab.store import migrate, runs
-from cnnlab.store.db import dispose_engine, get_sessionmaker
+from cnnlab.store import runs
 from cnnlab.store.models import EpochMetric, Job, JobStatus, Search, utcnow
 from tests.store.factories import make_job, make_user, metrics
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def session(request: pytest.FixtureRequest, cnnlab_home: Path) -> Iterator[Session]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{cnnlab_home / 'leases.db'}"
-        migrate.upgrade(url)
-    else:
-        url = request.getfixturevalue("pg_url")
-    with get_sessionmaker(url)() as s:
-        yield s
-    dispose_engine(close=True)
 
 
 def _job(session: Session, **fields: Any) -> Job:
