@@ -13,12 +13,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cnnlab.settings import get_settings
-from cnnlab.spec import TrainSpec
 from cnnlab.store.db import session_scope
-from cnnlab.store.jobs import submit_job
 from cnnlab.store.models import EpochMetric, Job
-from cnnlab.store.users import get_or_create_user
 from tests.e2e.stack import CNNLAB, ENDED, wait_until
 from tests.worker.procs import WORKER_READY, Proc
 
@@ -74,13 +70,6 @@ def workers(tmp_path: Path, n: int, env: dict[str, str] | None = None) -> Iterat
             p.signal(signal.SIGTERM)
         for p in procs:
             p.stop()
-
-
-def submit(spec: dict[str, Any] = SPEC, user: str = "alice") -> str:
-    with session_scope() as session:
-        owner = get_or_create_user(session, user)
-        job = submit_job(session, owner.id, TrainSpec.model_validate(spec), get_settings())
-        return job.id
 
 
 def row(job_id: str) -> Row:

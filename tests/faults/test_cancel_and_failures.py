@@ -16,7 +16,8 @@ from cnnlab.store.jobs import cancel_job
 from cnnlab.store.models import Job, Search
 from cnnlab.store.searches import cancel_search, create_search
 from cnnlab.store.users import get_or_create_user
-from tests.faults.harness import SPEC, TINY, row, submit, wait_ended, wait_row, workers
+from tests.faults.harness import SPEC, TINY, row, wait_ended, wait_row, workers
+from tests.store.factories import submit
 
 pytestmark = pytest.mark.slow
 

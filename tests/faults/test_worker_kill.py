@@ -15,11 +15,11 @@ from tests.faults.harness import (
     kill_mid_epoch,
     row,
     start_worker,
-    submit,
     wait_row,
     worker_env,
     workers,
 )
+from tests.store.factories import submit
 from tests.worker.procs import WORKER_READY
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def _assert_resumed(job_id: str, before: list[tuple[int, float, float]], after: 
 
 def test_killing_the_training_process_resumes_the_job(mnist_home: Path, tmp_path: Path) -> None:
     with workers(tmp_path, 1) as (worker,):
-        job_id = submit()
+        job_id = submit(SPEC)
         killed, before = kill_mid_epoch(job_id)
         assert killed.status == "running" and killed.epoch == len(before)
         final = wait_row(job_id, {"succeeded", "failed", "cancelled"}, timeout=120)
@@ -49,7 +49,7 @@ def test_killing_the_training_process_resumes_the_job(mnist_home: Path, tmp_path
 
 def test_killing_a_whole_worker_hands_its_job_to_another(mnist_home: Path, tmp_path: Path) -> None:
     with workers(tmp_path, 2) as procs:
-        job_id = submit()
+        job_id = submit(SPEC)
         wait_row(job_id, {"running"}, timeout=60)
         holder = next(p for p in procs if str(row(job_id).worker_id).startswith(f"cpu-{p.pid}@"))
         survivor = next(p for p in procs if p is not holder)

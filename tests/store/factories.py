@@ -7,7 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cnnlab.settings import get_settings
 from cnnlab.spec import TrainSpec
+from cnnlab.store.db import session_scope
+from cnnlab.store.jobs import submit_job
 from cnnlab.store.models import Job, JobStatus, User
 from cnnlab.store.users import create_token, get_or_create_user
 
@@ -21,6 +24,15 @@ def make_user(session: Session, name: str | None = None) -> tuple[User, str]:
     name = name or unique_name()
     token = create_token(session, name)
     return get_or_create_user(session, name), token
+
+
+def submit(spec: dict[str, Any], user: str = "alice") -> str:
+    """Submit ``spec`` as ``user`` in the settings' database, as the API does (validated,
+    committed, then enqueued); the job's id."""
+    with session_scope() as session:
+        owner = get_or_create_user(session, user)
+        job = submit_job(session, owner.id, TrainSpec.model_validate(spec), get_settings())
+        return job.id
 
 
 def spec_dict(**overrides: Any) -> dict[str, Any]:

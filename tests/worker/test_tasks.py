@@ -11,13 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from cnnlab.settings import get_settings
-from cnnlab.spec import TrainSpec
 from cnnlab.store.db import dispose_engine, session_scope
-from cnnlab.store.jobs import submit_job
 from cnnlab.store.migrate import upgrade
 from cnnlab.store.models import EpochMetric, Job, JobStatus
-from cnnlab.store.users import get_or_create_user
+from tests.store.factories import submit
 from tests.utils.datasets import write_mnist
 from worker.tasks import run_job
 
@@ -32,13 +29,6 @@ def database(data_dir: Path) -> Iterator[None]:
     dispose_engine(close=True)
 
 
-def _submit(spec: dict[str, object] = TINY) -> str:
-    with session_scope() as session:
-        user = get_or_create_user(session, "alice")
-        job = submit_job(session, user.id, TrainSpec.model_validate(spec), get_settings())
-        return job.id
-
-
 def _job(job_id: str) -> Job:
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -48,7 +38,7 @@ def _job(job_id: str) -> Job:
 
 
 def test_a_job_trains_and_records_every_epoch(database: None) -> None:
-    job_id = _submit()
+    job_id = submit(TINY)
     assert run_job(job_id, "test/1") is JobStatus.succeeded
     job = _job(job_id)
     assert (job.status, job.epoch, job.attempts, job.worker_id) == ("succeeded", 2, 1, "test/1")
@@ -59,7 +49,7 @@ def test_a_job_trains_and_records_every_epoch(database: None) -> None:
 
 
 def test_a_job_that_is_not_queued_is_left_alone(database: None) -> None:
-    job_id = _submit()
+    job_id = submit(TINY)
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.cancelled))
     assert run_job(job_id, "test/1") is None
@@ -67,7 +57,7 @@ def test_a_job_that_is_not_queued_is_left_alone(database: None) -> None:
 
 
 def test_a_core_error_is_recorded_as_a_typed_failure(database: None, data_dir: Path) -> None:
-    job_id = _submit()
+    job_id = submit(TINY)
     shutil.rmtree(data_dir / "MNIST")  # the data vanished between submit and run
     assert run_job(job_id, "test/1") is JobStatus.failed
     error = _job(job_id).error
@@ -78,7 +68,7 @@ def test_a_core_error_is_recorded_as_a_typed_failure(database: None, data_dir: P
 def test_an_unexpected_error_gives_a_log_reference_not_a_traceback(
     database: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job_id = _submit()
+    job_id = submit(TINY)
     with session_scope() as session:  # a row no current spec accepts
         session.execute(
             update(Job).where(Job.id == job_id).values(spec={"dataset": "mnist", "x": 1})
@@ -93,7 +83,7 @@ def test_an_unexpected_error_gives_a_log_reference_not_a_traceback(
 
 
 def test_a_cancel_request_stops_the_job(database: None) -> None:
-    job_id = _submit({**TINY, "epochs": 3})
+    job_id = submit({**TINY, "epochs": 3})
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
     assert run_job(job_id, "test/1") is JobStatus.cancelled
