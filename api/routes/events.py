@@ -73,8 +73,7 @@ def _snapshot(session: Session, owner_id: int, job_id: str, after_epoch: int) ->
     if job.epoch > after_epoch:
         rows = [
             MetricRow.model_validate(m).model_dump(mode="json")
-            for m in store.job_metrics(session, owner_id, job_id)
-            if m.epoch > after_epoch
+            for m in store.metrics_after(session, job_id, after_epoch)
         ]
     return Snapshot(JobRead.model_validate(job).model_dump(mode="json"), rows)
 

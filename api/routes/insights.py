@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import DbDep, SettingsDep, UserDep
@@ -164,6 +165,18 @@ async def samples(
     return await run_in_threadpool(sample_images, job.spec, n, settings)
 
 
+def _succeeded_model_epoch(session: Session, owner_id: int, job_id: str) -> int:
+    """The epoch of the job's best model, once the job has succeeded (409 before)."""
+    job = store.get_job(session, owner_id, job_id)
+    if job.status is not JobStatus.succeeded:
+        raise Conflict(
+            f"job {job_id!r} is {job.status}: its test confusion matrix is computed once it "
+            "has succeeded",
+            job_id=job_id,
+        )
+    return store.model_epoch(session, owner_id, job_id)
+
+
 @router.get(
     "/{job_id}/confusion",
     response_model=Confusion,
@@ -173,15 +186,8 @@ async def confusion(
     job_id: str, request: Request, db: DbDep, user: UserDep, settings: SettingsDep
 ) -> Confusion:
     """The best model's confusion matrix on the test split (rows: true, columns: predicted)."""
-    job = await db.read(store.get_job, user.id, job_id)
-    if job.status is not JobStatus.succeeded:
-        raise Conflict(
-            f"job {job_id!r} is {job.status}: its test confusion matrix is computed once it "
-            "has succeeded",
-            job_id=job_id,
-        )
+    epoch = await db.read(_succeeded_model_epoch, user.id, job_id)
     cache = _cache(request)
-    epoch = await db.read(store.model_epoch, user.id, job_id)
     hit = cache.get((job_id, epoch))
     if hit is not None:
         return hit

@@ -103,11 +103,17 @@ def request_cancel(session: Session, job_id: str) -> None:
 
 def job_metrics(session: Session, owner_id: int, job_id: str) -> list[EpochMetric]:
     get_job(session, owner_id, job_id)
-    return list(
-        session.scalars(
-            select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch)
-        )
+    return metrics_after(session, job_id)
+
+
+def metrics_after(session: Session, job_id: str, epoch: int = 0) -> list[EpochMetric]:
+    """The job's metrics rows past ``epoch``, in order (the caller has checked the owner)."""
+    stmt = (
+        select(EpochMetric)
+        .where(EpochMetric.job_id == job_id, EpochMetric.epoch > epoch)
+        .order_by(EpochMetric.epoch)
     )
+    return list(session.scalars(stmt))
 
 
 def get_checkpoint(
@@ -126,15 +132,23 @@ def get_checkpoint(
     return ckpt
 
 
+# Every prediction asks for it: one query for the owner check and the epoch together.
+_OWNED_MODEL_EPOCH = (
+    select(Checkpoint.epoch)
+    .join(Job, Job.id == Checkpoint.job_id)
+    .where(
+        Checkpoint.job_id == bindparam("job_id"),
+        Checkpoint.kind == CheckpointKind.best,
+        Job.owner_id == bindparam("owner"),
+    )
+)
+
+
 def model_epoch(session: Session, owner_id: int, job_id: str) -> int:
     """The epoch of the job's best checkpoint (the model predictions use), without its bytes."""
-    get_job(session, owner_id, job_id)
-    epoch = session.scalar(
-        select(Checkpoint.epoch).where(
-            Checkpoint.job_id == job_id, Checkpoint.kind == CheckpointKind.best
-        )
-    )
+    epoch = session.scalar(_OWNED_MODEL_EPOCH, {"job_id": job_id, "owner": owner_id})
     if epoch is None:
+        get_job(session, owner_id, job_id)  # 404 rather than 409 for a job not the caller's
         raise Conflict(
             f"job {job_id!r} has no model yet: it appears after the first epoch", job_id=job_id
         )

@@ -107,3 +107,7 @@ def test_checkpoint_and_model_need_a_finished_epoch(session: Session) -> None:
     assert (last.data, last.epoch) == (b"last-2", 2)
     assert jobs.model_epoch(session, alice.id, job.id) == 1
     assert jobs.model_bytes(session, job.id) == (1, b"best-1")
+    bob, _ = make_user(session)
+    with pytest.raises(NotFound):  # someone else's model is not found, not a conflict
+        jobs.model_epoch(session, bob.id, job.id)
+    assert [m.epoch for m in jobs.metrics_after(session, job.id, 1)] == [2]
