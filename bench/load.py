@@ -13,9 +13,11 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+from bench.runner import RunFailed
 
-class HttpError(RuntimeError):
-    pass
+
+class HttpError(RunFailed):
+    """An answer the figures cannot use (reported like any failed benchmark run)."""
 
 
 def build(
