@@ -11,6 +11,70 @@ from cnnlab.settings import get_settings
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
+# Which tests are `slow` (`make test-fast` leaves them out; `make test` runs them): those that start
+# real processes (the `cnnlab` command, Celery workers, a service's API and workers), a browser,
+# or train on real data. Decided here, once, by where a test lives, what it requests, or its name:
+SLOW_FOLDERS = (
+    "tests/e2e/",  # stacks of `cnnlab serve|api|worker` processes
+    "tests/faults/",  # worker processes, killed and restarted
+    "tests/ui/",  # chromium, against a service
+)
+SLOW_FIXTURES = {
+    "lab",  # tests/client's service: `cnnlab api` and `cnnlab worker` processes
+    "ui_lab",  # the same for the dashboard
+    "browser",  # chromium
+    "embedded_stack",  # `cnnlab serve`
+    "real_fashion_mnist",  # Debian's Fashion-MNIST, to train on
+}
+# Tests that start `cnnlab` or Celery worker processes in their own body (a path: all its tests).
+SLOW_TESTS = (
+    "tests/core/test_cli_train.py",  # `cnnlab train`
+    "tests/store/test_cli.py",  # `cnnlab token`
+    "tests/store/test_migrations.py::test_cli_db_upgrade_uses_the_settings_url",
+    "tests/worker/test_broker.py::test_each_message_runs_exactly_once_across_processes",
+    "tests/worker/test_broker.py::test_each_queue_is_served_only_by_its_workers",
+    "tests/worker/test_broker.py::test_warm_shutdown_finishes_the_running_task",
+    "tests/worker/test_process.py::test_the_worker_command_explains_a_missing_gpu",
+)
+# What a rule above takes in but does none of that.
+NOT_SLOW = (
+    "tests/e2e/test_deployment.py",  # only `docker compose config` on the file
+    "tests/core/test_catalog_and_data.py::test_debian_fashion_mnist_is_found",  # reads, no training
+)
+# Not slow either, so not named: a bare `python -c` import check, and uvicorn run in a thread of
+# the test process (tests/api/test_predictions.py).
+
+
+def _named(item: pytest.Item, entries: tuple[str, ...]) -> bool:
+    path, _, _ = item.nodeid.partition("::")
+    name = getattr(item, "originalname", item.name)
+    return any(entry in (path, f"{path}::{name}") for entry in entries)
+
+
+def _check_named(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A renamed or moved test must not lose its marker unnoticed."""
+    modules = {item.nodeid.partition("::")[0]: getattr(item, "module", None) for item in items}
+    for entry in SLOW_TESTS + NOT_SLOW:
+        path, _, name = entry.partition("::")
+        gone = not (config.rootpath / path).is_file()
+        if name and not gone and path in modules:
+            gone = not hasattr(modules[path], name)
+        if gone:
+            raise pytest.UsageError(f"tests/conftest.py names {entry}, which does not exist")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _check_named(config, items)
+    for item in items:
+        slow = (
+            item.nodeid.startswith(SLOW_FOLDERS)
+            or not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or _named(item, SLOW_TESTS)
+        )
+        if slow and not _named(item, NOT_SLOW):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def cnnlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

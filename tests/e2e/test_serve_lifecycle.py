@@ -48,6 +48,14 @@ def _alive(pids: set[int]) -> set[int]:
     return alive
 
 
+def _started_by(proc: Proc) -> set[int]:
+    """The live processes under ``serve``: at least its API, a worker and the worker's pool
+    process. Fewer, and "they all ended" would hold of nothing."""
+    started = _alive(_descendants(proc.pid))
+    assert len(started) >= 3, f"expected the API, a worker and its pool process: {started}"
+    return started
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[tuple[Stack, Proc]]:
     port = free_port()
@@ -69,8 +77,7 @@ def test_stopping_serve_with_a_job_running_ends_every_process(
     with stack.client() as client:
         job_id = client.post("/v1/jobs", json={**FAST_SPEC, "epochs": 200}).json()["id"]
         wait_for_job(client, job_id, {"running"}, timeout=60)
-    started = _descendants(proc.pid)
-    assert len(started) >= 3, "expected the API, a worker and its pool process"
+    started = _started_by(proc)
 
     t0 = time.monotonic()
     proc.signal(signal.SIGTERM)
@@ -81,6 +88,6 @@ def test_stopping_serve_with_a_job_running_ends_every_process(
 
 def test_children_stop_when_serve_is_killed(serve: tuple[Stack, Proc]) -> None:
     _, proc = serve
-    started = _descendants(proc.pid)
+    started = _started_by(proc)
     os.kill(proc.pid, signal.SIGKILL)
     wait_until(lambda: not _alive(started), 40, "serve's children to exit", poll=0.2)
