@@ -7,13 +7,12 @@ revoked token stops working in this process within that time (0 turns the cache 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from cnnlab.lru import LRU
 from cnnlab.store.users import authenticate, hash_token
 
 MAX_ENTRIES = 10_000
@@ -26,32 +25,29 @@ class CurrentUser:
 
 
 class AuthCache:
+    """Tokens' users for ``ttl_seconds`` after their check, at most ``max_entries`` of them."""
+
     def __init__(self, ttl_seconds: float, max_entries: int = MAX_ENTRIES) -> None:
         self.ttl = ttl_seconds
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[CurrentUser, float]] = OrderedDict()
-        self._lock = threading.Lock()
+        # Keyed by the token's hash; each user with the time its entry expires.
+        self._entries: LRU[str, tuple[CurrentUser, float]] = LRU(max_entries)
 
     def get(self, token: str) -> CurrentUser | None:
         if self.ttl <= 0:
             return None
         key = hash_token(token)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[1] < time.monotonic():
-                del self._entries[key]
-                return None
-            return entry[0]
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            self._entries.pop(key)
+            return None
+        return entry[0]
 
     def put(self, token: str, user: CurrentUser) -> None:
         if self.ttl <= 0:
             return
-        with self._lock:
-            self._entries[hash_token(token)] = (user, time.monotonic() + self.ttl)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        self._entries.put(hash_token(token), (user, time.monotonic() + self.ttl))
 
 
 def lookup(session: Session, token: str) -> CurrentUser | None:

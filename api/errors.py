@@ -98,7 +98,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc.__cause__, CnnlabError):
-        # Raised while FastAPI read the body (api.limits): the cause is the real answer.
+        # Raised while FastAPI read the body (api.prediction.limits): the cause is the real answer.
         return await _cnnlab_error(request, exc.__cause__)
     if exc.status_code == 400 and exc.__cause__ is not None:
         # FastAPI could not parse a JSON body (nested too deeply for the parser, an integer too

@@ -13,8 +13,8 @@ from api import dashboard
 from api.auth import AuthCache
 from api.config import ApiSettings
 from api.errors import install_error_handlers
-from api.limits import BodyLimit
-from api.predictions import PredictorCache
+from api.prediction.limits import BodyLimit
+from api.prediction.service import PredictorCache
 from api.routes import health, v1
 from cnnlab import __version__
 from cnnlab.settings import Settings, get_settings

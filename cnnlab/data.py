@@ -161,10 +161,12 @@ def load_split(name: str, *, train: bool, settings: Settings | None = None) -> I
     return data
 
 
-def split_indices(n: int, n_val: int, n_train: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validation and training indices into the train split: the same for the same seed."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[n_val : n_val + n_train], perm[:n_val]
+def split_indices(spec: TrainSpec, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training and validation indices into a train split of ``n`` images: the validation
+    hold-out first, then the training portion, the same for the same spec."""
+    n_val = val_count(spec, n)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
+    return perm[n_val : n_val + train_count(spec, n)], perm[:n_val]
 
 
 def make_splits(spec: TrainSpec, settings: Settings | None = None) -> Splits:
@@ -172,7 +174,5 @@ def make_splits(spec: TrainSpec, settings: Settings | None = None) -> Splits:
     full = load_split(spec.dataset, train=True, settings=settings)
     test = load_split(spec.dataset, train=False, settings=settings)
     check_against_dataset(spec, len(full))
-    train_idx, val_idx = split_indices(
-        len(full), val_count(spec, len(full)), train_count(spec, len(full)), spec.seed
-    )
+    train_idx, val_idx = split_indices(spec, len(full))
     return Splits(train=full.subset(train_idx), val=full.subset(val_idx), test=test)

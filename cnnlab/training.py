@@ -1,4 +1,5 @@
-"""Training as plain functions: :func:`train_one_epoch`, :func:`evaluate`, :func:`fit`.
+"""Training as plain functions: :func:`train_one_epoch`, :func:`evaluate`, :func:`fit`; and
+the :func:`confusion_matrix` of a trained model.
 
 The pixels stay one uint8 tensor on the training device; each batch is sliced from a shuffled
 index, normalised there and fed channels-last. No DataLoader, no per-sample PIL work.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -204,22 +205,46 @@ def train_one_epoch(
     return (total / seen if seen else math.nan), seen, stopped
 
 
+def _logits(
+    model: nn.Module, data: ImageSet, normalize: Normalize, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Logits and labels, batch by batch, with the model in evaluation mode. The caller holds
+    ``torch.inference_mode``."""
+    model.eval()
+    for start in range(0, len(data), batch_size):
+        x = normalize(data.images[start : start + batch_size])
+        yield model(x), data.labels[start : start + batch_size]
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module, data: ImageSet, normalize: Normalize, batch_size: int = EVAL_BATCH_SIZE
 ) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy over ``data``."""
-    model.eval()
     loss = torch.zeros((), device=data.images.device)
     correct = torch.zeros((), dtype=torch.int64, device=data.images.device)
-    for start in range(0, len(data), batch_size):
-        x = normalize(data.images[start : start + batch_size])
-        y = data.labels[start : start + batch_size]
-        logits = model(x)
+    for logits, y in _logits(model, data, normalize, batch_size):
         loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     n = max(len(data), 1)
     return loss.item() / n, correct.item() / n
+
+
+@torch.inference_mode()
+def confusion_matrix(
+    model: nn.Module,
+    data: ImageSet,
+    normalize: Normalize,
+    num_classes: int,
+    batch_size: int = EVAL_BATCH_SIZE,
+) -> torch.Tensor:
+    """Counts of (true, predicted) class pairs over ``data``: int64 K×K on the CPU, rows the true
+    class, columns the predicted one."""
+    k = num_classes
+    counts = torch.zeros(k * k, dtype=torch.int64, device=data.images.device)
+    for logits, y in _logits(model, data, normalize, batch_size):
+        counts += torch.bincount(y * k + logits.argmax(1), minlength=k * k)
+    return counts.view(k, k).cpu()
 
 
 def _check_resume(spec: TrainSpec, ckpt: Checkpoint) -> None:
@@ -354,11 +379,26 @@ def fit(
     )
 
 
+def _on_test(
+    ckpt: Checkpoint, settings: Settings | None, device: torch.device | str
+) -> tuple[nn.Module, ImageSet, Normalize]:
+    """A checkpoint's model and its dataset's test split, on ``device``."""
+    device = torch.device(device)
+    test = load_split(ckpt["dataset"]["name"], train=False, settings=settings).to(device)
+    model = ckpt_mod.load_model(ckpt, device).to(memory_format=torch.channels_last)
+    return model, test, Normalize(ckpt["dataset"], device)
+
+
 def accuracy_on_test(
     ckpt: Checkpoint, *, settings: Settings | None = None, device: torch.device | str = "cpu"
 ) -> float:
     """Accuracy of a checkpoint's weights on its dataset's test split."""
-    device = torch.device(device)
-    test = load_split(ckpt["dataset"]["name"], train=False, settings=settings).to(device)
-    model = ckpt_mod.load_model(ckpt, device).to(memory_format=torch.channels_last)
-    return evaluate(model, test, Normalize(ckpt["dataset"], device))[1]
+    return evaluate(*_on_test(ckpt, settings, device))[1]
+
+
+def confusion_on_test(
+    ckpt: Checkpoint, *, settings: Settings | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The :func:`confusion_matrix` of a checkpoint's weights on its dataset's test split."""
+    classes = len(ckpt["dataset"]["class_names"])
+    return confusion_matrix(*_on_test(ckpt, settings, device), num_classes=classes)

@@ -8,10 +8,7 @@ on the test split, once the job has succeeded; computed once per job and checkpo
 from __future__ import annotations
 
 import base64
-import io
-import threading
-from collections import OrderedDict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -20,14 +17,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse
+from cnnlab.lru import LRU
 from cnnlab.settings import Settings
 from cnnlab.spec import TrainSpec
 from cnnlab.store import jobs as store
 from cnnlab.store.errors import Conflict
 from cnnlab.store.models import JobStatus
 
+if TYPE_CHECKING:  # torch is imported by the first request that needs it
+    import torch
+
+    from cnnlab.samples import SampleImage
+
 CONFUSION_CACHE_SIZE = 32
-EVAL_BATCH = 1000
 MAX_SAMPLES = 64
 
 router = APIRouter(
@@ -43,6 +45,11 @@ class Sample(BaseModel):
     class_name: str
     png: str = Field(description="the image as a base64 PNG")
 
+    @classmethod
+    def build(cls, sample: SampleImage) -> Sample:
+        png = base64.b64encode(sample.png).decode("ascii")
+        return cls(index=sample.index, label=sample.label, class_name=sample.class_name, png=png)
+
 
 class Samples(BaseModel):
     dataset: str
@@ -57,99 +64,50 @@ class Confusion(BaseModel):
     count: int
     epoch: int = Field(description="the checkpoint evaluated (best validation accuracy)")
 
-
-class _Cache:
-    """A small least-recently-used map, shared by the threadpool's threads."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, int], Confusion] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, int]) -> Confusion | None:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
-
-    def put(self, key: tuple[str, int], value: Confusion) -> None:
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+    @classmethod
+    def build(cls, matrix: torch.Tensor, class_names: list[str], epoch: int) -> Confusion:
+        count = int(matrix.sum())
+        accuracy = float(matrix.diagonal().sum()) / max(1, count)
+        return cls(
+            class_names=class_names,
+            matrix=matrix.tolist(),
+            accuracy=accuracy,
+            count=count,
+            epoch=epoch,
+        )
 
 
-def _cache(request: Request) -> _Cache:
+ConfusionCache = LRU[tuple[str, int], Confusion]  # by job id and checkpoint epoch
+
+
+def confusion_cache(request: Request) -> ConfusionCache:
+    """The app's cache of confusion matrices, made on first use."""
     state = request.app.state
-    cache: _Cache | None = getattr(state, "confusion_cache", None)
+    cache: ConfusionCache | None = getattr(state, "confusion_cache", None)
     if cache is None:
-        cache = state.confusion_cache = _Cache(CONFUSION_CACHE_SIZE)
+        cache = state.confusion_cache = ConfusionCache(CONFUSION_CACHE_SIZE)
     return cache
 
 
-def _png_b64(pixels: Any) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def sample_images(spec_dict: dict[str, Any], n: int, settings: Settings) -> Samples:
-    """The first ``n`` images of the job's training portion (after its validation hold-out)."""
+def sample_images(spec: dict[str, Any], n: int, settings: Settings) -> Samples:
+    """The first ``n`` images of the job's training portion, with their labels."""
     from cnnlab.catalog import get_meta
-    from cnnlab.data import load_split, split_indices
-    from cnnlab.spec import train_count, val_count
+    from cnnlab.samples import training_samples
 
-    spec = TrainSpec.model_validate(spec_dict)
-    meta = get_meta(spec.dataset)
-    full = load_split(spec.dataset, train=True, settings=settings)
-    train_idx, _ = split_indices(
-        len(full), val_count(spec, len(full)), train_count(spec, len(full)), spec.seed
-    )
-    items = []
-    for index in train_idx[:n].tolist():
-        chw = full.images[index].numpy()
-        pixels = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)
-        label = int(full.labels[index])
-        items.append(
-            Sample(
-                index=index, label=label, class_name=meta.class_names[label], png=_png_b64(pixels)
-            )
-        )
-    return Samples(dataset=spec.dataset, class_names=list(meta.class_names), items=items)
+    train_spec = TrainSpec.model_validate(spec)
+    items = [Sample.build(s) for s in training_samples(train_spec, n, settings)]
+    class_names = list(get_meta(train_spec.dataset).class_names)
+    return Samples(dataset=train_spec.dataset, class_names=class_names, items=items)
 
 
-def confusion_matrix(checkpoint: bytes, settings: Settings) -> Confusion:
+def compute_confusion(checkpoint: bytes, settings: Settings) -> Confusion:
     """The checkpoint's model on the whole test split of its dataset."""
-    import torch
-
-    from cnnlab.checkpoint import load_model, loads
-    from cnnlab.data import load_split
-    from cnnlab.training import Normalize
+    from cnnlab.checkpoint import loads
+    from cnnlab.training import confusion_on_test
 
     ckpt = loads(checkpoint)
-    dataset = ckpt["dataset"]
-    model = load_model(ckpt, "cpu")
-    normalize = Normalize(dataset, torch.device("cpu"))
-    test = load_split(dataset["name"], train=False, settings=settings)
-    k = len(dataset["class_names"])
-    matrix = torch.zeros(k, k, dtype=torch.int64)
-    with torch.inference_mode():
-        for start in range(0, len(test), EVAL_BATCH):
-            images = test.images[start : start + EVAL_BATCH]
-            labels = test.labels[start : start + EVAL_BATCH]
-            predicted = model(normalize(images)).argmax(dim=1)
-            matrix += torch.bincount(labels * k + predicted, minlength=k * k).view(k, k)
-    count = int(matrix.sum())
-    return Confusion(
-        class_names=list(dataset["class_names"]),
-        matrix=matrix.tolist(),
-        accuracy=float(matrix.diagonal().sum()) / max(1, count),
-        count=count,
-        epoch=int(ckpt["epoch"]),
-    )
+    matrix = confusion_on_test(ckpt, settings=settings)
+    return Confusion.build(matrix, list(ckpt["dataset"]["class_names"]), int(ckpt["epoch"]))
 
 
 @router.get("/{job_id}/samples", response_model=Samples, responses={422: {"model": ErrorResponse}})
@@ -187,11 +145,10 @@ async def confusion(
 ) -> Confusion:
     """The best model's confusion matrix on the test split (rows: true, columns: predicted)."""
     epoch = await db.read(_succeeded_model_epoch, user.id, job_id)
-    cache = _cache(request)
-    hit = cache.get((job_id, epoch))
-    if hit is not None:
-        return hit
-    _, data = await db.read(store.model_bytes, job_id)
-    result = await run_in_threadpool(confusion_matrix, data, settings)
-    cache.put((job_id, epoch), result)
+    cache = confusion_cache(request)
+    result = cache.get((job_id, epoch))
+    if result is None:
+        _, data = await db.read(store.model_bytes, job_id)
+        result = await run_in_threadpool(compute_confusion, data, settings)
+        cache.put((job_id, epoch), result)
     return result

@@ -7,12 +7,22 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from api import predictions as service
 from api.deps import ApiSettingsDep, DbDep, UserDep
+from api.prediction import service
+from api.prediction.uploads import read_prediction_input
 from api.schemas import ErrorResponse, PredictInstances, PredictionResponse
-from api.uploads import read_prediction_input
 
 router = APIRouter(tags=["predictions"])
+
+# The answers besides 200, and what each means where the status alone does not say.
+_ERRORS: dict[int, str | None] = {
+    401: None,
+    404: None,
+    409: "the job has no model yet",
+    413: "over an upload limit",
+    415: None,
+    422: "an input is unusable; `item` says which",
+}
 
 _BODY: dict[str, Any] = {
     "requestBody": {
@@ -42,12 +52,8 @@ _BODY: dict[str, Any] = {
     response_model=PredictionResponse,
     openapi_extra=_BODY,
     responses={
-        401: {"model": ErrorResponse},
-        404: {"model": ErrorResponse},
-        409: {"model": ErrorResponse, "description": "the job has no model yet"},
-        413: {"model": ErrorResponse, "description": "over an upload limit"},
-        415: {"model": ErrorResponse},
-        422: {"model": ErrorResponse, "description": "an input is unusable; `item` says which"},
+        code: {"model": ErrorResponse} | ({"description": text} if text else {})
+        for code, text in _ERRORS.items()
     },
 )
 async def predict(

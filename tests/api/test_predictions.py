@@ -174,7 +174,7 @@ def test_models_are_cached_until_a_better_checkpoint(
 
 
 def test_cache_is_bounded_least_recently_used() -> None:
-    from api.predictions import PredictorCache
+    from api.prediction.service import PredictorCache
 
     cache = PredictorCache(2)
     made: list[tuple[str, int]] = []

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from api.arrays import check_instances
 from api.deps import Db
-from api.uploads import Arrays, Images
+from api.prediction.arrays import check_instances
+from api.prediction.uploads import Arrays, Images
 from cnnlab.errors import BadInput
-from cnnlab.store import jobs
+from cnnlab.lru import LRU
+from cnnlab.store import jobs as store
 
 if TYPE_CHECKING:
     from cnnlab.predict import Predictor
@@ -21,39 +19,13 @@ if TYPE_CHECKING:
 Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a new key
 
 
-class PredictorCache:
-    """A bounded least-recently-used map of loaded models, safe across threadpool workers."""
+class PredictorCache(LRU[Key, "Predictor"]):
+    """Loaded models, least recently used first out, shared by the threadpool's workers."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
+        super().__init__(size)
         # Set by a serving process's startup (see api.main); None leaves torch as it is.
         self.torch_threads: int | None = None
-        self._items: OrderedDict[Key, Predictor] = OrderedDict()
-        self._lock = threading.Lock()
-        self.loads = 0
-
-    def get(self, key: Key, load: Callable[[], Predictor]) -> Predictor:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
-        # Loaded outside the lock: one slow load must not stall requests for cached models.
-        predictor = load()
-        with self._lock:
-            self.loads += 1
-            self._items[key] = predictor
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return predictor
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 _torch_threads_set = False
@@ -75,7 +47,7 @@ def set_torch_threads(threads: int) -> None:
 
 def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCache) -> Predictor:
     """The job's best model (404 for others' jobs, 409 before its first epoch ended)."""
-    epoch = jobs.model_epoch(session, owner_id, job_id)
+    epoch = store.model_epoch(session, owner_id, job_id)
 
     def load() -> Predictor:
         from cnnlab.checkpoint import loads
@@ -83,7 +55,7 @@ def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCach
 
         if cache.torch_threads is not None:
             set_torch_threads(cache.torch_threads)
-        _, data = jobs.model_bytes(session, job_id)
+        _, data = store.model_bytes(session, job_id)
         return Predictor(loads(data), device="cpu")
 
     return cache.get((job_id, epoch), load)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from api.config import ApiSettings
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from api.prediction.limits import too_large
 from api.schemas import PredictInstances
 from cnnlab.catalog import DATASETS
 
@@ -40,18 +41,14 @@ class Arrays:
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large_request(limit)
+        raise too_large(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large_request(limit)
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large_request(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"request body over {limit} bytes", limit=limit, limit_name="request")
 
 
 def _too_many(count: int, limit: int) -> PayloadTooLarge:

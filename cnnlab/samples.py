@@ -1,0 +1,49 @@
+"""Images a person can look at: the first ones of a spec's training portion, as PNG files.
+
+What the lab's ``visualize_images`` showed, for the dashboard or a notebook.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import torch
+
+from cnnlab.catalog import get_meta
+from cnnlab.data import load_split, split_indices
+from cnnlab.settings import Settings
+from cnnlab.spec import TrainSpec
+
+
+@dataclass(frozen=True)
+class SampleImage:
+    index: int  # position in the dataset's train split
+    label: int
+    class_name: str
+    png: bytes
+
+
+def png_bytes(chw: torch.Tensor) -> bytes:
+    """A uint8 C×H×W image (one channel: grey; three: RGB) as a PNG file."""
+    from PIL import Image
+
+    pixels = chw.numpy()
+    pixels = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def training_samples(
+    spec: TrainSpec, n: int, settings: Settings | None = None
+) -> list[SampleImage]:
+    """The first ``n`` images of the spec's training portion (after its validation hold-out)."""
+    class_names = get_meta(spec.dataset).class_names
+    full = load_split(spec.dataset, train=True, settings=settings)
+    train_idx, _ = split_indices(spec, len(full))
+    samples = []
+    for index in train_idx[:n].tolist():
+        label = int(full.labels[index])
+        samples.append(SampleImage(index, label, class_names[label], png_bytes(full.images[index])))
+    return samples

@@ -1,0 +1,38 @@
+"""Sample images are the training portion's first images, as real PNG files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cnnlab.data import make_splits
+from cnnlab.samples import png_bytes, training_samples
+from cnnlab.spec import TrainSpec
+from tests.utils.datasets import write_cifar10, write_mnist
+
+
+def test_samples_are_the_first_training_images(data_dir: Path) -> None:
+    write_mnist(data_dir, n_train=200, n_test=20)
+    spec = TrainSpec(dataset="mnist", val_size=50, train_size=100, batch_size=10, seed=3)
+    samples = training_samples(spec, 5)
+    train = make_splits(spec).train
+    assert [s.label for s in samples] == train.labels[:5].tolist()
+    for sample, chw in zip(samples, train.images[:5], strict=True):
+        image = Image.open(io.BytesIO(sample.png))
+        assert image.mode == "L" and image.size == (28, 28)
+        assert np.array_equal(np.asarray(image), chw[0].numpy())
+        assert sample.class_name == str(sample.label)
+
+
+def test_colour_images_are_rgb_pngs(data_dir: Path) -> None:
+    write_cifar10(data_dir, n_train=20, n_test=10)
+    spec = TrainSpec(dataset="cifar10", val_size=5, batch_size=4)
+    (sample,) = training_samples(spec, 1)
+    image = Image.open(io.BytesIO(sample.png))
+    assert image.mode == "RGB" and image.size == (32, 32)
+    chw = make_splits(spec).train.images[0]
+    assert np.array_equal(np.asarray(image), chw.permute(1, 2, 0).numpy())
+    assert png_bytes(chw) == sample.png
