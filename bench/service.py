@@ -9,6 +9,10 @@
 The stack is the real one: ``cnnlab api`` and ``cnnlab worker`` processes on loopback, SQLite,
 a model trained on real Fashion-MNIST by a job. HTTP figures come from :mod:`bench.load`, a
 client lean enough that they are the server's.
+
+The stack, and the PostgreSQL database, are started by the tests' own helpers
+(:mod:`tests.e2e.stack`, :mod:`tests.store.postgres`): the benchmark runs from a checkout, as
+``python -m bench`` in the repository's root, where ``tests`` is a package.
 """
 
 from __future__ import annotations
@@ -16,25 +20,32 @@ from __future__ import annotations
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from sqlalchemy.engine import make_url
 
 from bench import load
 from bench.runner import RunFailed
+from cnnlab.status import ENDED_NAMES
+from tests.e2e.stack import (
+    CNNLAB,
+    Stack,
+    create_token,
+    free_port,
+    stack_env,
+    started,
+    wait_for_job,
+)
+from tests.worker.procs import Proc
 
-CNNLAB = [sys.executable, "-m", "cnnlab"]
 REDIS_URL = "redis://127.0.0.1:6379/15"
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 POSTGRES_DB = "cnnlab_bench"
@@ -57,30 +68,18 @@ TARGETS = {
 
 
 @dataclass
-class Stack:
-    home: Path
-    env: dict[str, str]
-    url: str = ""
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    token: str = ""
+class Service:
+    """A running stack, and the token of its user ``bench``."""
 
-    def start(self, *args: str, log: str) -> None:
-        with open(self.home / log, "wb") as out:
-            self.procs.append(
-                subprocess.Popen(
-                    [*CNNLAB, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT
-                )
-            )
+    stack: Stack
+    token: str
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
 
     def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        return self.stack.client_for(self.token, timeout=120)
 
 
 def _redis_up() -> bool:
@@ -92,51 +91,41 @@ def _redis_up() -> bool:
         return False
 
 
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RunFailed(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
 @contextmanager
-def running_stack(broker: str | None, database: str | None = None) -> Iterator[Stack]:
+def running_stack(broker: str | None, database: str | None = None) -> Iterator[Service]:
     """``cnnlab api`` and one ``cnnlab worker`` (one pool process) under a fresh home, on
     ``database`` (default: SQLite in that home)."""
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
         home = Path(tmp)
-        env = {**os.environ, "CNNLAB_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-        env.pop("CNNLAB_DATABASE_URL", None)
-        env.pop("CNNLAB_BROKER_URL", None)
+        settings = {"PYTHONUNBUFFERED": "1"}
         if broker:
-            env["CNNLAB_BROKER_URL"] = broker
+            settings["CNNLAB_BROKER_URL"] = broker
             _flush_redis_db(broker)
         if database:
-            env["CNNLAB_DATABASE_URL"] = database
-        stack = Stack(home, env)
-        out = subprocess.run(
-            [*CNNLAB, "token", "create", "bench"], env=env, capture_output=True, text=True
-        )
-        if out.returncode != 0:
-            raise RunFailed(f"cnnlab token create failed: {out.stderr.strip()}")
-        stack.token = out.stdout.strip()
-        port = _free_port()
-        stack.url = f"http://127.0.0.1:{port}"
-        stack.start("worker", "--queues=cpu", "--concurrency=1", log="worker.log")
-        stack.start("api", f"--port={port}", log="api.log")
-        try:
-            _wait(lambda: _healthy(stack), 120, "the API")
-            _wait(lambda: b"ready." in (home / "worker.log").read_bytes(), 120, "the worker")
-            yield stack
-        finally:
-            for proc in stack.procs:
-                proc.terminate()
-            for proc in stack.procs:
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            settings["CNNLAB_DATABASE_URL"] = database
+        env = stack_env(home, **settings)
+        with ExitStack() as running:
+            with _as_run_failed():
+                token = create_token(env, "bench")  # also applies the migrations
+                port = free_port()
+                worker = Proc(
+                    [*CNNLAB, "worker", "--queues=cpu", "--concurrency=1"], home / "worker.log", env
+                )
+                api = Proc([*CNNLAB, "api", f"--port={port}"], home / "api.log", env)
+                stack = Stack(f"http://127.0.0.1:{port}", env, [worker, api])
+                running.enter_context(started(stack, timeout=120))
+                worker.wait_for(r"ready\.", timeout=120)
+            yield Service(stack, token)
+
+
+@contextmanager
+def _as_run_failed() -> Iterator[None]:
+    """The tests' helpers fail as a test does, with an AssertionError; a benchmark fails with
+    :class:`RunFailed`."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise RunFailed(str(exc)) from exc
 
 
 @contextmanager
@@ -145,19 +134,18 @@ def postgres_database() -> Iterator[str | None]:
     dropped afterwards; None where no server answers."""
     import psycopg
 
+    from tests.store.postgres import create_database, drop_database
+
     admin = os.environ.get("CNNLAB_BENCH_POSTGRES", POSTGRES_ADMIN_URL)
     try:
-        conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
+        url = create_database(POSTGRES_DB, admin)
     except psycopg.Error:
         yield None
         return
-    with conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {POSTGRES_DB}")
-        try:
-            yield str(make_url(admin).set(database=POSTGRES_DB).render_as_string(False))
-        finally:
-            conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)")
+    try:
+        yield url
+    finally:
+        drop_database(POSTGRES_DB, admin)
 
 
 def _flush_redis_db(url: str) -> None:
@@ -166,26 +154,11 @@ def _flush_redis_db(url: str) -> None:
     redis.Redis.from_url(url).flushdb()
 
 
-def _healthy(stack: Stack) -> bool:
-    for proc in stack.procs:
-        if proc.poll() is not None:
-            logs = "\n".join(p.read_text()[-2000:] for p in stack.home.glob("*.log"))
-            raise RunFailed(f"a service process exited early:\n{logs}")
-    try:
-        return httpx.get(f"{stack.url}/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _wait_status(client: httpx.Client, job_id: str, wanted: set[str], timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in wanted:
-            return job
-        if time.monotonic() > deadline:
-            raise RunFailed(f"job {job_id} still {job['status']} after {timeout:.0f}s")
-        time.sleep(0.02)
+def _wait_status(
+    client: httpx.Client, job_id: str, wanted: Collection[str], timeout: float
+) -> dict[str, Any]:
+    with _as_run_failed():
+        return wait_for_job(client, job_id, wanted, timeout)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -213,20 +186,20 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _predict_request(stack: Stack, job_id: str, **content: Any) -> bytes:
+def _predict_request(service: Service, job_id: str, **content: Any) -> bytes:
     """A prediction request on the wire, encoded (JSON or multipart) by httpx once."""
-    request = httpx.Request("POST", f"{stack.url}/v1/jobs/{job_id}/predict", **content)
+    request = httpx.Request("POST", f"{service.url}/v1/jobs/{job_id}/predict", **content)
     return load.build(
-        stack.url,
+        service.url,
         request.url.raw_path.decode(),
         method="POST",
-        headers={"Authorization": f"Bearer {stack.token}"},
+        headers={"Authorization": f"Bearer {service.token}"},
         body=request.read(),
         content_type=request.headers["content-type"],
     )
 
 
-def _prediction_figures(stack: Stack, client: httpx.Client, job_id: str) -> dict[str, Any]:
+def _prediction_figures(service: Service, client: httpx.Client, job_id: str) -> dict[str, Any]:
     from cnnlab import checkpoint
     from cnnlab.predict import Predictor
 
@@ -237,7 +210,7 @@ def _prediction_figures(stack: Stack, client: httpx.Client, job_id: str) -> dict
             for i, img in enumerate(batch)]  # fmt: skip
 
     def timed(n: int, **content: Any) -> list[float]:
-        return load.latencies(stack.url, _predict_request(stack, job_id, **content), n)
+        return load.latencies(service.url, _predict_request(service, job_id, **content), n)
 
     http_one = timed(300, json={"instances": one})
     http_batch = timed(40, json={"instances": batch})
@@ -257,9 +230,9 @@ def _prediction_figures(stack: Stack, client: httpx.Client, job_id: str) -> dict
     }
 
 
-def _requests_per_second(stack: Stack, path: str, token: bool) -> float:
-    headers = {"Authorization": f"Bearer {stack.token}"} if token else {}
-    return load.requests_per_second(stack.url, load.build(stack.url, path, headers=headers))
+def _requests_per_second(service: Service, path: str, token: bool) -> float:
+    headers = {"Authorization": f"Bearer {service.token}"} if token else {}
+    return load.requests_per_second(service.url, load.build(service.url, path, headers=headers))
 
 
 def _start_latencies(client: httpx.Client, samples: int) -> list[float]:
@@ -267,14 +240,14 @@ def _start_latencies(client: httpx.Client, samples: int) -> list[float]:
     out = []
     for _ in range(samples):
         job_id = client.post("/v1/jobs", json=START_SPEC).json()["id"]
-        job = _wait_status(client, job_id, {"running", "succeeded", "failed", "cancelled"}, 120)
+        job = _wait_status(client, job_id, {"running", *ENDED_NAMES}, 120)
         if job["started_at"] is None:
             raise RunFailed(f"job {job_id} ended {job['status']} without starting: {job}")
         created = datetime.fromisoformat(job["created_at"])
-        started = datetime.fromisoformat(job["started_at"])
-        out.append((started - created).total_seconds())
+        claimed = datetime.fromisoformat(job["started_at"])
+        out.append((claimed - created).total_seconds())
         client.post(f"/v1/jobs/{job_id}/cancel")
-        _wait_status(client, job_id, {"succeeded", "failed", "cancelled"}, 120)
+        _wait_status(client, job_id, ENDED_NAMES, 120)
         time.sleep(0.3)  # the worker is idle and waiting again
     return out
 
@@ -282,23 +255,25 @@ def _start_latencies(client: httpx.Client, samples: int) -> list[float]:
 def run() -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "service", "targets": TARGETS}
     redis = _redis_up()
-    with running_stack(REDIS_URL if redis else None) as stack, stack.client() as client:
+    with running_stack(REDIS_URL if redis else None) as service, service.client() as client:
         print("  service: training a Fashion-MNIST model through a job...", flush=True)
         job = client.post("/v1/jobs", json=MODEL_SPEC)
         if job.status_code != 201:
             raise RunFailed(f"submit answered {job.status_code}: {job.text[:300]}")
         job_id = job.json()["id"]
-        done = _wait_status(client, job_id, {"succeeded", "failed", "cancelled"}, 600)
+        done = _wait_status(client, job_id, ENDED_NAMES, 600)
         if done["status"] != "succeeded":
             raise RunFailed(f"the model job ended {done['status']}: {done.get('error')}")
         result["model_test_accuracy"] = done["test_accuracy"]
         print("  service: predictions...", flush=True)
-        result.update(_prediction_figures(stack, client, job_id))
+        result.update(_prediction_figures(service, client, job_id))
         print("  service: requests/s...", flush=True)
         result["get_job_requests_per_second"] = _requests_per_second(
-            stack, f"/v1/jobs/{job_id}", token=True
+            service, f"/v1/jobs/{job_id}", token=True
         )
-        result["healthz_requests_per_second"] = _requests_per_second(stack, "/healthz", token=False)
+        result["healthz_requests_per_second"] = _requests_per_second(
+            service, "/healthz", token=False
+        )
         print("  service: submit → running...", flush=True)
         starts = _start_latencies(client, 12)
         broker = "redis" if redis else "embedded"
@@ -306,7 +281,7 @@ def run() -> dict[str, Any]:
         result["submit_to_running_p50_ms"] = 1000 * statistics.median(starts)
         result["submit_to_running_broker"] = broker
     if redis:
-        with running_stack(None) as stack, stack.client() as client:
+        with running_stack(None) as service, service.client() as client:
             starts = _start_latencies(client, 8)
             result["submit_to_running_embedded_ms"] = [1000 * s for s in starts]
             result["submit_to_running_embedded_p50_ms"] = 1000 * statistics.median(starts)
@@ -320,13 +295,13 @@ def run() -> dict[str, Any]:
 def _postgres_figures(broker: str | None, database: str) -> dict[str, float]:
     """``GET /v1/jobs/{id}`` requests/s with the production store (the job: one cancelled at
     once; a read costs the same whatever the job's state)."""
-    with running_stack(broker, database) as stack, stack.client() as client:
+    with running_stack(broker, database) as service, service.client() as client:
         job_id = client.post("/v1/jobs", json=START_SPEC).json()["id"]
         client.post(f"/v1/jobs/{job_id}/cancel")
-        _wait_status(client, job_id, {"succeeded", "failed", "cancelled"}, 120)
+        _wait_status(client, job_id, ENDED_NAMES, 120)
         return {
             "get_job_postgres_requests_per_second": _requests_per_second(
-                stack, f"/v1/jobs/{job_id}", token=True
+                service, f"/v1/jobs/{job_id}", token=True
             )
         }
 

@@ -11,10 +11,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+from cnnlab.cli.train import epoch_header, epoch_line
+from cnnlab.status import JobStatus
 
 if TYPE_CHECKING:  # the client (and httpx) is imported when a command runs, not at start-up
-    from cnnlab.client import Client
+    from cnnlab.client import Client, Event
 
 # cnnlab.client.DEFAULT_URL, repeated so that `--help` needs no httpx import
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -26,7 +29,7 @@ EXIT_USAGE = 2  # a bad command line or input file
 EXIT_FAILED = 3  # the job failed
 EXIT_CANCELLED = 4  # the job was cancelled
 OUTCOME_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = tuple(JobStatus)
 
 EXIT_HELP = """exit codes: 0 the job succeeded (or the request worked), 1 the request failed,
 2 bad usage or input file, 3 the job failed, 4 the job was cancelled"""
@@ -223,47 +226,75 @@ def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-METRICS_HEADER = "epoch  train_loss   val_loss  val_acc     sec"
-
-
-def _metrics_line(m: dict[str, Any]) -> str:
-    return (
-        f"{m['epoch']:>5}  {m['train_loss']:>10.4f}  {m['val_loss']:>9.4f}  "
-        f"{m['val_accuracy']:>7.4f}  {m['seconds']:>6.1f}"
-    )
-
-
 def cmd_watch(client: Client, args: argparse.Namespace) -> int:
     return _watch(client, args.job_id, as_json=args.json)
 
 
 def _watch(client: Client, job_id: str, *, as_json: bool) -> int:
     """Follow the job: a progress bar over epochs (on a terminal) above the metrics table,
-    then a summary line. Exits with the job's outcome."""
-    from cnnlab.client import EpochBar
+    then a summary line; or, ``as_json``, one JSON line per event. Exits with the job's
+    outcome."""
+    if as_json:
+        job = client.wait(job_id, on_event=_print_json)
+        return OUTCOME_EXIT.get(job["status"], EXIT_ERROR)
+    bar = EpochBar(client.job(job_id))
+    rows = 0
 
-    job = client.job(job_id)
-    bar = EpochBar(job, enabled=not as_json)
-    header_done = False
+    def show(event: Event) -> None:
+        nonlocal rows
+        bar.event(event)
+        if event.type == "epoch":
+            if not rows:
+                bar.write(epoch_header())
+            rows += 1
+            bar.write(epoch_line(event.data))
+        elif event.data["status"] == "running" and not rows:
+            bar.write(f"job {job_id} running: {_describe(event.data['spec'])}", sys.stderr)
+
     try:
-        for event in client.events(job_id):
-            if as_json:
-                print(json.dumps({"event": event.type, **event.data}), flush=True)
-                continue
-            bar.event(event)
-            if event.type == "epoch":
-                if not header_done:
-                    bar.write(METRICS_HEADER)
-                    header_done = True
-                bar.write(_metrics_line(event.data))
-            elif event.data["status"] == "running" and not header_done:
-                bar.write(f"job {job_id} running: {_describe(event.data['spec'])}", sys.stderr)
+        job = client.wait(job_id, on_event=show)
     finally:
         bar.close()
-    job = client.job(job_id)
-    if not as_json:
-        print(_summary(job))
+    print(_summary(job))
     return OUTCOME_EXIT.get(job["status"], EXIT_ERROR)
+
+
+def _print_json(event: Event) -> None:
+    print(json.dumps({"event": event.type, **event.data}), flush=True)
+
+
+class EpochBar:
+    """A tqdm bar over a job's epochs, fed its events by ``Client.wait(on_event=bar.event)``
+    (quiet when disabled, or when stderr is not a terminal)."""
+
+    def __init__(self, job: dict[str, Any], *, enabled: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        self.status = job["status"]
+        self.total = int(job["spec"].get("epochs") or 0) or None
+        self._bar = tqdm(
+            total=self.total,
+            desc=f"job {job['id'][:8]}",
+            unit="epoch",
+            disable=None if enabled else True,
+            leave=True,
+        )
+        self._bar.set_postfix_str(self.status)
+
+    def event(self, event: Event) -> None:
+        if event.type == "epoch":
+            self._bar.update(max(0, int(event.data["epoch"]) - self._bar.n))
+            self._bar.set_postfix_str(f"val_acc {event.data['val_accuracy']:.4f}")
+        elif event.type == "status":
+            self.status = event.data["status"]
+            self._bar.set_postfix_str(self.status)
+
+    def write(self, line: str, file: TextIO | None = None) -> None:
+        """A line of output (stdout by default) that does not break the bar."""
+        self._bar.write(line, file=file)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 def _summary(job: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, help="continue from a last.pt written by --out")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the spec's device")
     p.set_defaults(func=run)
+
+
+# One epoch's metrics as a table row, for people: `cnnlab train` and `cnnlab watch` both print
+# these columns (title, metrics key, width, format); `train` adds the training speed.
+EPOCH_COLUMNS = (
+    ("epoch", "epoch", 5, "d"),
+    ("train_loss", "train_loss", 10, ".4f"),
+    ("val_loss", "val_loss", 9, ".4f"),
+    ("val_acc", "val_accuracy", 7, ".4f"),
+    ("sec", "seconds", 6, ".2f"),
+)
+SPEED_COLUMN = ("img/s", "images_per_second", 8, ".0f")
+
+
+def _epoch_columns(speed: bool) -> tuple[tuple[str, str, int, str], ...]:
+    return (*EPOCH_COLUMNS, SPEED_COLUMN) if speed else EPOCH_COLUMNS
+
+
+def epoch_header(*, speed: bool = False) -> str:
+    """The titles of :func:`epoch_line`'s columns."""
+    return "  ".join(title.rjust(width) for title, _, width, _ in _epoch_columns(speed))
+
+
+def epoch_line(metrics: Mapping[str, Any], *, speed: bool = False) -> str:
+    """One epoch's metrics row (``epoch``, losses, ``val_accuracy``, ``seconds`` and, with
+    ``speed``, ``images_per_second``) as a line under :func:`epoch_header`; a missing value
+    is ``-``."""
+    cells = []
+    for _, key, width, fmt in _epoch_columns(speed):
+        value = metrics.get(key)
+        cells.append("-".rjust(width) if value is None else f"{value:>{width}{fmt}}")
+    return "  ".join(cells)
 
 
 def _emit(row: dict[str, Any]) -> None:
@@ -38,13 +71,11 @@ def _format_errors(exc: ValidationError) -> str:
 class _Table:
     """Human output: a progress bar per epoch on a terminal, one table row per epoch."""
 
-    HEADER = "epoch  train_loss   val_loss  val_acc     sec     img/s"
-
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
         self.bar: Any = None
         self.epoch = 1
-        print(self.HEADER, flush=True)
+        print(epoch_header(speed=True), flush=True)
 
     def progress(self, done: int, total: int) -> None:
         if not sys.stderr.isatty():
@@ -60,11 +91,7 @@ class _Table:
             self.bar.close()
             self.bar = None
         self.epoch = m["epoch"] + 1
-        print(
-            f"{m['epoch']:>5}  {m['train_loss']:>10.4f}  {m['val_loss']:>9.4f}  "
-            f"{m['val_accuracy']:>7.4f}  {m['seconds']:>6.2f}  {m['images_per_second']:>8.0f}",
-            flush=True,
-        )
+        print(epoch_line(m, speed=True), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

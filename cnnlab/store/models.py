@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from cnnlab.status import JobStatus
+
 # Stable constraint names, so migrations can refer to (and drop) them on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -62,21 +64,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class JobStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def ended(self) -> bool:
-        return self in ENDED
-
-
-ENDED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
 
 class CheckpointKind(enum.StrEnum):

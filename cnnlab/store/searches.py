@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session
 
 from cnnlab.errors import SpecError
 from cnnlab.settings import Settings
+from cnnlab.status import ENDED
 from cnnlab.store import quota
 from cnnlab.store.errors import NotFound
 from cnnlab.store.jobs import request_cancel
-from cnnlab.store.models import ENDED, EpochMetric, Job, JobStatus, Search, utcnow
+from cnnlab.store.models import EpochMetric, Job, JobStatus, Search, utcnow
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
 from cnnlab.store.queue import enqueue_after_commit
 

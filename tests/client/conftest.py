@@ -38,6 +38,6 @@ def finished_job(stack: Stack, token: str) -> dict[str, Any]:
     """A tiny-MNIST job that has succeeded."""
     with Client(stack.url, token) as c:
         job = c.submit(TINY_MNIST_SPEC)
-        done = c.wait(job["id"], progress=False, timeout=120)
+        done = c.wait(job["id"], timeout=120)
     assert done["status"] == "succeeded", (done, stack.logs())
     return done

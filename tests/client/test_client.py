@@ -6,11 +6,13 @@ import io
 import sys
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from cnnlab.cli.remote import EpochBar
 from cnnlab.client import ApiError, Client, ClientError
 from tests.client.service import TINY_MNIST_SPEC
 from tests.e2e.stack import Stack, free_port
@@ -23,7 +25,11 @@ def test_submit_then_wait_returns_the_ended_job(
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the bar shows on terminals only
     job = client.submit(TINY_MNIST_SPEC)
     assert job["status"] == "queued" and job["spec"]["epochs"] == 2
-    done = client.wait(job["id"], timeout=120)
+    bar = EpochBar(job)  # the CLI's bar, fed each event by wait()
+    try:
+        done = client.wait(job["id"], on_event=bar.event, timeout=120)
+    finally:
+        bar.close()
     assert done["status"] == "succeeded" and done["epoch"] == 2
     assert done["test_accuracy"] is not None
     # The progress bar (stderr) counted the epochs.
@@ -156,5 +162,23 @@ def test_cancel_stops_a_job(client: Client) -> None:
     job = client.submit({**TINY_MNIST_SPEC, "epochs": 200})
     answer = client.cancel(job["id"])
     assert answer["cancel_requested"] is True
-    done = client.wait(job["id"], progress=False, timeout=60)
+    done = client.wait(job["id"], timeout=60)
     assert done["status"] == "cancelled"
+
+
+def test_jobs_and_searches_follow_the_next_cursor() -> None:
+    seen: list[httpx.QueryParams] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params)
+        cursor = request.url.params.get("cursor")
+        if cursor is None:
+            return httpx.Response(200, json={"items": [{"id": "a"}, {"id": "b"}], "next": "c2"})
+        return httpx.Response(200, json={"items": [{"id": "c"}], "next": None})
+
+    with Client("http://lab", "t", transport=httpx.MockTransport(answer)) as c:
+        assert [s["id"] for s in c.searches()] == ["a", "b", "c"]
+        assert [j["id"] for j in c.jobs("running")] == ["a", "b", "c"]
+        assert [j["id"] for j in c.jobs(limit=2)] == ["a", "b"]
+    assert seen[1]["cursor"] == "c2" and seen[2]["status"] == "running"
+    assert seen[-1]["limit"] == "2"

@@ -1,4 +1,8 @@
-"""A running cnnlab service for end-to-end tests: its processes, its URL and a user's client."""
+"""A running cnnlab service: its processes, its URL and a user's client.
+
+For the end-to-end, client and fault tests, and for the service benchmarks (``bench.service``),
+which start their stacks with these helpers.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +18,11 @@ from typing import Any, TypeVar
 
 import httpx
 
+from cnnlab.status import ENDED_NAMES
 from tests.worker.procs import CNNLAB, REPO, Proc
 
 T = TypeVar("T")
-ENDED = {"succeeded", "failed", "cancelled"}
+ENDED = ENDED_NAMES  # the statuses a job or a search ends in
 # Settings a test's own environment may carry that must not leak into a stack's processes.
 _STACK_VARS = ("CNNLAB_DATABASE_URL", "CNNLAB_BROKER_URL", "CNNLAB_DOWNLOAD")
 
@@ -59,10 +64,13 @@ class Stack:
     env: dict[str, str]
     procs: list[Proc] = field(default_factory=list)
 
-    def client(self, user: str = "alice") -> httpx.Client:
-        token = create_token(self.env, user)
+    def client(self, user: str = "alice", *, timeout: float = 60.0) -> httpx.Client:
+        """An HTTP client of ``user`` (a new token of theirs)."""
+        return self.client_for(create_token(self.env, user), timeout=timeout)
+
+    def client_for(self, token: str, *, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
@@ -82,9 +90,11 @@ class Stack:
 
 
 @contextmanager
-def started(stack: Stack) -> Iterator[Stack]:
+def started(stack: Stack, *, timeout: float = 90.0) -> Iterator[Stack]:
+    """The stack once its API answers (within ``timeout`` seconds); its processes are
+    stopped afterwards."""
     try:
-        stack.wait_healthy()
+        stack.wait_healthy(timeout)
         yield stack
     finally:
         for p in stack.procs:
@@ -92,7 +102,7 @@ def started(stack: Stack) -> Iterator[Stack]:
 
 
 def wait_for_job(
-    client: httpx.Client, job_id: str, statuses: set[str], timeout: float
+    client: httpx.Client, job_id: str, statuses: Collection[str], timeout: float
 ) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
         job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()

@@ -1,4 +1,8 @@
-"""Throwaway PostgreSQL databases for tests: created on the local server, dropped after."""
+"""Throwaway PostgreSQL databases: created on a server, dropped after.
+
+:func:`create_database` and :func:`drop_database` serve the tests (:func:`throwaway_database`,
+on the local server) and the benchmarks (``bench.service``, on any server).
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,61 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import URL
 
 SERVER = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
-def _admin() -> psycopg.Connection:
+def _connect(server: str) -> psycopg.Connection:
+    return psycopg.connect(server, autocommit=True, connect_timeout=3)
+
+
+def create_database(name: str, server: str = SERVER) -> str:
+    """A new empty database ``name`` (one left of that name is dropped first) on the server
+    that ``server`` (a libpq DSN or URL of an admin database) reaches; its SQLAlchemy URL.
+    Raises :class:`psycopg.OperationalError` where no server answers."""
+    with _connect(server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = {k: str(v) for k, v in conninfo_to_dict(server).items() if v is not None}
+    port = params.get("port")
+    url = URL.create(
+        "postgresql+psycopg",
+        username=params.get("user"),
+        password=params.get("password"),
+        host=params.get("host"),
+        port=int(port) if port else None,
+        database=name,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def drop_database(name: str, server: str = SERVER) -> None:
+    with _connect(server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _local_server() -> Iterator[None]:
     try:
-        return psycopg.connect(SERVER, autocommit=True)
+        yield
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not running on 127.0.0.1:5432 ({exc})")
 
 
 @contextmanager
 def throwaway_database() -> Iterator[str]:
-    """A new empty database ``cnnlab_test_<random>``; yields its SQLAlchemy URL."""
+    """A new empty database ``cnnlab_test_<random>`` on the local server; yields its
+    SQLAlchemy URL."""
     name = f"cnnlab_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    with _local_server():
+        url = create_database(name)
     try:
-        yield URL.format(name=name)
+        yield url
     finally:
         from cnnlab.store.db import dispose_engine
 
         dispose_engine(close=True)
-        with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with _local_server():
+            drop_database(name)

@@ -1,138 +1,29 @@
-"""A Python client for the cnnlab service, for notebooks and scripts.
-
-    from cnnlab.client import Client
-
-    with Client("http://127.0.0.1:8000", token) as lab:
-        job = lab.submit({"dataset": "mnist", "epochs": 3})
-        job = lab.wait(job["id"])              # a progress bar per epoch
-        rows = lab.metrics(job["id"])          # [{"epoch": 1, "train_loss": ...}, ...]
-        lab.predict(job["id"], [image])        # numpy arrays, PIL images, files or bytes
-        model = lab.load_model(job["id"])      # a torch module with the best weights
-
-``url`` and ``token`` default to ``CNNLAB_URL`` and ``CNNLAB_TOKEN``. Every error answer of the
-API is raised as :class:`ApiError` with its status, type and one-line message.
-"""
+"""The :class:`Client`: one user's HTTP session with one cnnlab server."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from cnnlab.client._errors import ClientError, error_from
+from cnnlab.client._events import Event, SSEParser
+from cnnlab.client._images import as_items, request_body
+from cnnlab.status import ENDED_NAMES
 
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-ENDED = frozenset({"succeeded", "failed", "cancelled"})
 # The server sends a comment at least this often on an idle event stream; a longer silence
 # means the connection is gone.
 EVENT_READ_TIMEOUT_S = 60.0
-
-
-class ClientError(Exception):
-    """The service could not be used: no token, unreachable, or an error answer."""
-
-
-class ApiError(ClientError):
-    """An error answer: ``status`` (HTTP), ``type`` and ``message`` from the API's ``detail``."""
-
-    def __init__(self, status: int, type: str, message: str, detail: dict[str, Any]) -> None:
-        super().__init__(f"{message} (HTTP {status}, {type})")
-        self.status = status
-        self.type = type
-        self.message = message
-        self.detail = detail
-
-
-@dataclass
-class Event:
-    """One server-sent event of a job: ``type`` is ``status`` (``data`` is the job) or
-    ``epoch`` (``data`` is the epoch's metrics row); ``id`` resumes the stream after it."""
-
-    type: str
-    data: dict[str, Any]
-    id: str | None = None
-
-
-@dataclass
-class _SSEParser:
-    """The ``text/event-stream`` format: fields per line, a blank line ends an event."""
-
-    event: str = "message"
-    data: list[str] = field(default_factory=list)
-    id: str | None = None
-
-    def feed(self, line: str) -> Event | None:
-        if not line:
-            if not self.data:
-                self.event = "message"
-                return None
-            payload = json.loads("\n".join(self.data))
-            done = Event(self.event, payload, self.id)
-            self.event, self.data = "message", []
-            return done
-        if line.startswith(":"):
-            return None  # a comment: keeps the connection alive
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self.event = value
-        elif name == "data":
-            self.data.append(value)
-        elif name == "id":
-            self.id = value
-        return None
-
-
-def _error_from(response: httpx.Response) -> ApiError:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    if not isinstance(detail, dict):
-        text = response.text.strip()[:200] or response.reason_phrase
-        detail = {"type": "http_error", "message": text}
-    return ApiError(
-        response.status_code,
-        str(detail.get("type", "http_error")),
-        str(detail.get("message", response.reason_phrase)),
-        detail,
-    )
-
-
-def _encode_image(item: Any) -> tuple[str, bytes]:
-    """A file name and encoded bytes for a PIL image, an array, a path or raw bytes."""
-    if isinstance(item, bytes | bytearray):
-        return "image", bytes(item)
-    if isinstance(item, str | os.PathLike):
-        path = Path(item)
-        return path.name, path.read_bytes()
-    from PIL import Image
-
-    if not isinstance(item, Image.Image):
-        import numpy as np
-
-        array = np.asarray(item)
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        item = Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8))
-    buf = io.BytesIO()
-    item.save(buf, format="PNG")
-    return "image.png", buf.getvalue()
-
-
-def _is_array(item: Any) -> bool:
-    if isinstance(item, list):
-        return True
-    return type(item).__module__ == "numpy" and hasattr(item, "tolist")
+PAGE_SIZE = 100
 
 
 class Client:
@@ -160,14 +51,14 @@ class Client:
             transport=transport,
         )
 
-    def close(self) -> None:
-        self._http.close()
-
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._http.close()
+
+    def close(self) -> None:
+        self._http.close()
 
     # -- plumbing ---------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -176,11 +67,24 @@ class Client:
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach {self.url}: {exc}") from exc
         if response.is_error:
-            raise _error_from(response)
+            raise error_from(response)
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
+
+    def _pages(self, path: str, params: dict[str, Any], limit: int | None) -> list[dict[str, Any]]:
+        """The items of a paged list (``items``, ``next``): every page, or the first ``limit``
+        items. ``None`` values in ``params`` are left out of the query."""
+        query = {k: v for k, v in params.items() if v is not None}
+        items: list[dict[str, Any]] = []
+        while True:
+            size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(items))
+            page = self._json("GET", path, params={**query, "limit": size})
+            items.extend(page["items"])
+            if not page["next"] or (limit is not None and len(items) >= limit):
+                return items
+            query["cursor"] = page["next"]
 
     # -- jobs -------------------------------------------------------------------------------
     def submit(self, spec: dict[str, Any] | Any) -> dict[str, Any]:
@@ -198,16 +102,7 @@ class Client:
         self, status: str | None = None, *, search_id: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """The caller's jobs, newest first (every page, or the first ``limit``)."""
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"status": status, "search_id": search_id}
-        while True:
-            page_size = 100 if limit is None else min(100, limit - len(items))
-            query = {k: v for k, v in params.items() if v is not None}
-            page = self._json("GET", "/v1/jobs", params={**query, "limit": page_size})
-            items.extend(page["items"])
-            if not page["next"] or (limit is not None and len(items) >= limit):
-                return items
-            params["cursor"] = page["next"]
+        return self._pages("/v1/jobs", {"status": status, "search_id": search_id}, limit)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Ask the job to stop: a queued one ends at once, a running one within an epoch."""
@@ -246,8 +141,8 @@ class Client:
                 ) as response:
                     if response.is_error:
                         response.read()
-                        raise _error_from(response)
-                    parser = _SSEParser()
+                        raise error_from(response)
+                    parser = SSEParser()
                     for line in response.iter_lines():
                         event = parser.feed(line)
                         if event is None:
@@ -255,7 +150,7 @@ class Client:
                         retries = 0
                         last_event_id = event.id or last_event_id
                         yield event
-                        if event.type == "status" and event.data.get("status") in ENDED:
+                        if event.type == "status" and event.data.get("status") in ENDED_NAMES:
                             return
             except httpx.TransportError as exc:
                 retries += 1
@@ -265,7 +160,7 @@ class Client:
                 continue
             # The server ends the stream once the job has ended (having sent what the client
             # missed); a close before that is a server going away: resume.
-            if self.job(job_id)["status"] in ENDED:
+            if self.job(job_id)["status"] in ENDED_NAMES:
                 return
             retries += 1
             if retries > 5:
@@ -273,20 +168,24 @@ class Client:
             time.sleep(0.2)
 
     def wait(
-        self, job_id: str, *, progress: bool = True, timeout: float | None = None
+        self,
+        job_id: str,
+        *,
+        on_event: Callable[[Event], object] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Block until the job ends; a progress bar over its epochs unless ``progress=False``.
-        Returns the ended job (check its ``status``). ``timeout`` (seconds) raises
-        :class:`TimeoutError` instead of waiting longer."""
+        """Block until the job ends; the ended job (check its ``status``).
+
+        ``on_event`` is called with each :class:`Event` as it comes (for a progress bar over
+        the epochs: ``on_event=EpochBar(lab.job(job_id)).event``, from :mod:`cnnlab.cli.remote`).
+        ``timeout`` (seconds) raises :class:`TimeoutError` instead of waiting longer."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = EpochBar(self.job(job_id), enabled=progress)
-        try:
-            for event in self.events(job_id):
-                bar.event(event)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {job_id} still {bar.status} after {timeout}s")
-        finally:
-            bar.close()
+        for event in self.events(job_id):
+            if on_event is not None:
+                on_event(event)
+            if deadline is not None and time.monotonic() > deadline:
+                status = self.job(job_id)["status"]
+                raise TimeoutError(f"job {job_id} still {status} after {timeout}s")
         return self.job(job_id)
 
     # -- models -----------------------------------------------------------------------------
@@ -297,21 +196,10 @@ class Client:
         ``images``: a list of numpy arrays or nested lists (0-255, H×W grey or H×W×C colour),
         PIL images, file paths or encoded PNG/JPEG bytes; or one of those alone; or a batch
         array (N×H×W or N×H×W×C)."""
-        items: Sequence[Any]
-        if _is_array(images) and getattr(images, "ndim", 0) == 2:
-            items = [images]  # one grey image
-        elif isinstance(images, bytes | str | os.PathLike) or hasattr(images, "getpixel"):
-            items = [images]  # one file or PIL image
-        else:
-            items = list(images)  # a 3-D/4-D array is a batch: one image per first index
+        items = as_items(images)
         if not items:
             return []
-        if all(_is_array(i) for i in items):
-            body = {"instances": [i.tolist() if hasattr(i, "tolist") else i for i in items]}
-            answer = self._json("POST", f"/v1/jobs/{job_id}/predict", json=body)
-        else:
-            files = [("files", _encode_image(i)) for i in items]
-            answer = self._json("POST", f"/v1/jobs/{job_id}/predict", files=files)
+        answer = self._json("POST", f"/v1/jobs/{job_id}/predict", **request_body(items))
         predictions: list[dict[str, Any]] = answer["predictions"]
         return predictions
 
@@ -349,10 +237,9 @@ class Client:
         search: dict[str, Any] = self._json("GET", f"/v1/searches/{search_id}")
         return search
 
-    def searches(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        page = self._json("GET", "/v1/searches", params={"limit": limit})
-        items: list[dict[str, Any]] = page["items"]
-        return items
+    def searches(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The caller's searches, newest first (every page, or the first ``limit``)."""
+        return self._pages("/v1/searches", {}, limit)
 
     def cancel_search(self, search_id: str) -> dict[str, Any]:
         search: dict[str, Any] = self._json("POST", f"/v1/searches/{search_id}/cancel")
@@ -365,7 +252,7 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             search = self.get_search(search_id)
-            if search["status"] in ENDED:
+            if search["status"] in ENDED_NAMES:
                 return search
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"search {search_id} still {search['status']} after {timeout}s")
@@ -374,36 +261,3 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self._json("GET", "/v1/datasets")
         return rows
-
-
-class EpochBar:
-    """A tqdm bar over a job's epochs, fed by its events (quiet when disabled or not a TTY)."""
-
-    def __init__(self, job: dict[str, Any], *, enabled: bool = True) -> None:
-        from tqdm.auto import tqdm
-
-        self.status = job["status"]
-        self.total = int(job["spec"].get("epochs") or 0) or None
-        self._bar = tqdm(
-            total=self.total,
-            desc=f"job {job['id'][:8]}",
-            unit="epoch",
-            disable=None if enabled else True,
-            leave=True,
-        )
-        self._bar.set_postfix_str(self.status)
-
-    def event(self, event: Event) -> None:
-        if event.type == "epoch":
-            self._bar.update(max(0, int(event.data["epoch"]) - self._bar.n))
-            self._bar.set_postfix_str(f"val_acc {event.data['val_accuracy']:.4f}")
-        elif event.type == "status":
-            self.status = event.data["status"]
-            self._bar.set_postfix_str(self.status)
-
-    def write(self, line: str, file: TextIO | None = None) -> None:
-        """A line of output (stdout by default) that does not break the bar."""
-        self._bar.write(line, file=file)
-
-    def close(self) -> None:
-        self._bar.close()
