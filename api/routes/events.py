@@ -1,29 +1,34 @@
-"""A job's progress as server-sent events: ``GET /v1/jobs/{id}/events``.
+"""Progress as server-sent events: ``GET /v1/jobs/{id}/events``, ``/v1/searches/{id}/events``.
 
-One ``status`` event per status change (its data: the job, as ``GET /v1/jobs/{id}`` answers) and
-one ``epoch`` event per finished epoch (its data: the epoch's metrics row). The stream ends after
-the status event of an ended job.
+A job's stream: one ``status`` event per status change (its data: the job, as
+``GET /v1/jobs/{id}`` answers) and one ``epoch`` event per finished epoch (its data: the epoch's
+metrics row). A search's stream: one ``status`` event per status change (the search, as
+``GET /v1/searches/{id}`` answers) and one ``trial`` event each time a trial's status or epoch
+(and so its score) changes (the trial, as the search lists it). A stream ends after the status
+event of an ended job or search.
 
-Each event's id is ``"<epochs sent>-<status sent>"``: the position in the stream, so a client
-that reconnects with ``Last-Event-ID`` gets exactly the epochs and the status change it missed.
-The database is polled in short sessions; nothing is held open between polls.
+Each event's id is the position in the stream (what the client has been sent), so a client that
+reconnects with ``Last-Event-ID`` gets exactly what it missed. Both streams share one loop that
+polls the database in short sessions (nothing is held open between polls) and sends heartbeats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.deps import Db, DbDep, UserDep
-from api.schemas import ErrorResponse, JobRead, MetricRow
+from api.deps import CurrentUser, Db, DbDep, UserDep
+from api.schemas import ErrorResponse, JobRead, MetricRow, SearchRead
 from cnnlab.store import jobs as store
+from cnnlab.store import searches
 from cnnlab.store.errors import NotFound
 from cnnlab.store.models import JobStatus
 
@@ -33,11 +38,111 @@ HEARTBEAT_S = 15.0
 # How long a client waits before reconnecting (the ``retry`` field), in milliseconds.
 RETRY_MS = 2000
 
-router = APIRouter(
-    prefix="/jobs",
-    tags=["jobs"],
-    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
-)
+router = APIRouter(responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+
+
+# -- the shared machinery ---------------------------------------------------------------------
+
+
+class _Position(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+P = TypeVar("P", bound=_Position)
+# An event to send: its name, its data and the client's position once it has it.
+Event = tuple[str, dict[str, Any], P]
+# One possible event: given the client's position, the event, or None when the client has it.
+Move = Callable[[P], Event[P] | None]
+# One poll: the frames that bring the client up to date, its new position, and whether the
+# stream is over.
+Step = tuple[list[str], P, bool]
+
+
+def _frame(event: str, data: dict[str, Any], position: _Position) -> str:
+    return f"id: {position.id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _sequence(
+    position: P, ended: bool, status: Move[P], items: Iterable[Move[P]]
+) -> tuple[list[str], P]:
+    """The frames of ``status`` and ``items``, each event's id the position after it.
+
+    A status change is sent before the items that follow it, except for an ended job or search,
+    whose items all come before its final status."""
+    moves = [*items, status] if ended else [status, *items]
+    out: list[str] = []
+    for move in moves:
+        step = move(position)
+        if step is not None:
+            event, data, position = step
+            out.append(_frame(event, data, position))
+    return out, position
+
+
+async def _poll(
+    request: Request, advance: Callable[[P], Awaitable[Step[P]]], position: P
+) -> AsyncIterator[str]:
+    yield f"retry: {RETRY_MS}\n\n"
+    quiet = 0.0
+    while True:
+        try:
+            out, position, ended = await advance(position)
+        except NotFound:
+            return  # deleted while watched
+        for frame in out:
+            yield frame
+        if ended:
+            return
+        quiet = 0.0 if out else quiet + POLL_S
+        if quiet >= HEARTBEAT_S:
+            quiet = 0.0
+            yield ": keep-alive\n\n"
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(POLL_S)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What every event route needs: the request, the store, the caller, where to resume."""
+
+    request: Request
+    db: Db
+    user: CurrentUser
+    last_event_id: str | None
+
+    def respond(self, advance: Callable[[P], Awaitable[Step[P]]], position: P) -> StreamingResponse:
+        return StreamingResponse(
+            _poll(self.request, advance, position),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+async def _stream(
+    request: Request,
+    db: DbDep,
+    user: UserDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Stream:
+    return Stream(request, db, user, last_event_id)
+
+
+StreamDep = Annotated[Stream, Depends(_stream)]
+
+
+def _route(path: str, tag: str, events: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register an event route: ``events`` says what it sends, for the OpenAPI document."""
+    return router.get(
+        path,
+        tags=[tag],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": events}},
+    )
+
+
+# -- a job's events ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -78,84 +183,147 @@ def _snapshot(session: Session, owner_id: int, job_id: str, after_epoch: int) ->
     return Snapshot(JobRead.model_validate(job).model_dump(mode="json"), rows)
 
 
-def _frame(event: str, data: dict[str, Any], position: Position) -> str:
-    return f"id: {position.id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
-
-
 def frames(snapshot: Snapshot, position: Position) -> tuple[list[str], Position]:
-    """The events that take a client from ``position`` to ``snapshot``, and the new position.
+    """The events that take a client from ``position`` to ``snapshot``, and the new position."""
+    job = snapshot.job
 
-    A status change is sent before the epochs that follow it, except for an ended job, whose
-    epochs all come before its final status."""
-    out: list[str] = []
-    status = snapshot.job["status"]
-    ended = JobStatus(status).ended
+    def status(p: Position) -> Event[Position] | None:
+        if job["status"] == p.status:
+            return None
+        return "status", job, Position(p.epochs, job["status"])
 
-    def status_event() -> None:
-        nonlocal position
-        if status != position.status:
-            position = Position(position.epochs, status)
-            out.append(_frame("status", snapshot.job, position))
+    def epoch(row: dict[str, Any]) -> Move[Position]:
+        def move(p: Position) -> Event[Position] | None:
+            if row["epoch"] <= p.epochs:
+                return None
+            return (
+                "epoch",
+                {**row, "epochs": job["spec"]["epochs"]},
+                Position(row["epoch"], p.status),
+            )
 
-    if not ended:
-        status_event()
-    for row in snapshot.new_epochs:
-        if row["epoch"] > position.epochs:
-            position = Position(row["epoch"], position.status)
-            out.append(_frame("epoch", {**row, "epochs": snapshot.job["spec"]["epochs"]}, position))
-    if ended:
-        status_event()
-    return out, position
+        return move
 
-
-async def _stream(
-    request: Request, db: Db, owner_id: int, job_id: str, position: Position
-) -> AsyncIterator[str]:
-    yield f"retry: {RETRY_MS}\n\n"
-    quiet = 0.0
-    while True:
-        try:
-            snapshot = await db.read(_snapshot, owner_id, job_id, position.epochs)
-        except NotFound:
-            return  # deleted while watched
-        out, position = frames(snapshot, position)
-        for frame in out:
-            yield frame
-        if JobStatus(snapshot.job["status"]).ended:
-            return
-        quiet = 0.0 if out else quiet + POLL_S
-        if quiet >= HEARTBEAT_S:
-            quiet = 0.0
-            yield ": keep-alive\n\n"
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(POLL_S)
+    ended = JobStatus(job["status"]).ended
+    return _sequence(position, ended, status, map(epoch, snapshot.new_epochs))
 
 
-@router.get(
-    "/{job_id}/events",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "`status` and `epoch` events until the job ends",
-        }
-    },
-)
-async def job_events(
-    job_id: str,
-    request: Request,
-    db: DbDep,
-    user: UserDep,
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+@_route("/jobs/{job_id}/events", "jobs", "`status` and `epoch` events until the job ends")
+async def job_events(job_id: str, stream: StreamDep) -> StreamingResponse:
     """Server-sent events: `status` (data: the job) on each status change and `epoch` (data: the
     metrics row and `epochs`, the total) per finished epoch; the stream ends once the job has.
     Reconnect with `Last-Event-ID` to resume after the last event received."""
-    await db.read(store.get_job, user.id, job_id)  # 404 now, not inside the stream
-    stream = _stream(request, db, user.id, job_id, Position.parse(last_event_id))
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    db, owner_id = stream.db, stream.user.id
+    await db.read(store.get_job, owner_id, job_id)  # 404 now, not inside the stream
+
+    async def advance(position: Position) -> Step[Position]:
+        snapshot = await db.read(_snapshot, owner_id, job_id, position.epochs)
+        out, position = frames(snapshot, position)
+        return out, position, JobStatus(snapshot.job["status"]).ended
+
+    return stream.respond(advance, Position.parse(stream.last_event_id))
+
+
+# -- a search's events ------------------------------------------------------------------------
+
+# A status in an event id: its first letter (unique among JobStatus; a test checks).
+_CODE = {str(s): str(s)[0] for s in JobStatus}
+_STATUS = {code: status for status, code in _CODE.items()}
+_TRIAL_ID = re.compile(r"(\d+)([a-z])")
+
+TrialState = tuple[int, str]  # a trial's epoch and status: a new event when either changes
+
+
+@dataclass(frozen=True)
+class SearchPosition:
+    """What the client has: the status event ``status`` (if any) and, per trial in grid order,
+    the epoch and status of the last event sent about it (None: none sent yet)."""
+
+    status: str | None = None
+    trials: tuple[TrialState | None, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """``<status>:<trial>.<trial>…``, a status as its letter and a trial as ``<epoch><status>``
+        or ``-``: ``r:2r.1s.-`` is running; trial 0 at epoch 2 running, 1 succeeded, 2 unsent."""
+        trials = ".".join("-" if t is None else f"{t[0]}{_CODE[t[1]]}" for t in self.trials)
+        return f"{_CODE[self.status] if self.status else ''}:{trials}"
+
+    @classmethod
+    def parse(cls, last_event_id: str | None) -> SearchPosition:
+        try:
+            code, _, rest = (last_event_id or "").strip().partition(":")
+            status = _STATUS[code] if code else None
+            trials = tuple(_trial_state(part) for part in rest.split(".")) if rest else ()
+        except (KeyError, ValueError):
+            return cls()  # not one of ours: start from the beginning
+        return cls(status, trials)
+
+    def trial(self, index: int) -> TrialState | None:
+        return self.trials[index] if index < len(self.trials) else None
+
+    def with_trial(self, index: int, state: TrialState) -> SearchPosition:
+        trials = list(self.trials) + [None] * (index + 1 - len(self.trials))
+        trials[index] = state
+        return SearchPosition(self.status, tuple(trials))
+
+
+def _trial_state(part: str) -> TrialState | None:
+    if part == "-":
+        return None
+    match = _TRIAL_ID.fullmatch(part)
+    if match is None:
+        raise ValueError(part)
+    return int(match[1]), _STATUS[match[2]]
+
+
+@dataclass(frozen=True)
+class SearchSnapshot:
+    search: dict[str, Any]  # as GET /v1/searches/{id} answers
+    states: tuple[TrialState, ...]  # per trial, in the order of search["trials"]
+
+
+def _search_snapshot(session: Session, owner_id: int, search_id: str) -> SearchSnapshot:
+    search = searches.get_search(session, owner_id, search_id)
+    trials, scores = searches.trials_with_scores(session, search)
+    read = SearchRead.build(search, trials, scores).model_dump(mode="json")
+    return SearchSnapshot(read, tuple((t.epoch, str(t.status)) for t in trials))
+
+
+def search_frames(
+    snapshot: SearchSnapshot, position: SearchPosition
+) -> tuple[list[str], SearchPosition]:
+    """The events that take a client from ``position`` to ``snapshot``, and the new position."""
+    search = snapshot.search
+
+    def status(p: SearchPosition) -> Event[SearchPosition] | None:
+        if search["status"] == p.status:
+            return None
+        return "status", search, SearchPosition(search["status"], p.trials)
+
+    def trial(index: int, state: TrialState) -> Move[SearchPosition]:
+        def move(p: SearchPosition) -> Event[SearchPosition] | None:
+            if p.trial(index) == state:
+                return None
+            return "trial", search["trials"][index], p.with_trial(index, state)
+
+        return move
+
+    moves = [trial(i, state) for i, state in enumerate(snapshot.states)]
+    return _sequence(position, JobStatus(search["status"]).ended, status, moves)
+
+
+@_route("/searches/{search_id}/events", "searches", "`status` and `trial` events until it ends")
+async def search_events(search_id: str, stream: StreamDep) -> StreamingResponse:
+    """Server-sent events: `status` (data: the search) on each status change and `trial` (data:
+    the trial as the search lists it) whenever a trial's status or epoch changes; the stream ends
+    once the search has. Reconnect with `Last-Event-ID` to resume after the last event received."""
+    db, owner_id = stream.db, stream.user.id
+    await db.read(searches.get_search, owner_id, search_id)  # 404 now, not inside the stream
+
+    async def advance(position: SearchPosition) -> Step[SearchPosition]:
+        snapshot = await db.read(_search_snapshot, owner_id, search_id)
+        out, position = search_frames(snapshot, position)
+        return out, position, JobStatus(snapshot.search["status"]).ended
+
+    return stream.respond(advance, SearchPosition.parse(stream.last_event_id))

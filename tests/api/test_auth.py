@@ -23,12 +23,17 @@ OWNED = [
     ("GET", "/v1/searches/{search}/heatmap.png", {}),
     ("POST", "/v1/searches/{search}/cancel", {}),
     ("GET", "/v1/jobs/{job}/events", {}),
+    ("GET", "/v1/searches/{search}/events", {}),
     ("GET", "/v1/jobs/{job}/samples", {}),
     ("GET", "/v1/jobs/{job}/confusion", {}),
 ]
 # The owner's answer from these is not a plain 2xx while the job is queued: the event stream
 # lasts until the job ends, and the confusion matrix waits for success (tests/client cover them).
-OWNER_CHECKED_ELSEWHERE = {"/v1/jobs/{job}/events", "/v1/jobs/{job}/confusion"}
+OWNER_CHECKED_ELSEWHERE = {
+    "/v1/jobs/{job}/events",
+    "/v1/searches/{search}/events",
+    "/v1/jobs/{job}/confusion",
+}
 UNOWNED = [
     ("GET", "/v1/jobs", {}),
     ("POST", "/v1/jobs", {"json": SPEC}),

@@ -57,7 +57,7 @@ def lab_client(stack: Stack, token: str) -> Iterator[Client]:
 def mnist_job(lab_client: Client) -> dict[str, Any]:
     """A succeeded job on (tiny, generated) MNIST: 28×28 digits, for the drawing canvas."""
     job = lab_client.submit(TINY_MNIST_SPEC)
-    done = lab_client.wait(job["id"], progress=False, timeout=120)
+    done = lab_client.wait(job["id"], timeout=120)
     assert done["status"] == "succeeded", done
     return done
 

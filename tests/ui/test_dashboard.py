@@ -1,13 +1,16 @@
 """The dashboard in chromium: sign in, submit a job and watch its curves grow, a search's
-heatmap, the prediction canvas, cancel and download, and a phone-width screen."""
+heatmap and best trial (the server's), the form's choices and defaults (the server's), the
+prediction canvas, cancel and download, and a phone-width screen."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import torch
 from PIL import Image
@@ -15,9 +18,28 @@ from playwright.sync_api import Page, expect
 
 from cnnlab.client import Client
 from tests.client.service import TINY_MNIST_SPEC
+from tests.e2e.stack import Stack
 from tests.ui.conftest import PHONE, sign_in
 
 FASHION = {"dataset": "fashion_mnist", "train_size": 2000, "val_size": 1000, "batch_size": 256}
+
+
+def _fill(page: Page, values: dict[str, str]) -> None:
+    """Fill the form's inputs and choose in its selects: ``{"#id": value}``, in order."""
+    for selector, value in values.items():
+        if page.locator(selector).evaluate("el => el.tagName") == "SELECT":
+            page.select_option(selector, value)
+        else:
+            page.fill(selector, value)
+
+
+def _submit_job(page: Page, values: dict[str, str], screenshot: Path) -> str:
+    """Fill the New run form, screenshot it, submit a job; the new job's id."""
+    _fill(page, values)
+    page.screenshot(path=screenshot, full_page=True)
+    page.click("#submit")
+    page.wait_for_url("**/#/jobs/*")
+    return page.url.rsplit("/", 1)[-1]
 
 
 def _points(page: Page, chart: str) -> int:
@@ -50,15 +72,9 @@ def test_submit_a_job_and_watch_its_curves_grow_live(
     page = signed_in
     page.click("text=New run")
     page.wait_for_selector("#dataset option[value=fashion_mnist]", state="attached")
-    page.select_option("#dataset", "fashion_mnist")
-    page.fill("#train_size", "2000")
-    page.fill("#val_size", "1000")
-    page.fill("#epochs", "4")
-    page.fill("#batch_size", "256")
-    page.screenshot(path=artifacts / "new-run.png", full_page=True)
-    page.click("#submit")
-    page.wait_for_url("**/#/jobs/*")
-    job_id = page.url.rsplit("/", 1)[-1]
+    values = {"#dataset": "fashion_mnist", "#train_size": "2000", "#val_size": "1000"}
+    values |= {"#epochs": "4", "#batch_size": "256"}
+    job_id = _submit_job(page, values, artifacts / "new-run.png")
     page.wait_for_selector("#acc-chart")
     # Record every value the chart's point count takes, in the page, as events redraw it.
     page.evaluate(
@@ -121,14 +137,17 @@ def test_a_search_shows_its_heatmap_trials_and_curves(
     page = signed_in
     page.click("#nav >> text=Searches")
     page.click(f"tr[data-search='{search['id']}'] a")
-    heat = page.locator("#heatmap table.heatmap")
-    expect(heat.locator("td[data-value]")).to_have_count(4)
-    best = heat.locator("td.best")
-    expect(best).to_have_count(1)
-    expect(best.locator("a")).to_have_attribute("href", f"#/jobs/{done['best_job_id']}")
+    # The heatmap is the server's picture of the ended search.
+    heat = page.locator("#heatmap img")
+    expect(heat).to_have_attribute("data-status", "succeeded")
+    assert heat.evaluate("img => img.complete && img.naturalWidth") > 0
+    # The best trial is the server's, and with this metric it has the best validation accuracy.
+    best = done["best_job_id"]
+    expect(page.locator("#best-trial")).to_have_attribute("href", f"#/jobs/{best}")
+    expect(page.locator("#best-trial")).to_contain_text(best[:8])
+    expect(page.locator("#trials-table tr.best")).to_have_attribute("data-job", best)
     best_acc = max(t["val_accuracy"] for t in done["trials"])
-    assert float(best.get_attribute("data-value") or 0) == pytest.approx(best_acc)
-    expect(page.locator("#best-trial")).to_contain_text(done["best_job_id"][:8])
+    expect(page.locator("#best-score")).to_have_text(f"{100 * best_acc:.2f}%")
     expect(page.locator("#trial-curves")).to_have_attribute("data-points", "8")
 
     # Sorting the trials table by validation accuracy puts the best trial first, then last.
@@ -238,22 +257,87 @@ def test_the_form_names_a_bad_field_and_starts_a_grid_search(
     page = signed_in
     page.click("text=New run")
     page.wait_for_selector("#dataset option[value=mnist]", state="attached")
-    page.select_option("#dataset", "mnist")
-    page.fill("#val_size", "5000")  # more than this server's tiny MNIST holds
-    page.fill("#epochs", "1")
+    # val_size: more than this server's tiny MNIST holds
+    _fill(page, {"#dataset": "mnist", "#val_size": "5000", "#epochs": "1"})
     page.click("#submit")
     expect(page.locator("#new-run .error")).to_contain_text("val_size")
     expect(page.locator("#val_size")).to_have_class("invalid")
 
-    page.fill("#val_size", "200")
-    page.select_option("#axis0", "optimizer.lr")
-    page.fill("#axis0-values", "0.01, 0.1")
-    page.select_option("#axis1", "batch_size")
-    page.fill("#axis1-values", "32 64 128")
+    _fill(page, {"#val_size": "200", "#axis0": "optimizer.lr", "#axis0-values": "0.01, 0.1"})
+    _fill(page, {"#axis1": "batch_size", "#axis1-values": "32 64 128"})
     expect(page.locator("#submit")).to_have_text("Start search (6 trials)")
     page.click("#submit")
     page.wait_for_url("**/#/searches/*")
     search = lab_client.get_search(page.url.rsplit("/", 1)[-1])
     assert search["grid"] == {"optimizer.lr": [0.01, 0.1], "batch_size": [32, 64, 128]}
-    expect(page.locator("#heatmap table.heatmap tr")).to_have_count(3)  # header + 2 lr rows
+    # The page shows the new search's heatmap (the server's picture of its 2 × 3 grid) and
+    # follows its trials as their events arrive.
+    heat = page.locator("#heatmap img")
+    expect(heat).to_have_attribute("data-status", re.compile(r"\w+"))
+    assert heat.evaluate("img => img.complete && img.naturalWidth") > 0
+    expect(page.locator("#trials-table tbody tr")).to_have_count(6)
     lab_client.cancel_search(search["id"])
+    expect(page.locator(".toolbar .badge")).to_have_text("cancelled", timeout=60_000)
+    expect(page.locator("#heatmap img")).to_have_attribute("data-status", "cancelled")
+
+
+def _openapi(stack: Stack) -> dict[str, Any]:
+    doc: dict[str, Any] = httpx.get(f"{stack.url}/openapi.json").json()
+    return doc["components"]["schemas"]
+
+
+def test_the_form_takes_its_choices_and_defaults_from_the_server(
+    signed_in: Page, lab_client: Client, stack: Stack, token: str, artifacts: Path
+) -> None:
+    schemas = _openapi(stack)
+    page = signed_in
+    page.click("text=New run")
+    page.wait_for_selector("#model-arch option[value=cnn_deep]", state="attached")
+    # Every default is the spec's, every choice the server's.
+    for name, default in [("epochs", 10), ("batch_size", 1024), ("val_size", 10000)]:
+        assert schemas["TrainSpec"]["properties"][name]["default"] == default
+        expect(page.locator(f"#{name}")).to_have_value(str(default))
+    expect(page.locator("#optimizer-lr")).to_have_value(
+        str(schemas["OptimizerSpec"]["properties"]["lr"]["default"])
+    )
+    options = page.locator("#optimizer-name option").all_inner_texts()
+    assert options == schemas["OptimizerSpec"]["properties"]["name"]["enum"]
+    devices = schemas["TrainSpec"]["properties"]["device"]["enum"]
+    assert page.locator("#device option").all_inner_texts() == devices
+    models = httpx.get(f"{stack.url}/v1/models", headers={"Authorization": f"Bearer {token}"})
+    archs = [m["name"] for m in models.json()]
+    assert "cnn_deep" in archs
+    assert page.locator("#model-arch option").all_inner_texts() == archs
+    expect(page.locator("#model-arch")).to_have_value("cnn")
+
+    values = {"#dataset": "mnist", "#model-arch": "cnn_deep", "#val_size": "200"}
+    values |= {"#batch_size": "64", "#epochs": "1"}
+    job = lab_client.job(_submit_job(page, values, artifacts / "new-run-form.png"))
+    assert job["spec"]["model"]["arch"] == "cnn_deep"
+    expect(page.locator("#job-summary")).to_contain_text("cnn_deep")
+    lab_client.cancel(job["id"])
+
+
+def test_a_search_page_shows_the_servers_best_trial_for_its_metric(
+    signed_in: Page, lab_client: Client, artifacts: Path
+) -> None:
+    grid = {"optimizer.lr": [0.01, 0.1]}
+    search = lab_client.search(TINY_MNIST_SPEC, grid, metric="val_loss", mode="min")
+    done = lab_client.wait_search(search["id"], poll=0.3, timeout=180)
+    assert done["status"] == "succeeded" and done["best_job_id"]
+    best = next(t for t in done["trials"] if t["job_id"] == done["best_job_id"])
+    page = signed_in
+    page.click("#nav >> text=Searches")
+    row = page.locator(f"tr[data-search='{search['id']}']")
+    expect(row.locator(".best-score")).not_to_have_text("–")
+    assert float(row.locator(".best-score").inner_text()) == pytest.approx(best["score"], rel=1e-3)
+    row.locator("a").click()
+    expect(page.locator("#best-trial")).to_have_attribute("href", f"#/jobs/{best['job_id']}")
+    shown = float(page.locator("#best-score").inner_text())
+    assert shown == pytest.approx(best["score"], rel=1e-3)
+    expect(page.locator("#trials-table tr.best")).to_have_attribute("data-job", best["job_id"])
+    expect(page.locator("#trials-table th", has_text="val loss")).to_have_count(1)
+    expect(page.locator(".summary")).to_contain_text("val_loss (min)")
+    expect(page.locator("#heatmap img")).to_have_attribute("data-status", "succeeded")
+    expect(page.locator("#trial-curves")).to_have_attribute("data-points", "4")
+    page.screenshot(path=artifacts / "search-val-loss.png", full_page=True)

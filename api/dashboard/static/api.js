@@ -1,6 +1,6 @@
 // The dashboard's door to the /v1 API: the token (kept for the browser session), JSON calls
-// with one error type, and a job's server-sent events read through fetch (EventSource cannot
-// send an Authorization header).
+// with one error type, and server-sent events read through fetch (EventSource cannot send an
+// Authorization header).
 
 const TOKEN_KEY = "cnnlab-token";
 
@@ -74,18 +74,18 @@ export async function download(path, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-// Follow a job's events until it ends or `signal` aborts. onEvent(type, data) per event.
-// A dropped connection is resumed with Last-Event-ID after the server's retry delay.
-export async function followJob(jobId, onEvent, signal) {
+// Follow a server-sent event stream (a job's or a search's `/events`) until the server closes it
+// after the final status event, or `signal` aborts; onEvent(type, data) per event. A dropped
+// connection is resumed with Last-Event-ID after the server's retry delay.
+export async function follow(path, onEvent, signal) {
   let lastId = null;
   let retryMs = 2000;
+  let finished = false; // the last status event said the job or search has ended
   while (!signal.aborted) {
-    let ended = false;
     try {
       const extra = { Accept: "text/event-stream" };
       if (lastId) extra["Last-Event-ID"] = lastId;
-      const response = await check(
-        await fetch(`/v1/jobs/${jobId}/events`, { headers: headers(extra), signal }));
+      const response = await check(await fetch(path, { headers: headers(extra), signal }));
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "", event = "message", data = [], id = null;
       for (;;) {
@@ -100,10 +100,8 @@ export async function followJob(jobId, onEvent, signal) {
             if (data.length) {
               const payload = JSON.parse(data.join("\n"));
               if (id !== null) lastId = id;
+              if (event === "status") finished = Boolean(payload.finished_at);
               onEvent(event, payload);
-              if (event === "status" && ["succeeded", "failed", "cancelled"].includes(payload.status)) {
-                ended = true;
-              }
             }
             event = "message";
             data = [];
@@ -118,18 +116,10 @@ export async function followJob(jobId, onEvent, signal) {
           }
         }
       }
+      if (finished) return; // the server closes the stream only after the final status
     } catch (err) {
       if (signal.aborted || err.name === "AbortError") return;
       if (err instanceof ApiError && err.status && err.status !== 503) throw err;
-    }
-    if (ended) return;
-    // The server closes the stream only once the job has ended; check before resuming.
-    try {
-      const job = await get(`/v1/jobs/${jobId}`, { signal });
-      if (["succeeded", "failed", "cancelled"].includes(job.status) && lastId &&
-          lastId.endsWith(job.status)) return;
-    } catch (err) {
-      if (signal.aborted || err.name === "AbortError") return;
     }
     await new Promise((resolve) => setTimeout(resolve, retryMs));
   }

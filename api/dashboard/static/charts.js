@@ -1,29 +1,12 @@
-// Small SVG and HTML charts for the dashboard: line charts, a heatmap, probability bars and a
-// confusion matrix. No dependencies; every chart scales to its container's width.
-
-const SVG = "http://www.w3.org/2000/svg";
+// Small SVG and HTML charts for the dashboard: line charts, probability bars and a confusion
+// matrix. No dependencies; every chart scales to its container's width. (A search's heatmap is
+// the server's PNG.)
+import { h as html, svg } from "./dom.js";
 
 export const PALETTE = [
   "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c",
   "#0891b2", "#be185d", "#4d7c0f", "#7c3aed", "#b45309",
 ];
-
-function svg(tag, attrs = {}, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  for (const c of children) el.append(c);
-  return el;
-}
-
-function html(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "style") el.style.cssText = v;
-    else el.setAttribute(k, String(v));
-  }
-  for (const c of children) el.append(c);
-  return el;
-}
 
 // Round tick values covering [lo, hi], about `count` of them.
 export function niceTicks(lo, hi, count = 5) {
@@ -123,56 +106,6 @@ export function lineChart(container, { series, xLabel = "", yLabel = "", xMin, x
     root.append(empty);
   }
   container.append(root, legend);
-}
-
-// Viridis, sampled: dark purple (low) to yellow (high).
-const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-
-export function viridis(t) {
-  const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
-  const c = VIRIDIS[i].map((a, k) => Math.round(a + (VIRIDIS[i + 1][k] - a) * f));
-  return { css: `rgb(${c.join(",")})`, light: t > 0.55 };
-}
-
-// A heatmap table: rows are `ys`, columns `xs`; cells[r][c] = {value, label?, best?, href?}.
-export function heatmap(container, { xs, ys, cells, xLabel, yLabel, format = fmt }) {
-  const values = cells.flat().map((c) => c && c.value).filter(Number.isFinite);
-  const lo = Math.min(...values), hi = Math.max(...values);
-  const table = html("table", { class: "heatmap" });
-  const head = html("tr", {}, html("th", { class: "corner" }, `${yLabel} ╲ ${xLabel}`));
-  for (const x of xs) head.append(html("th", { scope: "col" }, String(x)));
-  table.append(head);
-  ys.forEach((y, r) => {
-    const row = html("tr", {}, html("th", { scope: "row" }, String(y)));
-    xs.forEach((_, c) => {
-      const cell = cells[r][c];
-      const td = html("td", {});
-      if (cell && Number.isFinite(cell.value)) {
-        const { css, light } = viridis(hi > lo ? (cell.value - lo) / (hi - lo) : 1);
-        td.style.background = css;
-        td.style.color = light ? "#111" : "#fff";
-        td.textContent = format(cell.value);
-        td.dataset.value = String(cell.value);
-      } else {
-        td.textContent = cell ? cell.label || "…" : "";
-        td.className = "pending";
-      }
-      if (cell && cell.best) {
-        td.classList.add("best");
-        td.title = "best trial";
-        td.prepend(html("span", { class: "star", "aria-label": "best" }, "★ "));
-      }
-      if (cell && cell.href) {
-        const link = html("a", { href: cell.href });
-        link.append(...td.childNodes);
-        td.append(link);
-      }
-      row.append(td);
-    });
-    table.append(row);
-  });
-  container.replaceChildren(html("div", { class: "scroll" }, table));
 }
 
 // Probability bars, one per class; the largest is highlighted.

@@ -1,0 +1,69 @@
+// What the server says a spec may hold: fields, choices, defaults and bounds from its OpenAPI
+// document, and the catalog routes' lists. Read once per page load.
+import * as api from "./api.js";
+
+export const OPENAPI_PATH = "/openapi.json";
+export const DATASETS_PATH = "/v1/datasets";
+export const ARCHITECTURES_PATH = "/v1/models"; // the registered `model.arch` names
+
+let openapi = null;
+export function openapiDocument() {
+  openapi ??= api.get(OPENAPI_PATH).catch((err) => {
+    openapi = null; // try again next time
+    throw err;
+  });
+  return openapi;
+}
+
+function resolve(doc, node) {
+  while (node && node.$ref) node = doc.components.schemas[node.$ref.split("/").pop()];
+  return node || {};
+}
+
+// The kind of value a leaf holds: "integer", "number", "boolean", "string" or "array".
+function kind(node) {
+  const types = (node.anyOf || [node]).map((n) => n.type).filter((t) => t && t !== "null");
+  if (types.includes("number")) return "number";
+  return types[0] || "string";
+}
+
+function leaves(doc, node, prefix = "") {
+  return Object.entries(resolve(doc, node).properties || {}).flatMap(([name, child]) => {
+    const path = prefix + name;
+    const leaf = resolve(doc, child);
+    if (leaf.properties) return leaves(doc, leaf, `${path}.`);
+    const bounds = (leaf.anyOf || [leaf]).find((n) => n.type && n.type !== "null") || {};
+    return [{
+      path,
+      title: leaf.title || name,
+      kind: kind(leaf),
+      items: leaf.items ? kind(leaf.items) : null,
+      enum: leaf.enum || null,
+      default: leaf.default,
+      nullable: Boolean(leaf.anyOf && leaf.anyOf.some((n) => n.type === "null")),
+      min: bounds.minimum ?? bounds.exclusiveMinimum,
+      max: bounds.maximum ?? bounds.exclusiveMaximum,
+    }];
+  });
+}
+
+// Every leaf of the train spec, in the schema's order: {path, title, kind, enum, default, ...}.
+export async function specFields() {
+  const doc = await openapiDocument();
+  return leaves(doc, doc.components.schemas.TrainSpec);
+}
+
+// A search's own options (`metric`, `mode`), as fields.
+export async function searchFields() {
+  const doc = await openapiDocument();
+  return leaves(doc, doc.components.schemas.SearchCreate)
+    .filter((f) => f.enum && !f.path.includes("."));
+}
+
+// Every status a job (or search) can have, in the server's order.
+export async function statuses() {
+  return (await openapiDocument()).components.schemas.JobStatus.enum;
+}
+
+export const datasets = () => api.get(DATASETS_PATH);
+export const architectures = async () => (await api.get(ARCHITECTURES_PATH)).map((m) => m.name);
