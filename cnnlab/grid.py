@@ -22,22 +22,23 @@ class GridPoint:
     spec: TrainSpec
 
 
-def _check_path(path: str) -> None:
-    """A dotted path must name a leaf field of the spec (``optimizer.lr``, ``batch_size``)."""
+def check_path(path: str, prefix: str = "grid") -> None:
+    """A dotted path must name a leaf field of the spec (``optimizer.lr``, ``batch_size``).
+    Errors name ``<prefix>.<path>``; a random search's ``space`` shares this check."""
     model: type[BaseModel] = TrainSpec
     parts = path.split(".")
     for i, part in enumerate(parts):
         field = model.model_fields.get(part)
         if field is None:
-            raise SpecError(f"grid.{path}", f"{'.'.join(parts[: i + 1])} is not a spec field")
+            raise SpecError(f"{prefix}.{path}", f"{'.'.join(parts[: i + 1])} is not a spec field")
         annotation = field.annotation
         is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if i < len(parts) - 1:
             if not is_model:
-                raise SpecError(f"grid.{path}", f"{part} has no sub-fields")
+                raise SpecError(f"{prefix}.{path}", f"{part} has no sub-fields")
             model = annotation  # type: ignore[assignment]
         elif is_model:
-            raise SpecError(f"grid.{path}", f"{part} is a group; name one of its fields")
+            raise SpecError(f"{prefix}.{path}", f"{part} is a group; name one of its fields")
 
 
 def _set(doc: dict[str, Any], path: str, value: Any) -> None:
@@ -63,7 +64,7 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[GridPoint]:
     if not grid:
         raise SpecError("grid", "give at least one path with a list of values")
     for path, values in grid.items():
-        _check_path(path)
+        check_path(path)
         if not isinstance(values, list) or not values:
             raise SpecError(f"grid.{path}", "must be a non-empty list of values")
         if len(values) > MAX_VALUES_PER_AXIS:
