@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import dashboard
+from api import dashboard, docs
 from api.auth import AuthCache
 from api.config import ApiSettings
 from api.errors import install_error_handlers
+from api.metrics import install as install_metrics
 from api.prediction.limits import BodyLimit
 from api.prediction.service import PredictorCache
-from api.routes import health, v1
+from api.routes import health, me, retention, v1
+from api.security import SecurityHeaders
 from cnnlab import __version__
 from cnnlab.settings import Settings, get_settings
 from cnnlab.store.db import dispose_engine
@@ -58,6 +60,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan,
+        docs_url=None,  # served by api.docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
     app.state.api_settings = api_settings or ApiSettings()
@@ -67,7 +71,12 @@ def create_app(
     app.add_middleware(
         BodyLimit, limit=app.state.api_settings.max_body_bytes, exempt_suffixes=("/predict",)
     )
+    install_metrics(app)  # outermost: counts every answer, 413s and 500s included
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no-referrer, no framing: every answer
     app.include_router(health.router)
     app.include_router(v1)
+    app.include_router(retention.router, prefix="/v1")
+    app.include_router(me.router, prefix="/v1")
     app.include_router(dashboard.router)
+    docs.install(app)
     return app

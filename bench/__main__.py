@@ -1,4 +1,4 @@
-"""``python -m bench [training|service|all]``: run benchmarks, print them, save them as JSON."""
+"""``python -m bench [training|service|search|packed|all]``: run benchmarks, print and save them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import results, service, training
+from bench import packed, results, search, service, training
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import RunFailed
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["training", "service", "all"],
+        choices=["training", "service", "search", "packed", "all"],
         help="which benchmark to run (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for each side")
@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             result = service.run()
             service.report(result)
             _save("service", result, args.out)
+        if args.which in ("search", "all"):
+            result = search.run(args.repeat, args.fashion_mnist)
+            search.report(result)
+            _save("search", result, args.out)
+        if args.which in ("packed", "all"):
+            result = packed.run(args.device, repeat=args.repeat, source=args.fashion_mnist)
+            packed.report(result)
+            _save("packed", result, args.out)
     except RunFailed as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

@@ -97,7 +97,8 @@ def running_stack(broker: str | None, database: str | None = None) -> Iterator[S
     ``database`` (default: SQLite in that home)."""
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
         home = Path(tmp)
-        settings = {"PYTHONUNBUFFERED": "1"}
+        # No per-token rate limit: the load test's requests would be answered 429.
+        settings = {"PYTHONUNBUFFERED": "1", "CNNLAB_RATE_LIMIT_PER_MINUTE": "0"}
         if broker:
             settings["CNNLAB_BROKER_URL"] = broker
             _flush_redis_db(broker)

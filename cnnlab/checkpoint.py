@@ -1,7 +1,8 @@
 """Self-describing checkpoints: everything ``predict`` and ``resume`` need is in the file.
 
 A checkpoint is a plain dict of tensors, numbers, strings and lists, so ``torch.load`` reads it with
-its safe default (``weights_only=True``).
+``weights_only=True`` (no arbitrary unpickling, whatever the installed torch's default), and so
+must everything put in it: store plain types, never objects.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def dumps(ckpt: Checkpoint) -> bytes:
 
 def loads(data: bytes) -> Checkpoint:
     try:
-        ckpt = torch.load(io.BytesIO(data), map_location="cpu")
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"unreadable checkpoint: {exc}") from exc
     return check(ckpt)

@@ -84,3 +84,54 @@ class BadInput(CnnlabError):
 class CheckpointError(CnnlabError):
     code = "bad_checkpoint"
     status_code = 422
+
+
+class BudgetExceeded(CnnlabError):
+    """A spec's estimated cost is past one of this server's limits (:mod:`cnnlab.budget`):
+    ``field`` is the spec field to change, ``figure`` which estimate it is, ``value`` and
+    ``limit`` the two numbers, ``setting`` the environment variable that sets the limit."""
+
+    code = "budget_exceeded"
+    status_code = 422
+
+    def __init__(
+        self, field: str, figure: str, value: float, limit: float, setting: str, message: str
+    ) -> None:
+        super().__init__(
+            f"{field}: {message}",
+            field=field,
+            figure=figure,
+            value=value,
+            limit=limit,
+            setting=setting,
+        )
+        self.field = field
+
+
+class NoGpuWorker(CnnlabError):
+    """A ``device: cuda`` job on a deployment where no live worker serves the gpu queue."""
+
+    code = "no_gpu_worker"
+    status_code = 422
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"device: {message}", field="device")
+        self.field = "device"
+
+
+class TimeLimitExceeded(CnnlabError):
+    """A training attempt ran longer than its spec's budget allows (:func:`cnnlab.budget.
+    time_limit_seconds`)."""
+
+    code = "time_limit_exceeded"
+    status_code = 422
+
+    def __init__(self, seconds: float, limit: float, epoch: int) -> None:
+        super().__init__(
+            f"training ran {seconds:.0f}s, past its time limit of {limit:.0f}s (after epoch "
+            f"{epoch}); the limit follows from the spec's estimated TFLOPs and "
+            "CNNLAB_MIN_THROUGHPUT_GFLOPS",
+            seconds=round(seconds, 1),
+            limit=round(limit, 1),
+            epoch=epoch,
+        )

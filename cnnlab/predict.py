@@ -1,4 +1,4 @@
-"""Predictions from a checkpoint, for pixel arrays and for encoded images (PNG, JPEG, ...)."""
+"""Predictions from a checkpoint, for pixel arrays and for encoded images (PNG or JPEG)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from cnnlab.checkpoint import Checkpoint, load_model
 from cnnlab.errors import BadInput
 from cnnlab.training import Normalize
 
-# Pixels accepted in one decoded image before decoding starts: a small header can claim a huge
-# canvas (a decompression bomb), so the claim is checked first.
-MAX_IMAGE_PIXELS = 4096 * 4096
+# An image file may be at most this many times the model's input size along each side (it is
+# resized to the input size): 224×224 for 28×28 models, 256×256 for 32×32 ones. The claim in the
+# file's header is checked before anything is decoded (a small file can claim a huge canvas).
+MAX_SIDE_FACTOR = 8
+# Formats decoded: whatever else Pillow reads is refused before it is parsed.
+IMAGE_FORMATS = ("PNG", "JPEG")
 
 
 class Predictor:
@@ -50,29 +53,50 @@ class Predictor:
         pixels = np.rint(array).astype(np.uint8).reshape(h, w, c)
         return pixels.transpose(2, 0, 1)
 
-    def image_to_chw(self, item: int, blob: bytes) -> np.ndarray:
-        """Decode an image file and convert it to the model's channels and size."""
-        c, h, w = self.shape
+    @property
+    def max_image_size(self) -> tuple[int, int]:
+        """The largest image file accepted, (width, height): :data:`MAX_SIDE_FACTOR` times the
+        model's input size."""
+        _, h, w = self.shape
+        return MAX_SIDE_FACTOR * w, MAX_SIDE_FACTOR * h
+
+    def _open(self, item: int, blob: bytes) -> Image.Image:
+        """The image, its header read and its size checked; nothing decoded yet."""
+        max_w, max_h = self.max_image_size
         try:
-            with Image.open(io.BytesIO(blob)) as src:
-                if src.width * src.height > MAX_IMAGE_PIXELS:
-                    raise BadInput(
-                        item,
-                        f"image is too large: {src.width}×{src.height} is over "
-                        f"{MAX_IMAGE_PIXELS} pixels",
-                    )
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    img = src.convert("L" if c == 1 else "RGB")
+            with warnings.catch_warnings():
+                # Pillow's own guard, for canvases far past ours: an error like the others.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(blob), formats=IMAGE_FORMATS)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise BadInput(item, f"image is too large: at most {max_w}×{max_h}") from None
+        except Exception as exc:  # PIL raises many types for broken files
+            raise BadInput(item, f"cannot decode image ({type(exc).__name__})") from None
+        if img.width > max_w or img.height > max_h:
+            img.close()
+            raise BadInput(
+                item,
+                f"image is too large: {img.width}×{img.height} pixels, at most {max_w}×{max_h} "
+                f"for this model ({MAX_SIDE_FACTOR}× its input size)",
+            )
+        return img
+
+    def image_size(self, item: int, blob: bytes) -> tuple[int, int]:
+        """The image's (width, height) from its header, checked against the size limit."""
+        with self._open(item, blob) as img:
+            return img.size
+
+    def image_to_chw(self, item: int, blob: bytes) -> np.ndarray:
+        """Decode a PNG or JPEG file and convert it to the model's channels and size."""
+        c, h, w = self.shape
+        with self._open(item, blob) as src:
+            try:
+                img = src.convert("L" if c == 1 else "RGB")
                 if img.size != (w, h):
                     img = img.resize((w, h), Image.Resampling.BILINEAR)
                 array = np.asarray(img, dtype=np.uint8)
-        except BadInput:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise BadInput(item, f"image is too large: over {MAX_IMAGE_PIXELS} pixels") from None
-        except Exception as exc:  # PIL raises many types for broken files
-            raise BadInput(item, f"cannot decode image ({type(exc).__name__})") from None
+            except Exception as exc:  # a truncated or corrupt file fails here, when decoded
+                raise BadInput(item, f"cannot decode image ({type(exc).__name__})") from None
         return array.reshape(h, w, c).transpose(2, 0, 1)
 
     # -- prediction -------------------------------------------------------------------------

@@ -37,6 +37,62 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'cnnlab.db'}"
 
+    # -- request limits of one API process (in-process counters: each process has its own) --
+    # Prediction requests served at once; one more is 503 with Retry-After.
+    max_concurrent_predictions: int = Field(default=8, ge=1)
+    # Decoded pixels (width × height, summed over a request's image files) per prediction
+    # request; past it the answer is 413. 2**24 is 256 images of 256×256 pixels.
+    predict_max_pixels_per_request: int = Field(default=2**24, ge=1)
+    # Requests per minute per token (a bucket that refills continuously; 0: no limit); past it
+    # the answer is 429 with Retry-After.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    # Event streams one user may hold open at once; one more is 429.
+    max_event_streams: int = Field(default=8, ge=1)
+    # Failed token checks per minute from one client address before its requests with tokens
+    # not recently verified are 429 (0: no limit).
+    auth_failures_per_minute: int = Field(default=20, ge=0)
+
+    # -- retention --
+    # Bytes one user may keep stored: the checkpoints of their jobs plus the frozen weights of
+    # their registered model versions (0: no limit). A submission (job or search) while at or
+    # past it is 422 ``storage_quota``; deleting ended jobs and searches frees their bytes.
+    max_storage_bytes: int = Field(default=5 * 2**30, ge=0)
+
+    # -- compute budgets, checked at submit for jobs and every search trial (cnnlab.budget) --
+    # Parameters of the spec's model (checkpoints hold 4 bytes each, twice: last and best).
+    max_model_params: int = Field(default=10_000_000, ge=1)
+    # Peak activation memory of one training step at the spec's batch size, as estimated by
+    # cnnlab.budget (float32 outputs of every layer, kept for the backward pass, and as much
+    # again for their gradients).
+    max_activation_bytes: int = Field(default=8 * 2**30, ge=1)
+    # A job's training compute: FLOPs per image × 3 (forward and backward) × training images
+    # × epochs, in TFLOPs (10**12).
+    max_job_tflops: float = Field(default=5_000.0, gt=0)
+    # The training task's time limit assumes at least this throughput (GFLOP/s, training
+    # FLOPs as above) plus a fixed allowance per step and per attempt; an attempt running past
+    # it fails with ``time_limit_exceeded``. Conservative on purpose: a backstop for a stuck
+    # or hopelessly slow job, not a schedule (0: no time limit).
+    min_throughput_gflops: float = Field(default=5.0, ge=0)
+
+    # -- workers --
+    # Seconds between a worker's heartbeats (its row in ``workers``); a worker whose last one
+    # is older than three of these is not live (GET /v1/workers; the GPU check at submit).
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # A ``device: cuda`` job submitted while no live worker serves the gpu queue: 0 refuses it
+    # at once (422 ``no_gpu_worker``); more accepts it, and the sweeper fails it with that error
+    # once it has been queued this long with still no live GPU worker.
+    gpu_worker_grace_seconds: float = Field(default=0.0, ge=0)
+
+    @property
+    def worker_live_seconds(self) -> float:
+        """How recent a heartbeat must be for its worker to count as live."""
+        return 3 * self.worker_heartbeat_seconds
+
+    # -- webhooks --
+    # Deliver webhooks to private, loopback and link-local addresses too (tests, a lab's own
+    # network). Off: such a URL is refused when the webhook is created and again at delivery.
+    webhook_allow_private: bool = False
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -15,11 +15,27 @@ class JobStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    # A search's trial stopped early by the search's pruner; it keeps its metrics and models.
+    pruned = "pruned"
 
     @property
     def ended(self) -> bool:
         return self in ENDED
 
 
-ENDED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+class SearchStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    # Asked to start no new trial; the running ones go on. Resumed, it runs again.
+    paused = "paused"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self.value in ENDED_NAMES
+
+
+ENDED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.pruned})
 ENDED_NAMES = frozenset(str(s) for s in ENDED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cnnlab.budget import check_budget, estimate
 from cnnlab.catalog import get_meta, split_sizes
 from cnnlab.errors import DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
@@ -24,7 +25,9 @@ def check_model(spec: TrainSpec) -> None:
 
 
 def validate_spec(spec: TrainSpec, settings: Settings) -> None:
-    """Raise :class:`DatasetUnavailable` or :class:`SpecError` before any work is queued.
+    """Raise :class:`DatasetUnavailable`, :class:`SpecError` or :class:`BudgetExceeded` (the
+    spec's estimated cost is past this server's limits: :mod:`cnnlab.budget`) before any work is
+    queued.
 
     With downloads allowed, missing data is not an error: the published split sizes stand in.
     """
@@ -36,3 +39,4 @@ def validate_spec(spec: TrainSpec, settings: Settings) -> None:
         train_split = get_meta(spec.dataset).standard_sizes[0]
     check_against_dataset(spec, train_split)
     check_model(spec)
+    check_budget(estimate(spec, train_split), settings)

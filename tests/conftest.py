@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from cnnlab.settings import get_settings
+from cnnlab.store import migrate
+from cnnlab.store.db import dispose_engine, get_sessionmaker
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -92,12 +95,30 @@ def cnnlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A migrated throwaway PostgreSQL database, shared by one test module, dropped after."""
-    from cnnlab.store import migrate
     from tests.store.postgres import throwaway_database
 
     with throwaway_database() as url:
         migrate.upgrade(url)
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, cnnlab_home: Path) -> Iterator[str]:
+    """A migrated database: a fresh SQLite file, or the module's PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{cnnlab_home / 'store.db'}"
+        migrate.upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+    yield url
+    dispose_engine(close=True)
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Session]:
+    """A session whose work the test commits itself (as the API and the worker do)."""
+    with get_sessionmaker(db_url)() as s:
+        yield s
 
 
 @pytest.fixture

@@ -113,6 +113,40 @@ def _connect_sweeper() -> None:
     worker_shutdown.connect(stop, weak=False)
 
 
+def _connect_webhooks() -> None:
+    """Deliver webhooks from the main process too (a thread of its own: see worker.webhooks)."""
+    from worker.webhooks import WebhookDispatcher
+
+    dispatcher = WebhookDispatcher()
+
+    def start(**_: object) -> None:
+        dispatcher.start()
+
+    def stop(**_: object) -> None:
+        dispatcher.stop()
+
+    worker_ready.connect(start, weak=False)
+    worker_shutdown.connect(stop, weak=False)
+
+
+def _connect_heartbeat(plan: WorkerPlan) -> None:
+    """Record this worker in ``workers`` from the main process while it runs (see
+    :mod:`worker.heartbeat`); its first beat is written before Celery says it is ready."""
+    from worker.heartbeat import Heartbeat, gpu_names
+
+    heartbeat = Heartbeat(plan.queues, gpu_names(sorted(set(plan.gpus))))
+
+    def start(**_: object) -> None:
+        heartbeat.start()
+        logger.info("heartbeat as %s every %.1fs", heartbeat.id, heartbeat.interval)
+
+    def stop(**_: object) -> None:
+        heartbeat.stop()
+
+    worker_ready.connect(start, weak=False)
+    worker_shutdown.connect(stop, weak=False)
+
+
 def run_worker(
     queues: Sequence[str],
     concurrency: int | None = None,
@@ -127,6 +161,8 @@ def run_worker(
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     _connect_process_hooks(plan)
     _connect_sweeper()
+    _connect_webhooks()
+    _connect_heartbeat(plan)
     app = get_celery()
     return int(app.start(worker_argv(plan, name=name, loglevel=loglevel)) or 0)
 

@@ -14,33 +14,39 @@ import os
 import threading
 from collections.abc import Callable
 
-from cnnlab.store import runs
+from cnnlab import lifecycle
+from cnnlab.lifecycle import LeaseSettings
+from cnnlab.lifecycle.gpu import fail_jobs_without_gpu_worker
+from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from worker.config import WorkerSettings, get_worker_settings
 from worker.queue import enqueue_job, queue_for
 
 logger = logging.getLogger(__name__)
 
 
 def sweep_once(
-    config: WorkerSettings | None = None,
+    config: LeaseSettings | None = None,
     waiting: Callable[[str], int | None] | None = None,
-) -> runs.Sweep:
+) -> lifecycle.Sweep:
     """One sweep: commit the rows' changes, then send the messages. ``waiting(queue)`` counts the
     messages a queue holds (None: unknown); lost messages are only re-sent to an empty queue."""
-    config = config or get_worker_settings()
+    config = config or LeaseSettings()
     count = waiting or waiting_messages
 
     def resend_queued(device: str) -> bool:
         return not count(queue_for(device))
 
     with session_scope() as session:
-        result = runs.sweep(
+        result = lifecycle.sweep(
             session,
             max_attempts=config.max_attempts,
             queued_grace_seconds=config.queued_grace_seconds,
             resend_queued=resend_queued,
         )
+        fail_jobs_without_gpu_worker(session, get_settings())  # cuda jobs past the GPU grace
+    with session_scope() as session:
+        for search_id in lifecycle.live_searches(session):
+            lifecycle.advance_search(session, search_id, enqueue=enqueue_job)
     for job_id in result.ended:
         logger.warning("job %s: its worker was lost and it may not run again; ended", job_id)
     for job_id, device in result.requeue:
@@ -73,8 +79,8 @@ class Sweeper:
     locks (SQLite's, the connection pool's) that the sweeping thread held, and could hang.
     """
 
-    def __init__(self, config: WorkerSettings | None = None) -> None:
-        self.config = config or get_worker_settings()
+    def __init__(self, config: LeaseSettings | None = None) -> None:
+        self.config = config or LeaseSettings()
         self._stop = threading.Event()
         self._busy = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="cnnlab-sweeper", daemon=True)

@@ -1,6 +1,6 @@
 """The training task: a thin adapter between the job rows and :func:`cnnlab.training.fit`.
 
-Every database touch is its own short session through :mod:`cnnlab.store.runs`; no session is
+Every database touch is its own short session through :mod:`cnnlab.lifecycle`; no session is
 held while training and no ORM object leaves one. Torch and the training code are imported when a
 job runs, so importing this module (the worker's parent process does) stays cheap.
 
@@ -22,16 +22,19 @@ from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
 
-from cnnlab.errors import CnnlabError
-from cnnlab.store import runs
+from cnnlab import lifecycle
+from cnnlab.errors import CnnlabError, TimeLimitExceeded
+from cnnlab.lifecycle import LeaseSettings
+from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
 from worker.app import TRAIN_TASK
-from worker.config import WorkerSettings, get_worker_settings
+from worker.queue import enqueue_job
 
 if TYPE_CHECKING:
     from celery import Task
 
+    from cnnlab.spec import TrainSpec
     from cnnlab.training import EpochReport
 
 logger = logging.getLogger(__name__)
@@ -50,12 +53,12 @@ def train_job(self: Task, job_id: str) -> None:
         logger.warning("job %s was redelivered but is held or ended; left as it is", job_id)
 
 
-def run_job(job_id: str, worker_id: str, config: WorkerSettings | None = None) -> JobStatus | None:
+def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) -> JobStatus | None:
     """Claim, train and finish one job; returns its final status (None: not ours to run, or
     taken over by another worker while this one ran it)."""
-    config = config or get_worker_settings()
+    config = config or LeaseSettings()
     with session_scope() as session:
-        held = runs.claim(
+        held = lifecycle.claim(
             session,
             job_id,
             worker_id,
@@ -72,11 +75,26 @@ def run_job(job_id: str, worker_id: str, config: WorkerSettings | None = None) -
         status, fields = _outcome(job_id, held.spec, lease)
     finally:
         lease.stop()
-    if lease.lost or not _finish(job_id, status, held.attempt, **fields):
+    # A pruned trial was ended by the epoch that pruned it (lifecycle.prune_if_due); its lease
+    # ended with it.
+    if lease.pruned:
+        status = JobStatus.pruned
+    elif lease.lost or not _finish(job_id, status, held.attempt, **fields):
         logger.warning("job %s was taken over by another worker; this attempt stops", job_id)
         return None
     logger.info("job %s %s", job_id, status)
+    _next_trials(job_id)
     return status
+
+
+def _next_trials(job_id: str) -> None:
+    """A search's trial ended: its search may start the next ones (the sweeper does it too,
+    should this worker die first)."""
+    try:
+        with session_scope() as session:
+            lifecycle.advance_search_of(session, job_id, enqueue=enqueue_job)
+    except Exception:
+        logger.warning("job %s: its search's next trials wait for a sweep", job_id, exc_info=True)
 
 
 def _outcome(job_id: str, spec: dict[str, Any], lease: Lease) -> tuple[JobStatus, dict[str, Any]]:
@@ -100,7 +118,7 @@ def _train(job_id: str, spec_dict: dict[str, Any], lease: Lease) -> tuple[JobSta
 
     spec = TrainSpec.model_validate(spec_dict)
     with session_scope() as session:
-        blob = runs.resume_checkpoint(session, job_id)
+        blob = store.resume_checkpoint(session, job_id)
     resume = checkpoint.loads(blob) if blob is not None else None
     if resume is not None:
         logger.info("job %s resumes after epoch %s", job_id, resume.get("epoch"))
@@ -109,7 +127,7 @@ def _train(job_id: str, spec_dict: dict[str, Any], lease: Lease) -> tuple[JobSta
         last = checkpoint.dumps(report.checkpoint)
         best = last if report.improved else None
         with session_scope() as session:
-            kept = runs.record_epoch(
+            kept = lifecycle.record_epoch(
                 session,
                 job_id,
                 report.metrics.to_dict(),
@@ -120,17 +138,29 @@ def _train(job_id: str, spec_dict: dict[str, Any], lease: Lease) -> tuple[JobSta
             )
         if not kept:
             lease.lost = True
-        return lease.lost  # True stops training
+            return True  # stops training
+        with session_scope() as session:
+            decision = lifecycle.prune_if_due(session, job_id, lease.attempt)
+        if decision is not None:
+            logger.info("job %s: %s", job_id, decision.message())
+            lease.pruned = True
+        return lease.pruned
 
-    result = fit(spec, on_epoch=on_epoch, should_stop=_stop_poller(lease), resume=resume)
+    limit = TimeLimit(_time_limit_seconds(spec))
+    result = fit(spec, on_epoch=on_epoch, should_stop=_stop_poller(lease, limit), resume=resume)
+    if lease.pruned:
+        return JobStatus.pruned, None
+    if result.cancelled and limit.reached:
+        raise limit.error(result.epochs[-1].epoch if result.epochs else 0)
     if result.cancelled:
         return JobStatus.cancelled, None
     return JobStatus.succeeded, result.test_accuracy
 
 
-def _stop_poller(lease: Lease) -> Callable[[], bool]:
+def _stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], bool]:
     """A ``should_stop`` that reads the database at most every :data:`CANCEL_POLL_S` seconds:
-    stop when the job was cancelled, or when this attempt no longer holds it."""
+    stop when the job was cancelled, or when this attempt no longer holds it; and, without a
+    query, once the attempt is past its time ``limit``."""
     last_check = 0.0
     cancelled = False
 
@@ -140,23 +170,57 @@ def _stop_poller(lease: Lease) -> Callable[[], bool]:
         if not (cancelled or lease.lost) and now - last_check >= CANCEL_POLL_S:
             last_check = now
             with session_scope() as session:
-                cancelled = runs.cancel_requested(session, lease.job_id)
-                if not runs.holds(session, lease.job_id, lease.attempt):
+                cancelled = store.cancel_requested(session, lease.job_id)
+                if not lifecycle.holds(session, lease.job_id, lease.attempt):
                     lease.lost = True
-        return cancelled or lease.lost
+        return cancelled or lease.lost or (limit is not None and limit.check())
 
     return should_stop
+
+
+def _time_limit_seconds(spec: TrainSpec) -> float | None:
+    """How long this attempt may train: :func:`cnnlab.budget.time_limit_seconds` of the spec's
+    estimated cost (None: no limit, or no estimate; training then reports what is wrong)."""
+    from cnnlab.budget import spec_budget, time_limit_seconds
+    from cnnlab.settings import get_settings
+
+    settings = get_settings()
+    try:
+        return time_limit_seconds(spec_budget(spec, settings), settings)
+    except CnnlabError:
+        return None
+
+
+class TimeLimit:
+    """One attempt's time budget, counted from its start: ``reached`` once past it. Checked
+    between batches (with cancellation), so the attempt stops at a batch boundary, keeps the
+    epochs it recorded, and fails with ``time_limit_exceeded``."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.reached = False
+
+    def check(self) -> bool:
+        if self.seconds is not None and time.monotonic() - self.started > self.seconds:
+            self.reached = True
+        return self.reached
+
+    def error(self, epoch: int) -> TimeLimitExceeded:
+        assert self.seconds is not None
+        return TimeLimitExceeded(time.monotonic() - self.started, self.seconds, epoch)
 
 
 class Lease:
     """Keeps this attempt's claim on a job alive from a thread, so a long batch or evaluation
     never lets it lapse; ``lost`` turns True once the job is found held by a newer claim."""
 
-    def __init__(self, job_id: str, attempt: int, config: WorkerSettings) -> None:
+    def __init__(self, job_id: str, attempt: int, config: LeaseSettings) -> None:
         self.job_id = job_id
         self.attempt = attempt
         self.config = config
         self.lost = False
+        self.pruned = False  # ended by its search's pruner after an epoch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
 
@@ -171,7 +235,7 @@ class Lease:
         while not self._stop.wait(self.config.renew_interval):
             try:
                 with session_scope() as session:
-                    held = runs.renew_lease(
+                    held = lifecycle.renew_lease(
                         session, self.job_id, self.attempt, self.config.lease_seconds
                     )
             except Exception:
@@ -185,4 +249,4 @@ class Lease:
 
 def _finish(job_id: str, status: JobStatus, attempt: int, **fields: Any) -> bool:
     with session_scope() as session:
-        return runs.finish_job(session, job_id, status, attempt=attempt, **fields)
+        return lifecycle.finish_job(session, job_id, status, attempt=attempt, **fields)

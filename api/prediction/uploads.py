@@ -1,31 +1,39 @@
 """Prediction inputs read from a request within the documented limits (413 past them).
 
-The body is read in chunks and abandoned as soon as it is over the request limit, before any
-parsing, so an oversized upload costs no more than the limit.
+The body is read in chunks and abandoned as soon as it is over the request limit, or (multipart)
+holds more parts than a request may, before any parsing, so an oversized upload costs no more
+than the limit. Multipart bodies are parsed in a worker thread; image files must be PNG or JPEG
+by their first bytes (415 otherwise), whatever their declared type.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.config import ApiSettings
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from api.prediction import multipart
 from api.prediction.limits import too_large
+from api.prediction.multipart import (
+    MAX_OTHER_PARTS,
+    DelimiterCounter,
+    Limits,
+    boundary_of,
+    too_many_parts,
+)
 from api.schemas import PredictInstances
 from cnnlab.catalog import DATASETS
 
 
 @dataclass
 class Images:
-    """Encoded image files (PNG, JPEG, ...), in upload order."""
+    """Encoded image files (PNG or JPEG), in upload order."""
 
     blobs: list[bytes]
     names: list[str]
@@ -38,7 +46,11 @@ class Arrays:
     instances: list[Any]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(
+    request: Request, limit: int, parts: DelimiterCounter | None = None, max_parts: int = 0
+) -> bytes:
+    """The body, at most ``limit`` bytes; with ``parts``, at most ``max_parts`` multipart parts,
+    counted as the chunks arrive."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
@@ -47,6 +59,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
+        if parts is not None and parts.feed(chunk) > max_parts + 1:
+            raise too_many_parts(parts.parts, max_parts)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -64,10 +78,9 @@ async def read_prediction_input(request: Request, limits: ApiSettings) -> Images
             "send multipart/form-data with `files`, or application/json with `instances`",
             content_type=content_type or None,
         )
-    body = await read_body(request, limits.predict_max_request_bytes)
     if content_type == "application/json":
-        return _parse_json(body, limits)
-    return await _parse_multipart(request, body, limits)
+        return _parse_json(await read_body(request, limits.predict_max_request_bytes), limits)
+    return await _read_multipart(request, limits)
 
 
 # Values one image may hold as JSON: the largest dataset's C×H×W, and room for the separators
@@ -108,37 +121,41 @@ def _parse_json(body: bytes, limits: ApiSettings) -> Arrays:
     return Arrays(parsed.instances)
 
 
-async def _single(data: bytes) -> AsyncGenerator[bytes, None]:
-    yield data
+# The first bytes of the formats a prediction takes (a file claiming to be one of them but not
+# decodable is a 422 naming it; anything else is 415).
+_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG"}
 
 
-async def _parse_multipart(request: Request, body: bytes, limits: ApiSettings) -> Images:
-    # The body is already bounded, so the parser's own file count limit can stay out of the way;
-    # the count is checked below for a 413 of our own.
-    parser = MultiPartParser(request.headers, _single(body), max_files=len(body) + 1)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise InvalidRequest("body", f"malformed multipart body ({exc.message})") from None
-    try:
-        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-        if not files:
-            raise InvalidRequest("files", "no image files: send them as multipart field `files`")
-        if len(files) > limits.predict_max_images:
-            raise _too_many(len(files), limits.predict_max_images)
-        blobs, names = [], []
-        for index, upload in enumerate(files):
-            data = await upload.read()
-            if len(data) > limits.predict_max_file_bytes:
-                raise PayloadTooLarge(
-                    f"file {index} ({upload.filename}) is {len(data)} bytes; "
-                    f"at most {limits.predict_max_file_bytes}",
-                    item=index,
-                    limit=limits.predict_max_file_bytes,
-                    limit_name="file",
-                )
-            blobs.append(data)
-            names.append(upload.filename or f"files[{index}]")
-        return Images(blobs, names)
-    finally:
-        await form.close()
+def image_format(blob: bytes) -> str | None:
+    """``"PNG"`` or ``"JPEG"`` by the file's first bytes, else None."""
+    for magic, name in _MAGIC.items():
+        if blob.startswith(magic):
+            return name
+    return None
+
+
+async def _read_multipart(request: Request, limits: ApiSettings) -> Images:
+    header = request.headers.get("content-type", "")
+    max_parts = limits.predict_max_images + MAX_OTHER_PARTS
+    counter = DelimiterCounter(boundary_of(header))
+    body = await read_body(request, limits.predict_max_request_bytes, counter, max_parts)
+    part_limits = Limits(
+        max_files=limits.predict_max_images,
+        max_file_bytes=limits.predict_max_file_bytes,
+        too_many_files=lambda n: _too_many(n, limits.predict_max_images),
+    )
+    files = await run_in_threadpool(multipart.parse, header, body, part_limits)
+    if not files:
+        raise InvalidRequest("files", "no image files: send them as multipart field `files`")
+    blobs, names = [], []
+    for index, part in enumerate(files):
+        name = part.filename or f"files[{index}]"
+        if image_format(bytes(part.data[:8])) is None:
+            raise UnsupportedMediaType(
+                f"file {index} ({name}) is not a PNG or JPEG image",
+                item=index,
+                filename=name,
+            )
+        blobs.append(bytes(part.data))
+        names.append(name)
+    return Images(blobs, names)

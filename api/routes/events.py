@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -25,8 +26,11 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from api.auth import AuthCache, lookup
 from api.deps import CurrentUser, Db, DbDep, UserDep
+from api.ratelimit import RateLimited, app_limits
 from api.schemas import ErrorResponse, JobRead, MetricRow, SearchRead
+from cnnlab.status import SearchStatus
 from cnnlab.store import jobs as store
 from cnnlab.store import searches
 from cnnlab.store.errors import NotFound
@@ -81,11 +85,16 @@ def _sequence(
 
 
 async def _poll(
-    request: Request, advance: Callable[[P], Awaitable[Step[P]]], position: P
-) -> AsyncIterator[str]:
+    request: Request,
+    advance: Callable[[P], Awaitable[Step[P]]],
+    position: P,
+    authorised: Callable[[], Awaitable[bool]],
+) -> AsyncGenerator[str, None]:
     yield f"retry: {RETRY_MS}\n\n"
     quiet = 0.0
     while True:
+        if not await authorised():
+            return  # the token was revoked or expired: a reconnect gets its 401
         try:
             out, position, ended = await advance(position)
         except NotFound:
@@ -103,6 +112,17 @@ async def _poll(
         await asyncio.sleep(POLL_S)
 
 
+async def _counted(
+    frames: AsyncGenerator[str, None], release: Callable[[], None]
+) -> AsyncIterator[str]:
+    try:
+        async for frame in frames:
+            yield frame
+    finally:
+        release()
+        await frames.aclose()
+
+
 @dataclass(frozen=True)
 class Stream:
     """What every event route needs: the request, the store, the caller, where to resume."""
@@ -112,9 +132,35 @@ class Stream:
     user: CurrentUser
     last_event_id: str | None
 
+    async def token_live(self) -> bool:
+        """Whether the stream's token is still good. Asked of the store once per auth-cache
+        period, as for requests, so a revoked or expired token's stream ends within it."""
+        token = self.request.headers.get("authorization", "").partition(" ")[2].strip()
+        cache: AuthCache = self.request.app.state.auth_cache
+        if cache.get(token) is not None:
+            return True
+        user = await self.db.read(lookup, token)
+        if user is None:
+            return False
+        cache.put(token, user)
+        return True
+
     def respond(self, advance: Callable[[P], Awaitable[Step[P]]], position: P) -> StreamingResponse:
+        """The stream, counted against the user's open streams (429 when they hold the most
+        allowed) until it ends or the client goes."""
+        streams = app_limits(self.request.app).streams
+        release = streams.acquire(self.user.id)
+        if release is None:
+            raise RateLimited(
+                f"{streams.limit} event streams already open for this user; close one first",
+                limit_name="event_streams",
+                retry_after=RETRY_MS / 1000,
+            )
+        body = _counted(_poll(self.request, advance, position, self.token_live), release)
+        # A response dropped before its body starts never runs the body's ``finally``.
+        weakref.finalize(body, release)
         return StreamingResponse(
-            _poll(self.request, advance, position),
+            body,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -226,9 +272,12 @@ async def job_events(job_id: str, stream: StreamDep) -> StreamingResponse:
 
 # -- a search's events ------------------------------------------------------------------------
 
-# A status in an event id: its first letter (unique among JobStatus; a test checks).
+# A status in an event id: its first letter (unique among JobStatus, and among SearchStatus; a
+# test checks).
 _CODE = {str(s): str(s)[0] for s in JobStatus}
 _STATUS = {code: status for status, code in _CODE.items()}
+_SEARCH_CODE = {str(s): str(s)[0] for s in SearchStatus}
+_SEARCH_STATUS = {code: status for status, code in _SEARCH_CODE.items()}
 _TRIAL_ID = re.compile(r"(\d+)([a-z])")
 
 TrialState = tuple[int, str]  # a trial's epoch and status: a new event when either changes
@@ -247,13 +296,13 @@ class SearchPosition:
         """``<status>:<trial>.<trial>…``, a status as its letter and a trial as ``<epoch><status>``
         or ``-``: ``r:2r.1s.-`` is running; trial 0 at epoch 2 running, 1 succeeded, 2 unsent."""
         trials = ".".join("-" if t is None else f"{t[0]}{_CODE[t[1]]}" for t in self.trials)
-        return f"{_CODE[self.status] if self.status else ''}:{trials}"
+        return f"{_SEARCH_CODE[self.status] if self.status else ''}:{trials}"
 
     @classmethod
     def parse(cls, last_event_id: str | None) -> SearchPosition:
         try:
             code, _, rest = (last_event_id or "").strip().partition(":")
-            status = _STATUS[code] if code else None
+            status = _SEARCH_STATUS[code] if code else None
             trials = tuple(_trial_state(part) for part in rest.split(".")) if rest else ()
         except (KeyError, ValueError):
             return cls()  # not one of ours: start from the beginning
@@ -285,8 +334,8 @@ class SearchSnapshot:
 
 def _search_snapshot(session: Session, owner_id: int, search_id: str) -> SearchSnapshot:
     search = searches.get_search(session, owner_id, search_id)
-    trials, scores = searches.trials_with_scores(session, search)
-    read = SearchRead.build(search, trials, scores).model_dump(mode="json")
+    trials, scores, stats = searches.trials_with_stats(session, search)
+    read = SearchRead.build(search, trials, scores, stats).model_dump(mode="json")
     return SearchSnapshot(read, tuple((t.epoch, str(t.status)) for t in trials))
 
 
@@ -310,7 +359,7 @@ def search_frames(
         return move
 
     moves = [trial(i, state) for i, state in enumerate(snapshot.states)]
-    return _sequence(position, JobStatus(search["status"]).ended, status, moves)
+    return _sequence(position, SearchStatus(search["status"]).ended, status, moves)
 
 
 @_route("/searches/{search_id}/events", "searches", "`status` and `trial` events until it ends")
@@ -324,6 +373,6 @@ async def search_events(search_id: str, stream: StreamDep) -> StreamingResponse:
     async def advance(position: SearchPosition) -> Step[SearchPosition]:
         snapshot = await db.read(_search_snapshot, owner_id, search_id)
         out, position = search_frames(snapshot, position)
-        return out, position, JobStatus(snapshot.search["status"]).ended
+        return out, position, SearchStatus(snapshot.search["status"]).ended
 
     return stream.respond(advance, SearchPosition.parse(stream.last_event_id))

@@ -10,10 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from api import plots
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
+from cnnlab import lifecycle
 from cnnlab.spec import TrainSpec
-from cnnlab.store import jobs as service
+from cnnlab.store import jobs as store
 from cnnlab.store.models import CheckpointKind, JobStatus
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
+from worker.queue import enqueue_job
 
 router = APIRouter(
     prefix="/jobs",
@@ -37,7 +39,12 @@ async def submit_job(
 ) -> JobRead:
     """Submit a train spec. It is checked against this server's data before it is queued."""
     job = await db.run(
-        service.submit_job, user.id, spec, settings, max_active=limits.max_active_jobs
+        lifecycle.submit_job,
+        user.id,
+        spec,
+        settings,
+        enqueue=enqueue_job,
+        max_active=limits.max_active_jobs,
     )
     return JobRead.model_validate(job)
 
@@ -53,29 +60,27 @@ async def list_jobs(
 ) -> JobList:
     """The caller's jobs, newest first."""
     page = await db.read(
-        service.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
+        store.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
     )
     return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
 
 
 @router.get("/{job_id}", response_model=JobRead)
 async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
-    return JobRead.model_validate(await db.read(service.get_job, user.id, job_id))
+    return JobRead.model_validate(await db.read(store.get_job, user.id, job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 async def cancel_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
     """A queued job is cancelled at once; a running one stops within an epoch. Cancelling an
     ended job changes nothing."""
-    return JobRead.model_validate(await db.run(service.cancel_job, user.id, job_id))
+    return JobRead.model_validate(await db.run(lifecycle.cancel_job, user.id, job_id))
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricRow])
 async def job_metrics(job_id: str, db: DbDep, user: UserDep) -> list[MetricRow]:
     """One row per finished epoch, in order."""
-    return [
-        MetricRow.model_validate(m) for m in await db.read(service.job_metrics, user.id, job_id)
-    ]
+    return [MetricRow.model_validate(m) for m in await db.read(store.job_metrics, user.id, job_id)]
 
 
 @router.get(
@@ -90,7 +95,7 @@ async def download_checkpoint(
     job_id: str, db: DbDep, user: UserDep, kind: CheckpointKind = CheckpointKind.best
 ) -> Response:
     """The best (by validation accuracy) or the last checkpoint, a file `torch.load` reads."""
-    ckpt = await db.read(service.get_checkpoint, user.id, job_id, kind)
+    ckpt = await db.read(store.get_checkpoint, user.id, job_id, kind)
     return Response(
         content=ckpt.data,
         media_type="application/octet-stream",
@@ -108,6 +113,6 @@ async def download_checkpoint(
 )
 async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
     """Train and validation loss, and validation accuracy, per epoch."""
-    rows = await db.read(service.job_metrics, user.id, job_id)
+    rows = await db.read(store.job_metrics, user.id, job_id)
     png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
     return Response(content=png, media_type="image/png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
 
 DESCRIPTION = """\
 Train convolutional networks (CNNs) that classify images: on this machine with
@@ -14,22 +15,26 @@ EPILOG = """\
 commands by use:
   train here          train SPEC.json (metrics per epoch; --out keeps checkpoints)
   run a server        serve (the API and its workers in one), or api and worker apart;
-                      db (the job database), token (API tokens for users)
-  use a server        submit, search, jobs, watch, predict, cancel
-                      (which server and token: --url and --token, or
-                      $CNNLAB_URL and $CNNLAB_TOKEN)
+                      db (the job database), token (API tokens for users),
+                      doctor (check data, database, broker, GPUs, disk)
+  use a server        submit, search, jobs, watch, predict, cancel, export
+                      (which server: --url or $CNNLAB_URL; the token:
+                      $CNNLAB_TOKEN, or a file: $CNNLAB_TOKEN_FILE or --token-file)
 
 `cnnlab COMMAND --help` tells what a command does and takes."""
 
 # Each command group lives in its own module with ``register(subparsers)``; the order here is
-# the order of `cnnlab --help`.
+# the order of `cnnlab --help`. The service's own commands (serve, api, worker) come from the
+# installed packages' ``cnnlab.commands`` entry points, after ``train``.
 COMMAND_MODULES = (
     "cnnlab.cli.train",
-    "cnnlab.cli.service",
     "cnnlab.cli.db",
     "cnnlab.cli.tokens",
     "cnnlab.cli.remote",
+    "cnnlab.cli.models",
+    "cnnlab.cli.doctor",
 )
+PLUGIN_GROUP = "cnnlab.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    first, *rest = COMMAND_MODULES
+    importlib.import_module(first).register(sub)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        plugin.load()(sub)
+    for name in rest:
         importlib.import_module(name).register(sub)
     return parser
 

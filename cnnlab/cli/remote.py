@@ -1,6 +1,10 @@
 """The client commands: ``cnnlab submit|search|jobs|watch|predict|cancel`` against a server.
 
-The server and the token come from ``--url``/``--token`` or ``CNNLAB_URL``/``CNNLAB_TOKEN``.
+``cnnlab search`` also plans, follows, pauses, resumes, retries and cancels searches and lists
+their trials (``cnnlab search trials ID --csv``).
+
+The server comes from ``--url`` or ``CNNLAB_URL``; the token from ``CNNLAB_TOKEN``, a file
+(``--token-file`` or ``CNNLAB_TOKEN_FILE``) or ``--token`` (which others can see in ``ps``).
 An error is one line on stderr, never a traceback.
 """
 
@@ -30,6 +34,18 @@ EXIT_FAILED = 3  # the job failed
 EXIT_CANCELLED = 4  # the job was cancelled
 OUTCOME_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 STATUSES = tuple(JobStatus)
+SEARCH_ACTIONS = ("pause", "resume", "retry", "cancel", "trials", "watch")
+SEARCH_KEYS = frozenset(
+    {"base", "grid", "space", "sampler", "num_trials", "seed", "pruner"}
+    | {"max_concurrent_trials", "metric", "mode"}
+)
+SEARCH_USAGE = """
+  cnnlab search FILE [--watch] [--json]       start a search (FILE: its JSON body)
+  cnnlab search plan FILE                     what FILE would run and cost; creates nothing
+  cnnlab search watch ID                      follow a search until it ends
+  cnnlab search pause|resume|retry|cancel ID
+  cnnlab search trials ID [--csv]             its trials: a table, or CSV for pandas
+"""
 
 EXIT_HELP = """exit codes: 0 the job succeeded (or the request worked), 1 the request failed,
 2 bad usage or input file, 3 the job failed, 4 the job was cancelled"""
@@ -42,12 +58,29 @@ class UsageError(Exception):
 Handler = Callable[["Client", argparse.Namespace], int]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def server_args() -> argparse.ArgumentParser:
+    """``--url``, ``--token`` and ``--token-file``: a parent parser for every client command."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url", help=f"the server (default: $CNNLAB_URL, else {DEFAULT_URL})", default=None
     )
-    common.add_argument("--token", help="an API token (default: $CNNLAB_TOKEN)", default=None)
+    common.add_argument(
+        "--token",
+        help="an API token; visible to other users in the process list, so prefer "
+        "$CNNLAB_TOKEN or a token file (default: $CNNLAB_TOKEN)",
+        default=None,
+    )
+    common.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the API token from this file (default: $CNNLAB_TOKEN_FILE)",
+        default=None,
+    )
+    return common
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    common = server_args()
 
     def add(name: str, handler: Handler, help: str, *, json_flag: bool = True) -> Any:
         parser = subparsers.add_parser(
@@ -60,19 +93,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         if json_flag:
             parser.add_argument("--json", action="store_true", help="print JSON, not a table")
-        parser.set_defaults(func=_runner(handler))
+        parser.set_defaults(func=runner(handler))
         return parser
 
     submit = add("submit", cmd_submit, "submit a train spec (JSON file) as a job on the server")
     submit.add_argument("spec", type=Path, help="a train spec JSON file ('-' reads stdin)")
     submit.add_argument("--watch", action="store_true", help="then watch it until it ends")
 
-    search = add("search", cmd_search, "start a grid search from a JSON file")
-    search.add_argument(
-        "grid",
-        type=Path,
-        help='{"base": SPEC, "grid": {"optimizer.lr": [...], ...}, "metric", "mode"}',
+    search = add(
+        "search",
+        cmd_search,
+        "start a search from a JSON file, or plan, follow, pause, resume, retry or cancel one",
     )
+    search.usage = SEARCH_USAGE
+    search.add_argument(
+        "words",
+        nargs="+",
+        metavar="FILE | ACTION ID",
+        help='FILE: {"base": SPEC, "grid": {...}} or {"base": SPEC, "space": {...}, '
+        '"sampler", "num_trials", "seed", "pruner", "max_concurrent_trials", "metric", "mode"}; '
+        f"ACTION: {', '.join(SEARCH_ACTIONS)} (then a search ID), or plan FILE",
+    )
+    search.add_argument(
+        "--watch", action="store_true", help="follow it live until it ends (a progress bar)"
+    )
+    search.add_argument("--plan", action="store_true", help="what FILE would run; create nothing")
+    search.add_argument("--csv", action="store_true", help="with `trials ID`: CSV on stdout")
 
     jobs = add("jobs", cmd_jobs, "list your jobs, newest first")
     jobs.add_argument("--status", choices=STATUSES, help="only jobs with this status")
@@ -92,12 +138,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel.add_argument("job_id", metavar="ID", help="a job id, or a search id")
 
 
-def _runner(handler: Handler) -> Callable[[argparse.Namespace], int]:
+def runner(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         from cnnlab.client import Client, ClientError
 
         try:
-            with Client(args.url, args.token) as client:
+            with Client(args.url, args.token, token_file=args.token_file) as client:
                 return handler(client, args)
         except UsageError as exc:
             print(f"cnnlab {args.command}: {exc}", file=sys.stderr)
@@ -156,39 +202,208 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_search(client: Client, args: argparse.Namespace) -> int:
-    body = _read_json(args.grid)
-    if not isinstance(body, dict) or "base" not in body or "grid" not in body:
-        raise UsageError(f'{args.grid} must hold {{"base": SPEC, "grid": {{...}}}}')
-    unknown = set(body) - {"base", "grid", "metric", "mode"}
-    if unknown:
-        raise UsageError(f"{args.grid}: unknown keys {sorted(unknown)}")
-    search = client.search(
-        body["base"],
-        body["grid"],
-        metric=body.get("metric", "val_accuracy"),
-        mode=body.get("mode", "max"),
-    )
-    if args.json:
+    words = list(args.words)
+    if len(words) == 2 and words[0] == "plan":
+        return _plan(client, Path(words[1]), as_json=args.json)
+    if len(words) == 2 and words[0] in SEARCH_ACTIONS:
+        action, search_id = words
+        if action == "trials":
+            return _show_trials(client, search_id, as_csv=args.csv, as_json=args.json)
+        if action == "watch":
+            return _watch_search(client, search_id, as_json=args.json)
+        return _act(client, action, search_id, as_json=args.json)
+    if len(words) != 1:
+        raise UsageError(f"usage: {SEARCH_USAGE.strip()}")
+    path = Path(words[0])
+    if args.plan:
+        return _plan(client, path, as_json=args.json)
+    search = client.search(**_search_file(path))
+    if args.json and not args.watch:
         _dump(search)
         return EXIT_OK
     print(search["id"])
-    print(f"search {search['id']}: {len(search['trials'])} trials", file=sys.stderr)
+    total = search["num_trials"] or len(search["trials"])
+    print(f"search {search['id']}: {total} trials ({search['sampler']})", file=sys.stderr)
     print(_trials_table(search), file=sys.stderr)
+    if args.watch:
+        return _watch_search(client, search["id"], as_json=args.json)
     return EXIT_OK
 
 
-def _trials_table(search: dict[str, Any]) -> str:
-    keys = list(search["grid"])
+def _search_file(path: Path) -> dict[str, Any]:
+    """A search body from a JSON file, as :meth:`Client.search` keyword arguments."""
+    body = _read_json(path)
+    if not isinstance(body, dict) or "base" not in body:
+        raise UsageError(f'{path} must hold {{"base": SPEC, "grid": {{...}}}} or a "space"')
+    unknown = set(body) - SEARCH_KEYS
+    if unknown:
+        raise UsageError(f"{path}: unknown keys {sorted(unknown)}")
+    return body
+
+
+def _act(client: Client, action: str, search_id: str, *, as_json: bool) -> int:
+    calls = {
+        "pause": client.pause_search,
+        "resume": client.resume_search,
+        "retry": client.retry_search,
+        "cancel": client.cancel_search,
+    }
+    search = calls[action](search_id)
+    if as_json:
+        _dump(search)
+        return EXIT_OK
+    done = {
+        "pause": "paused: no new trial starts",
+        "resume": "resumed",
+        "retry": "failed and cancelled trials queued again",
+        "cancel": "cancel requested",
+    }
+    print(f"search {search['id']}: {done[action]}; status {search['status']}")
+    return EXIT_OK
+
+
+def _show_trials(client: Client, search_id: str, *, as_csv: bool, as_json: bool) -> int:
+    if as_csv:
+        sys.stdout.write(client.trials_csv(search_id))
+        return EXIT_OK
+    search = client.get_search(search_id)
+    if as_json:
+        _dump(search["trials"])
+    else:
+        print(_trials_table(search))
+    return EXIT_OK
+
+
+def _plan(client: Client, path: Path, *, as_json: bool) -> int:
+    body = _search_file(path)
+    plan = client.plan_search(**body)
+    if as_json:
+        _dump(plan)
+        return EXIT_OK
+    keys = list(body.get("grid") or body.get("space") or {})
     rows = [
         [
+            t["index"],
+            *(
+                ("(from scores)" if t["params"] is None else _param(t["params"].get(k)))
+                for k in keys
+            ),
+            t["epochs"],
+            t["train_images"],
+            f"{t['seconds']:.0f}",
+        ]
+        for t in plan["trials"]
+    ]
+    print(_table(["TRIAL", *keys, "EPOCHS", "IMAGES/EPOCH", "SECONDS"], rows))
+    print(
+        f"{plan['num_trials']} trials ({plan['sampler']}), at most {plan['max_epochs']} epochs "
+        f"and {plan['max_images']} training images: about {_duration(plan['seconds'])} "
+        "one trial after another"
+    )
+    for speed in plan["basis"]:
+        print(f"speed: {speed['description']}")
+    for note in plan["notes"]:
+        print(f"note: {note}")
+    return EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+
+
+def _paths(search: dict[str, Any]) -> list[str]:
+    return list(search.get("grid") or search.get("space") or {})
+
+
+def _trials_table(search: dict[str, Any]) -> str:
+    keys = _paths(search)
+    rows = [
+        [
+            t.get("index", i),
             t["job_id"],
             t["status"],
-            *(json.dumps(t["params"].get(k)) for k in keys),
+            *(_param(t["params"].get(k)) for k in keys),
+            t.get("epoch", "-"),
             _pct(t["val_accuracy"]),
+            "-" if t.get("val_loss") is None else f"{t['val_loss']:.4f}",
+            "-" if not t.get("seconds") else f"{t['seconds']:.0f}",
         ]
-        for t in search["trials"]
+        for i, t in enumerate(search["trials"])
     ]
-    return _table(["JOB", "STATUS", *keys, "VAL_ACC"], rows)
+    return _table(["#", "JOB", "STATUS", *keys, "EPOCH", "VAL_ACC", "VAL_LOSS", "SECONDS"], rows)
+
+
+def _trial_line(trial: dict[str, Any], keys: list[str]) -> str:
+    params = ", ".join(f"{k}={_param(trial['params'].get(k))}" for k in keys)
+    line = f"trial {trial.get('index', '?')} {trial['status']}"
+    if trial.get("epoch"):
+        line += f" after epoch {trial['epoch']}"
+    if trial.get("score") is not None:
+        line += f": score {trial['score']:.4f}"
+    return f"{line} ({params})"
+
+
+def _watch_search(client: Client, search_id: str, *, as_json: bool) -> int:
+    """Follow the search until it ends: a progress bar over its trials (a running trial counts
+    by its share of epochs) and a line per trial change, then the trials table and the best
+    trial; or, ``as_json``, one JSON line per event. Exits with the search's outcome."""
+    from tqdm.auto import tqdm
+
+    from cnnlab.status import ENDED_NAMES
+
+    search = client.get_search(search_id)
+    keys = _paths(search)
+    total = search["num_trials"] or len(search["trials"]) or 1
+    epochs = int(search["base"].get("epochs") or 1)
+    bar = tqdm(
+        total=total, desc=f"search {search_id[:8]}", unit="trial", disable=True if as_json else None
+    )
+    seen: dict[str, tuple[str, int]] = {}
+    done: dict[str, float] = {}
+    try:
+        for event in client.search_events(search_id):
+            if as_json:
+                _print_json(event)
+                continue
+            if event.type == "trial":
+                trial = event.data
+                state = (trial["status"], int(trial.get("epoch") or 0))
+                if seen.get(trial["job_id"]) != state:
+                    seen[trial["job_id"]] = state
+                    bar.write(_trial_line(trial, keys), file=sys.stderr)
+                planned = int(trial["params"].get("epochs") or epochs)
+                ended = trial["status"] in ENDED_NAMES
+                done[trial["job_id"]] = 1.0 if ended else min(1.0, state[1] / max(1, planned))
+                bar.update(round(sum(done.values()), 3) - bar.n)
+            elif event.type == "status":
+                bar.set_postfix_str(event.data["status"])
+    finally:
+        bar.close()
+    final = client.get_search(search_id)
+    if as_json:
+        return OUTCOME_EXIT.get(final["status"], EXIT_ERROR)
+    print(_trials_table(final))
+    print(_search_summary(final))
+    return OUTCOME_EXIT.get(final["status"], EXIT_ERROR)
+
+
+def _search_summary(search: dict[str, Any]) -> str:
+    line = f"search {search['id']} {search['status']}"
+    best = next((t for t in search["trials"] if t["job_id"] == search["best_job_id"]), None)
+    if best is not None:
+        line += f": best trial {best.get('index')} (job {best['job_id']}), "
+        line += f"{search['metric']} {best['score']:.4f}"
+        if search.get("test_accuracy") is not None:
+            line += f", test_accuracy {_pct(search['test_accuracy'])}"
+    return line
 
 
 def _describe(spec: dict[str, Any]) -> str:

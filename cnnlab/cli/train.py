@@ -7,9 +7,12 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from cnnlab.spec import TrainSpec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,13 +97,33 @@ class _Table:
         print(epoch_line(m, speed=True), flush=True)
 
 
+def check_model(spec: TrainSpec) -> None:
+    """An architecture that cannot take the dataset's images is a :class:`SpecError`, as when
+    the spec is submitted (:func:`cnnlab.validate.check_model`), but tried here on one image on
+    the CPU: the meta device that check uses imports ``torch._dynamo`` (and sympy) on its first
+    use, seconds of a local run's start-up, and this model is built for real right after. The
+    data are checked by :func:`cnnlab.training.fit` as it loads them (the same errors)."""
+    import torch
+
+    from cnnlab.catalog import get_meta
+    from cnnlab.checkpoint import build_model, model_config
+    from cnnlab.errors import SpecError
+
+    meta = get_meta(spec.dataset)
+    try:
+        model = build_model(model_config(spec, meta)).eval()
+        with torch.inference_mode():
+            model(torch.zeros(1, *meta.shape))
+    except (ValueError, RuntimeError) as exc:
+        raise SpecError("model", str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnlab import checkpoint
     from cnnlab.errors import CnnlabError
     from cnnlab.settings import get_settings
     from cnnlab.spec import TrainSpec
     from cnnlab.training import EpochReport, fit
-    from cnnlab.validate import validate_spec
 
     try:
         doc = json.loads(args.spec.read_text())
@@ -127,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = get_settings()
-        validate_spec(spec, settings)
+        check_model(spec)
         resume = checkpoint.load(args.resume) if args.resume else None
         result = fit(
             spec,

@@ -26,6 +26,32 @@ EVENT_READ_TIMEOUT_S = 60.0
 PAGE_SIZE = 100
 
 
+def resolve_token(token: str | None = None, token_file: str | Path | None = None) -> str:
+    """The API token: ``token``, else the file ``token_file``, else ``$CNNLAB_TOKEN``, else the
+    file ``$CNNLAB_TOKEN_FILE``. A file (or the environment) keeps the token out of command
+    lines, which other users of the machine can read."""
+    if token:
+        return token
+    path = token_file or None
+    if path is None and not os.environ.get("CNNLAB_TOKEN"):
+        path = os.environ.get("CNNLAB_TOKEN_FILE") or None
+    if path is None:
+        token = os.environ.get("CNNLAB_TOKEN")
+    else:
+        try:
+            token = Path(path).expanduser().read_text().strip()
+        except OSError as exc:
+            raise ClientError(f"cannot read the token file {str(path)!r}: {exc.strerror}") from None
+        if not token:
+            raise ClientError(f"the token file {str(path)!r} is empty")
+    if not token:
+        raise ClientError(
+            "no API token: set CNNLAB_TOKEN or CNNLAB_TOKEN_FILE (a file holding it), or pass "
+            "--token-file (`cnnlab token create USER` on the server prints one)"
+        )
+    return token
+
+
 class Client:
     """A session with one cnnlab server as one user (the owner of ``token``)."""
 
@@ -34,16 +60,12 @@ class Client:
         url: str | None = None,
         token: str | None = None,
         *,
+        token_file: str | Path | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = (url or os.environ.get("CNNLAB_URL") or DEFAULT_URL).rstrip("/")
-        token = token or os.environ.get("CNNLAB_TOKEN")
-        if not token:
-            raise ClientError(
-                "no API token: pass one or set CNNLAB_TOKEN "
-                "(`cnnlab token create USER` on the server prints one)"
-            )
+        token = resolve_token(token, token_file)
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
@@ -129,6 +151,28 @@ class Client:
         """The job's events as they happen, until it ends: a ``status`` event per status
         change and an ``epoch`` event per finished epoch. A dropped connection is resumed
         where it stopped (``Last-Event-ID``)."""
+        return self._follow(
+            f"/v1/jobs/{job_id}/events",
+            f"job {job_id}",
+            lambda: self.job(job_id)["status"] in ENDED_NAMES,
+            last_event_id,
+        )
+
+    def search_events(self, search_id: str, *, last_event_id: str | None = None) -> Iterator[Event]:
+        """The search's events until it ends: ``status`` (the search) at each change of its
+        status, ``trial`` (one trial) whenever a trial's status or epoch changes."""
+        return self._follow(
+            f"/v1/searches/{search_id}/events",
+            f"search {search_id}",
+            lambda: self.get_search(search_id)["status"] in ENDED_NAMES,
+            last_event_id,
+        )
+
+    def _follow(
+        self, path: str, what: str, ended: Callable[[], bool], last_event_id: str | None
+    ) -> Iterator[Event]:
+        """A server-sent event stream until a ``status`` event with an ended status; resumed
+        from the last event id when the connection drops."""
         retries = 0
         while True:
             headers = {"Accept": "text/event-stream"}
@@ -136,9 +180,7 @@ class Client:
                 headers["Last-Event-ID"] = last_event_id
             timeout = httpx.Timeout(self._http.timeout.connect, read=EVENT_READ_TIMEOUT_S)
             try:
-                with self._http.stream(
-                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout
-                ) as response:
+                with self._http.stream("GET", path, headers=headers, timeout=timeout) as response:
                     if response.is_error:
                         response.read()
                         raise error_from(response)
@@ -155,16 +197,16 @@ class Client:
             except httpx.TransportError as exc:
                 retries += 1
                 if retries > 5:
-                    raise ClientError(f"lost the event stream of job {job_id}: {exc}") from exc
+                    raise ClientError(f"lost the event stream of {what}: {exc}") from exc
                 time.sleep(min(2.0, 0.2 * 2**retries))
                 continue
-            # The server ends the stream once the job has ended (having sent what the client
-            # missed); a close before that is a server going away: resume.
-            if self.job(job_id)["status"] in ENDED_NAMES:
+            # The server ends the stream once the job or search has ended (having sent what
+            # the client missed); a close before that is a server going away: resume.
+            if ended():
                 return
             retries += 1
             if retries > 5:
-                raise ClientError(f"the event stream of job {job_id} keeps closing")
+                raise ClientError(f"the event stream of {what} keeps closing")
             time.sleep(0.2)
 
     def wait(
@@ -223,15 +265,44 @@ class Client:
     def search(
         self,
         base: dict[str, Any],
-        grid: dict[str, list[Any]],
+        grid: dict[str, list[Any]] | None = None,
         *,
+        space: dict[str, Any] | None = None,
+        sampler: str | None = None,
+        num_trials: int | None = None,
+        seed: int | None = None,
+        pruner: dict[str, Any] | None = None,
+        max_concurrent_trials: int | None = None,
         metric: str = "val_accuracy",
-        mode: str = "max",
+        mode: str | None = None,
     ) -> dict[str, Any]:
-        """Start a grid search: one trial job per combination of ``grid`` values."""
-        body = {"base": base, "grid": grid, "metric": metric, "mode": mode}
+        """Start a search: one trial per combination of ``grid`` values, or ``num_trials``
+        drawn from ``space`` (``sampler`` ``random`` or ``tpe``), maybe stopped early by a
+        ``pruner``. ``mode`` defaults to the metric's (``max`` for val_accuracy)."""
+        body = _search_body(
+            base,
+            grid=grid,
+            space=space,
+            sampler=sampler,
+            num_trials=num_trials,
+            seed=seed,
+            pruner=pruner,
+            max_concurrent_trials=max_concurrent_trials,
+            metric=metric,
+            mode=mode,
+        )
         search: dict[str, Any] = self._json("POST", "/v1/searches", json=body)
         return search
+
+    def plan_search(
+        self, base: dict[str, Any], grid: dict[str, list[Any]] | None = None, **body: Any
+    ) -> dict[str, Any]:
+        """What :meth:`search` with the same arguments would run and could cost (trials,
+        most epochs and images, an estimated time and its basis); creates nothing."""
+        plan: dict[str, Any] = self._json(
+            "POST", "/v1/searches/plan", json=_search_body(base, grid=grid, **body)
+        )
+        return plan
 
     def get_search(self, search_id: str) -> dict[str, Any]:
         search: dict[str, Any] = self._json("GET", f"/v1/searches/{search_id}")
@@ -244,6 +315,32 @@ class Client:
     def cancel_search(self, search_id: str) -> dict[str, Any]:
         search: dict[str, Any] = self._json("POST", f"/v1/searches/{search_id}/cancel")
         return search
+
+    def pause_search(self, search_id: str) -> dict[str, Any]:
+        """Start no new trial (running ones go on)."""
+        search: dict[str, Any] = self._json("POST", f"/v1/searches/{search_id}/pause")
+        return search
+
+    def resume_search(self, search_id: str) -> dict[str, Any]:
+        search: dict[str, Any] = self._json("POST", f"/v1/searches/{search_id}/resume")
+        return search
+
+    def retry_search(self, search_id: str) -> dict[str, Any]:
+        """Run again the trials that failed or were cancelled (409 if there are none)."""
+        search: dict[str, Any] = self._json("POST", f"/v1/searches/{search_id}/retry")
+        return search
+
+    def trials_csv(self, search_id: str) -> str:
+        """The search's trials as CSV text: one row per trial, one column per searched path."""
+        return self._request("GET", f"/v1/searches/{search_id}/trials.csv").text
+
+    def trials_frame(self, search_id: str) -> pd.DataFrame:
+        """The search's trials as a pandas DataFrame indexed by trial number."""
+        import io
+
+        import pandas as pd
+
+        return pd.read_csv(io.StringIO(self.trials_csv(search_id))).set_index("trial")
 
     def wait_search(
         self, search_id: str, *, poll: float = 1.0, timeout: float | None = None
@@ -261,3 +358,97 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self._json("GET", "/v1/datasets")
         return rows
+
+    # -- the model registry -------------------------------------------------------------------
+    def architectures(self) -> list[str]:
+        """The model architectures a spec's ``model.arch`` may name."""
+        return [row["name"] for row in self._json("GET", "/v1/architectures")]
+
+    def register_model(
+        self, name: str, job_id: str, *, checkpoint: str = "best", description: str = ""
+    ) -> dict[str, Any]:
+        """Copy the job's ``best`` (or ``last``) checkpoint as a new version of model ``name``."""
+        body = {
+            "name": name,
+            "job_id": job_id,
+            "checkpoint": checkpoint,
+            "description": description,
+        }
+        version: dict[str, Any] = self._json("POST", "/v1/models", json=body)
+        return version
+
+    def models(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The caller's registered models, newest first (every page, or the first ``limit``)."""
+        return self._pages("/v1/models", {}, limit)
+
+    def model(self, name: str) -> dict[str, Any]:
+        """One model: its versions (newest first) and aliases."""
+        model: dict[str, Any] = self._json("GET", f"/v1/models/{name}")
+        return model
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        """Point ``alias`` (e.g. ``production``) of model ``name`` at ``version``."""
+        answer: dict[str, Any] = self._json(
+            "PUT", f"/v1/models/{name}/aliases/{alias}", json={"version": version}
+        )
+        return answer
+
+    def predict_model(
+        self,
+        name: str,
+        images: Iterable[Any] | Any,
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """Classify images with a version of model ``name`` (``alias`` or ``version``; by
+        default alias ``production``, else the newest): ``{"predictions", "version", ...}``."""
+        params = {k: v for k, v in {"alias": alias, "version": version}.items() if v is not None}
+        items = as_items(images)
+        answer: dict[str, Any] = self._json(
+            "POST", f"/v1/models/{name}/predict", params=params, **request_body(items)
+        )
+        return answer
+
+    def resolve_version(self, name: str, alias: str | None = None) -> int:
+        """The version number ``alias`` names; without one, alias ``production``'s, else the
+        newest (the choice a prediction by name makes)."""
+        model = self.model(name)
+        aliases: dict[str, int] = model["aliases"]
+        if alias is not None:
+            if alias not in aliases:
+                raise ClientError(f"model {name!r} has no alias {alias!r}")
+            return aliases[alias]
+        if "production" in aliases:
+            return aliases["production"]
+        if model["latest_version"] is None:
+            raise ClientError(f"model {name!r} has no versions")
+        return int(model["latest_version"])
+
+    def export_model(
+        self,
+        name: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        format: str = "onnx",
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> tuple[bytes, int]:
+        """A version of model ``name`` as an ONNX or TorchScript file that runs without cnnlab
+        (written to ``path`` when given), and the version's number."""
+        if version is None:
+            version = self.resolve_version(name, alias)
+        data = self._request(
+            "GET", f"/v1/models/{name}/versions/{version}/export", params={"format": format}
+        ).content
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data, version
+
+
+def _search_body(base: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A search body: ``base`` and the given fields, leaving out those left None (so the
+    server's defaults apply)."""
+    if hasattr(base, "model_dump"):
+        base = base.model_dump(mode="json")
+    return {"base": base, **{k: v for k, v in fields.items() if v is not None}}

@@ -1,38 +1,14 @@
-"""Jobs as their owner sees them: submit, list, read, cancel, metrics and checkpoints."""
+"""Reading jobs: as their owner sees them (list, read, metrics, checkpoints), and what a worker
+reads of the job it runs. Status changes are :mod:`cnnlab.lifecycle`'s."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec
-from cnnlab.store import quota
 from cnnlab.store.errors import Conflict, NotFound
-from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus, utcnow
+from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
-from cnnlab.store.queue import enqueue_after_commit
-
-
-def submit_job(
-    session: Session,
-    owner_id: int,
-    spec: TrainSpec,
-    settings: Settings,
-    *,
-    max_active: int | None = None,
-) -> Job:
-    """Validate ``spec`` against this server's data, add the job; it is enqueued after commit.
-    :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
-    from cnnlab.validate import validate_spec
-
-    validate_spec(spec, settings)
-    quota.reserve(session, owner_id, 1, max_active)
-    job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
-    session.add(job)
-    session.flush()
-    enqueue_after_commit(session, job.id, spec.device)
-    return job
 
 
 def list_jobs(
@@ -63,42 +39,6 @@ def get_job(session: Session, owner_id: int, job_id: str) -> Job:
     if job is None:
         raise NotFound("job", job_id)
     return job
-
-
-def cancel_job(session: Session, owner_id: int, job_id: str) -> Job:
-    """A queued job is cancelled at once; a running one is asked to stop (within an epoch).
-
-    Cancelling an ended job changes nothing. Conditional updates keep this safe against a worker
-    claiming the job at the same moment.
-    """
-    job = get_job(session, owner_id, job_id)
-    search_id = job.search_id
-    if search_id is not None:
-        from cnnlab.store.searches import lock_search
-
-        lock_search(session, search_id)
-    request_cancel(session, job.id)
-    if search_id is not None:
-        from cnnlab.store.searches import refresh_search
-
-        refresh_search(session, search_id)
-    session.refresh(job)
-    return job
-
-
-def request_cancel(session: Session, job_id: str) -> None:
-    now = utcnow()
-    cancelled = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.queued)
-        .values(status=JobStatus.cancelled, cancel_requested=True, finished_at=now)
-    )
-    if not cancelled.rowcount:  # type: ignore[attr-defined]
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.running)
-            .values(cancel_requested=True)
-        )
 
 
 def job_metrics(session: Session, owner_id: int, job_id: str) -> list[EpochMetric]:
@@ -165,3 +105,16 @@ def model_bytes(session: Session, job_id: str) -> tuple[int, bytes]:
     if row is None:
         raise Conflict(f"job {job_id!r} has no model yet", job_id=job_id)
     return row[0], row[1]
+
+
+def cancel_requested(session: Session, job_id: str) -> bool:
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def resume_checkpoint(session: Session, job_id: str) -> bytes | None:
+    """The job's "last" checkpoint, which a new attempt resumes from."""
+    return session.scalar(
+        select(Checkpoint.data).where(
+            Checkpoint.job_id == job_id, Checkpoint.kind == CheckpointKind.last
+        )
+    )

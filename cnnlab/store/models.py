@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from cnnlab.status import JobStatus
+from cnnlab.status import JobStatus, SearchStatus
 
 # Stable constraint names, so migrations can refer to (and drop) them on every backend.
 NAMING_CONVENTION = {
@@ -37,6 +37,7 @@ NAMING_CONVENTION = {
 }
 
 ID_LENGTH = 32
+TOKEN_NAME_LENGTH = 100
 
 
 def new_id() -> str:
@@ -109,7 +110,11 @@ class Token(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # What the token is for ("laptop", "ci"), shown by `cnnlab token list`; the id is public.
+    name: Mapped[str | None] = mapped_column(String(TOKEN_NAME_LENGTH))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Past it the token is refused like a revoked one (None: never expires).
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")
@@ -121,13 +126,25 @@ class Search(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     base: Mapped[dict[str, Any]]
+    # A grid search's grid ({} for a sampled one), or a sampled search's space (None for a grid).
     grid: Mapped[dict[str, Any]]
+    space: Mapped[dict[str, Any] | None]
+    sampler: Mapped[str] = mapped_column(String(8), default="grid")
+    # Trials the search runs in all (a grid's points); they are added as earlier ones end.
+    num_trials: Mapped[int | None]
+    seed: Mapped[int] = mapped_column(default=0)
+    pruner: Mapped[dict[str, Any] | None]
+    # Trials queued or running at once; the rest wait inside the search, not in the queue.
+    max_concurrent_trials: Mapped[int | None]
     metric: Mapped[str] = mapped_column(String(32))
     mode: Mapped[str] = mapped_column(String(8))
-    status: Mapped[JobStatus] = mapped_column(
-        _str_enum(JobStatus, "search_status"), default=JobStatus.queued
+    status: Mapped[SearchStatus] = mapped_column(
+        _str_enum(SearchStatus, "search_status"), default=SearchStatus.queued
     )
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # {"name": model, "alias": alias or None}: the best trial is registered when the search ends.
+    register_best_as: Mapped[dict[str, Any] | None]
     # A pointer, not a foreign key: jobs already point at searches, and a cycle of foreign keys
     # would need ALTER TABLE, which SQLite lacks. Set once every trial has ended.
     best_job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
@@ -211,3 +228,173 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("job_id", "kind"),)
+
+
+# -- the model registry ------------------------------------------------------------------------
+# A user's named models, each a series of frozen versions, and aliases ("production") that point
+# at one version. The rows are the registry's alone (cnnlab.store.registry): a version is a copy,
+# not a job status, so job ids here are pointers (lineage), not foreign keys, and a version
+# outlives the job it came from.
+
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# Aliases start with a letter, so ``NAME@3`` (a version) and ``NAME@production`` cannot clash.
+MODEL_ALIAS_PATTERN = r"^[a-z][a-z0-9._-]{0,62}$"
+MODEL_NAME_LENGTH = 63
+MODEL_DESCRIPTION_LENGTH = 1000
+
+
+class RegisteredModel(Base):
+    """One owner's model name. ``last_version`` is the highest version number ever given:
+    numbers are never reused, so ``v3`` always means the same weights."""
+
+    __tablename__ = "registered_models"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH))
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name"),
+        Index("ix_registered_models_owner_created", "owner_id", "created_at", "id"),
+    )
+
+
+class ModelVersion(Base):
+    """A frozen copy of a job's checkpoint, with what it was trained on and how well it did."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    search_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    checkpoint_kind: Mapped[CheckpointKind] = mapped_column(
+        _str_enum(CheckpointKind, "model_checkpoint_kind")
+    )
+    epoch: Mapped[int] = mapped_column(Integer)
+    dataset: Mapped[str] = mapped_column(String(64))
+    arch: Mapped[str] = mapped_column(String(64))
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
+    description: Mapped[str] = mapped_column(String(MODEL_DESCRIPTION_LENGTH), default="")
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    # Loaded only when asked for: listing versions must not read every model's weights.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+
+class ModelAlias(Base):
+    """A movable name for one version of a model (``production``, ``candidate``)."""
+
+    __tablename__ = "model_aliases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH))
+    # CASCADE only so that deleting a whole model (or user) needs no ordering; the registry
+    # refuses to delete a version an alias points at (409) before the database is asked.
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("model_id", "alias"),)
+
+
+class Worker(Base):
+    """A worker process's heartbeat: written by its main process every few seconds
+    (``worker.heartbeat``), removed when it stops cleanly. Rows whose ``last_seen`` is recent
+    are the live workers (:mod:`cnnlab.store.workers`)."""
+
+    __tablename__ = "workers"
+
+    # "<host>/<pid>" of the worker's main process.
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    queues: Mapped[list[str]] = mapped_column(JSON)
+    # The GPUs its pool processes train on (names, one per device); [] for a CPU worker.
+    devices: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+# A user's webhooks, the events that happened to their jobs, searches and models (the outbox,
+# written in the transaction of the change it reports), and one delivery per event and webhook
+# subscribed to it, with each of its attempts (cnnlab.webhooks delivers them).
+
+WEBHOOK_URL_LENGTH = 2048
+WEBHOOK_EVENT_TYPE_LENGTH = 32
+
+
+class Webhook(Base):
+    """Where to POST a user's events, and which types. ``secret`` signs every request; it is
+    stored as given (it must be, to sign) and shown to the user once, at creation."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(WEBHOOK_URL_LENGTH))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_webhooks_owner_created", "owner_id", "created_at", "id"),)
+
+
+class WebhookEvent(Base):
+    """One event of the outbox: its type and the job, search or model as the API shows it."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(WEBHOOK_EVENT_TYPE_LENGTH))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: pending while ``next_attempt_at`` is set, then delivered
+    (``delivered_at``) or given up."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When it is due (None: delivered or given up); while an attempt is in flight, the time
+    # after which another dispatcher may take it over (the attempt's process died).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None]
+    given_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "webhook_id"),
+        Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at", "id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, the receiver's status code or the error, the next retry."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[datetime | None]

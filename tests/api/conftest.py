@@ -99,15 +99,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
 
 def give_model(db_url: str, job_id: str, trained: TrainedModel, epochs: int = 1) -> None:
     """Play the worker: claim the job and record ``epochs`` epochs with the trained model."""
-    from cnnlab.store import runs
+    from cnnlab import lifecycle
     from tests.store.factories import metrics
 
     with session_scope(db_url) as s:
-        runs.claim(s, job_id, "test-worker")
+        lifecycle.claim(s, job_id, "test-worker")
     for epoch in range(1, epochs + 1):
         with session_scope(db_url) as s:
             m = metrics(epoch, 0.5 + 0.1 * epoch, val_loss=1.0 / epoch)
-            runs.record_epoch(s, job_id, m, last=trained.checkpoint, best=trained.checkpoint)
+            lifecycle.record_epoch(s, job_id, m, last=trained.checkpoint, best=trained.checkpoint)
 
 
 # A job and a search for the routes that take an id; each search trial is one more job.
@@ -119,8 +119,21 @@ GRID = {"optimizer.lr": [0.01, 0.1]}
 def owned(
     client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
 ) -> dict[str, str]:
-    """Alice's job (with a model) and search, by resource: ``{"job": id, "search": id}``."""
+    """Alice's job (with a model), search and registered model, by resource: ``{"job": id,
+    "search": id, "model": name, "version": "1", "alias": "production", "webhook": id}``."""
     job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
     give_model(db_url, job["id"], trained)
     search = client.post("/v1/searches", json={"base": SPEC, "grid": GRID}, headers=alice.headers)
-    return {"job": job["id"], "search": search.json()["id"]}
+    model = {"name": "owned-model", "job_id": job["id"]}
+    assert client.post("/v1/models", json=model, headers=alice.headers).status_code == 201
+    hook = {"url": "https://93.184.215.14/hook", "events": ["job.succeeded"]}
+    webhook = client.post("/v1/webhooks", json=hook, headers=alice.headers)
+    assert webhook.status_code == 201, webhook.text
+    return {
+        "job": job["id"],
+        "search": search.json()["id"],
+        "model": "owned-model",
+        "version": "1",
+        "alias": "production",
+        "webhook": webhook.json()["id"],
+    }

@@ -24,12 +24,15 @@ def test_datasets_say_what_is_here(
     assert len(cifar["class_names"]) == 10
 
 
-def test_models_lists_the_registry(client: ApiClient, alice: Caller) -> None:
+def test_architectures_lists_the_registry(client: ApiClient, alice: Caller) -> None:
     from cnnlab.registry import list_models
 
-    r = client.get("/v1/models", headers=alice.headers)
+    r = client.get("/v1/architectures", headers=alice.headers)
     assert r.status_code == 200 and [m["name"] for m in r.json()] == list_models()
     assert "cnn" in list_models()
+    # /v1/models is the model registry now: the caller's models, none yet.
+    r = client.get("/v1/models", headers=alice.headers)
+    assert r.status_code == 200 and r.json() == {"items": [], "next": None}
 
 
 def test_openapi_documents_both_prediction_bodies(client: ApiClient) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.store import runs
+from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
 from tests.api.client import ApiClient
@@ -17,7 +17,7 @@ def test_confusion_is_computed_once_then_cached(
     job_id = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()["id"]
     give_model(db_url, job_id, trained)
     with session_scope(db_url) as s:
-        runs.finish_job(s, job_id, JobStatus.succeeded)
+        lifecycle.finish_job(s, job_id, JobStatus.succeeded)
     url = f"/v1/jobs/{job_id}/confusion"
 
     first = client.get(url, headers=alice.headers)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from cnnlab.store import runs
+from cnnlab import lifecycle
+from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
 from tests.api.client import ApiClient
@@ -126,13 +127,13 @@ def test_cancel(client: ApiClient, alice: Caller, mnist: Path, db_url: str) -> N
 
     running = submit(client, alice)
     with session_scope(db_url) as s:
-        assert runs.claim(s, running["id"], "w") is not None
+        assert lifecycle.claim(s, running["id"], "w") is not None
     r = client.post(f"/v1/jobs/{running['id']}/cancel", headers=alice.headers)
     assert r.status_code == 202
     assert r.json()["status"] == "running" and r.json()["cancel_requested"] is True
     with session_scope(db_url) as s:
-        assert runs.cancel_requested(s, running["id"])
-        runs.finish_job(s, running["id"], JobStatus.cancelled)
+        assert store.cancel_requested(s, running["id"])
+        lifecycle.finish_job(s, running["id"], JobStatus.cancelled)
     r = client.post(f"/v1/jobs/{running['id']}/cancel", headers=alice.headers)
     assert r.status_code == 202 and r.json()["status"] == "cancelled"
 
@@ -148,13 +149,13 @@ def test_progress_metrics_and_checkpoints(
     best = _tensor_file({"w": torch.ones(2)})
     last = _tensor_file({"w": torch.zeros(2)})
     with session_scope(db_url) as s:
-        runs.claim(s, job_id, "w")
+        lifecycle.claim(s, job_id, "w")
     with session_scope(db_url) as s:
-        runs.record_epoch(s, job_id, metrics(1, 0.8), last=best, best=best)
+        lifecycle.record_epoch(s, job_id, metrics(1, 0.8), last=best, best=best)
     with session_scope(db_url) as s:
-        runs.record_epoch(s, job_id, metrics(2, 0.7), last=last, best=None)
+        lifecycle.record_epoch(s, job_id, metrics(2, 0.7), last=last, best=None)
     with session_scope(db_url) as s:
-        runs.finish_job(s, job_id, JobStatus.succeeded, test_accuracy=0.79)
+        lifecycle.finish_job(s, job_id, JobStatus.succeeded, test_accuracy=0.79)
 
     job = client.get(f"/v1/jobs/{job_id}", headers=alice.headers).json()
     assert job["status"] == "succeeded" and job["epoch"] == 2 and job["attempts"] == 1

@@ -150,7 +150,7 @@ def test_upload_limits_are_413(small_limits_client: ApiClient, alice: Caller, jo
 def test_models_are_cached_until_a_better_checkpoint(
     client: ApiClient, alice: Caller, job_id: str, db_url: str, trained: TrainedModel
 ) -> None:
-    from cnnlab.store import runs
+    from cnnlab import lifecycle
     from cnnlab.store.db import session_scope
     from tests.store.factories import metrics
 
@@ -168,7 +168,7 @@ def test_models_are_cached_until_a_better_checkpoint(
     from cnnlab.checkpoint import dumps
 
     with session_scope(db_url) as s:
-        runs.record_epoch(s, job_id, metrics(2, 0.9), last=dumps(ckpt), best=dumps(ckpt))
+        lifecycle.record_epoch(s, job_id, metrics(2, 0.9), last=dumps(ckpt), best=dumps(ckpt))
     assert client.post(url, json=body, headers=alice.headers).json()["epoch"] == 2
     assert cache.loads == 2
 

@@ -13,7 +13,7 @@ import pytest
 
 from api.routes import events
 from api.routes.events import SearchPosition, SearchSnapshot, search_frames
-from cnnlab.store import runs
+from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
 from tests.api.client import ApiClient
@@ -84,13 +84,13 @@ def test_a_running_search_streams_each_change_until_it_ends(
     def work() -> None:
         time.sleep(0.3)
         with session_scope(db_url) as s:
-            runs.claim(s, ids[0], "w")
+            lifecycle.claim(s, ids[0], "w")
         time.sleep(0.3)
         with session_scope(db_url) as s:
-            runs.record_epoch(s, ids[0], metrics(1, 0.8), last=b"l", best=b"b")
+            lifecycle.record_epoch(s, ids[0], metrics(1, 0.8), last=b"l", best=b"b")
         time.sleep(0.3)
         with session_scope(db_url) as s:
-            runs.finish_job(s, ids[0], JobStatus.succeeded, test_accuracy=0.78)
+            lifecycle.finish_job(s, ids[0], JobStatus.succeeded, test_accuracy=0.78)
         finish(db_url, ids[1], 0.6, JobStatus.failed)
 
     worker = threading.Thread(target=work)
@@ -174,3 +174,10 @@ def test_last_event_id_is_parsed_or_ignored(header: str | None, expected: Search
 
 def test_every_status_has_its_own_letter_in_event_ids() -> None:
     assert len({str(s)[0] for s in JobStatus}) == len(JobStatus)
+
+
+def test_each_status_has_its_own_letter_in_event_ids() -> None:
+    from api.routes.events import _CODE, _SEARCH_CODE
+
+    for codes in (_CODE, _SEARCH_CODE):
+        assert len(set(codes.values())) == len(codes), codes

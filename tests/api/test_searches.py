@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cnnlab.store import runs
+from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
 from tests.api.client import ApiClient
@@ -28,11 +28,11 @@ def create(client: ApiClient, caller: Caller, **body: Any) -> dict[str, Any]:
 
 def finish(db_url: str, job_id: str, val_accuracy: float, status: JobStatus) -> None:
     with session_scope(db_url) as s:
-        runs.claim(s, job_id, "w")
+        lifecycle.claim(s, job_id, "w")
     with session_scope(db_url) as s:
-        runs.record_epoch(s, job_id, metrics(1, val_accuracy), last=b"l", best=b"b")
+        lifecycle.record_epoch(s, job_id, metrics(1, val_accuracy), last=b"l", best=b"b")
     with session_scope(db_url) as s:
-        runs.finish_job(s, job_id, status, test_accuracy=round(val_accuracy - 0.02, 4))
+        lifecycle.finish_job(s, job_id, status, test_accuracy=round(val_accuracy - 0.02, 4))
 
 
 def test_a_search_is_one_trial_job_per_grid_point(
@@ -85,7 +85,7 @@ def test_cancel_a_search(client: ApiClient, alice: Caller, mnist: Path, db_url: 
     search = create(client, alice)
     ids = [t["job_id"] for t in search["trials"]]
     with session_scope(db_url) as s:
-        runs.claim(s, ids[3], "w")
+        lifecycle.claim(s, ids[3], "w")
     r = client.post(f"/v1/searches/{search['id']}/cancel", headers=alice.headers)
     assert r.status_code == 202
     body = r.json()
@@ -93,7 +93,7 @@ def test_cancel_a_search(client: ApiClient, alice: Caller, mnist: Path, db_url: 
     assert [t["status"] for t in body["trials"]] == ["cancelled"] * 3 + ["running"]
     assert client.get(f"/v1/jobs/{ids[3]}", headers=alice.headers).json()["cancel_requested"]
     with session_scope(db_url) as s:
-        runs.finish_job(s, ids[3], JobStatus.cancelled)
+        lifecycle.finish_job(s, ids[3], JobStatus.cancelled)
     body = client.get(f"/v1/searches/{search['id']}", headers=alice.headers).json()
     assert body["status"] == "cancelled"
 
@@ -128,3 +128,175 @@ def test_bad_searches_are_422_naming_the_field(
         assert detail["field"] == field, detail
     assert client.get("/v1/searches", headers=alice.headers).json()["items"] == []
     assert client.get("/v1/jobs", headers=alice.headers).json()["items"] == []
+
+
+SPACE = {"optimizer.lr": {"loguniform": [0.001, 0.3]}, "batch_size": {"choice": [16, 32]}}
+
+
+def test_a_sampled_search_keeps_its_settings_and_starts_at_most_its_concurrency(
+    client: ApiClient, alice: Caller, mnist: Path
+) -> None:
+    body = {
+        "base": BASE,
+        "space": SPACE,
+        "sampler": "random",
+        "num_trials": 5,
+        "seed": 3,
+        "pruner": {"name": "median", "warmup_epochs": 1},
+        "max_concurrent_trials": 2,
+        "metric": "val_loss",
+    }
+    r = client.post("/v1/searches", json=body, headers=alice.headers)
+    assert r.status_code == 201, r.text
+    search = r.json()
+    assert search["grid"] == {} and search["space"] == SPACE
+    assert search["sampler"] == "random" and search["num_trials"] == 5 and search["seed"] == 3
+    assert search["pruner"] == {"name": "median", "warmup_epochs": 1}
+    assert search["max_concurrent_trials"] == 2 and search["paused"] is False
+    assert search["metric"] == "val_loss" and search["mode"] == "min"  # mode follows the metric
+    assert len(search["trials"]) == 2  # the rest wait inside the search
+    trial = search["trials"][0]
+    assert trial["index"] == 0 and trial["status"] == "queued" and trial["epoch"] == 0
+    assert trial["val_loss"] is None and trial["seconds"] == 0.0 and trial["error_type"] is None
+    assert 0.001 <= trial["params"]["optimizer.lr"] <= 0.3
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"space": {"optimizer.lr": {"loguniform": [-1, 1]}}}, "space.optimizer.lr"),
+        ({"space": {"optimizer.lr": {"uniform": [0.5, 0.1]}}}, "space.optimizer.lr"),
+        ({"space": {"model.channels": {"choice": []}}}, "space.model.channels"),
+        ({"space": {"optimizer.nope": {"uniform": [0, 1]}}}, "space.optimizer.nope"),
+        ({"space": SPACE, "num_trials": 10_000}, "num_trials"),
+        ({"space": SPACE, "pruner": {"name": "hyperband"}}, "pruner.name"),
+        (
+            {"space": SPACE, "pruner": {"name": "asha", "reduction_factor": 1}},
+            "pruner.reduction_factor",
+        ),
+        ({"space": SPACE, "sampler": "bayes"}, "sampler"),
+        ({"space": SPACE, "max_concurrent_trials": 0}, "max_concurrent_trials"),
+    ],
+)
+def test_bad_sampled_searches_are_422_naming_the_field(
+    client: ApiClient, alice: Caller, mnist: Path, body: dict[str, Any], field: str
+) -> None:
+    r = client.post("/v1/searches", json={"base": BASE, **body}, headers=alice.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"]["field"] == field
+    assert client.get("/v1/searches", headers=alice.headers).json()["items"] == []
+
+
+def test_the_best_trial_follows_the_metric_and_mode(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str
+) -> None:
+    from api.plots import heatmap_grid
+    from api.schemas import SearchRead
+
+    search = create(client, alice, metric="val_loss")
+    assert search["mode"] == "min"
+    ids = [t["job_id"] for t in search["trials"]]
+    for job_id, (acc, loss) in zip(
+        ids, [(0.9, 0.4), (0.8, 0.2), (0.7, 0.3), (0.6, 0.5)], strict=True
+    ):
+        with session_scope(db_url) as s:
+            lifecycle.claim(s, job_id, "w")
+        with session_scope(db_url) as s:
+            lifecycle.record_epoch(s, job_id, metrics(1, acc, val_loss=loss), last=b"l", best=b"b")
+        with session_scope(db_url) as s:
+            lifecycle.finish_job(s, job_id, JobStatus.succeeded, test_accuracy=acc)
+    done = client.get(f"/v1/searches/{search['id']}", headers=alice.headers).json()
+    assert done["best_job_id"] == ids[1]  # the lowest validation loss, not the best accuracy
+    assert [t["score"] for t in done["trials"]] == [0.4, 0.2, 0.3, 0.5]
+    assert [t["val_loss"] for t in done["trials"]] == [0.4, 0.2, 0.3, 0.5]
+    assert [t["val_accuracy"] for t in done["trials"]] == [0.9, 0.8, 0.7, 0.6]
+    _, _, _, cells = heatmap_grid(SearchRead.model_validate(done))
+    assert cells == [[0.4, 0.2], [0.3, 0.5]]  # the heatmap shows the search's metric
+    r = client.get(f"/v1/searches/{search['id']}/heatmap.png", headers=alice.headers)
+    assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+
+
+def test_a_pruned_trial_is_best_only_if_no_finished_trial_beats_it(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str
+) -> None:
+    search = create(client, alice, grid={"optimizer.lr": [0.01, 0.1]})
+    ids = [t["job_id"] for t in search["trials"]]
+    finish(db_url, ids[0], 0.7, JobStatus.succeeded)
+    with session_scope(db_url) as s:
+        lifecycle.claim(s, ids[1], "w")
+    with session_scope(db_url) as s:
+        lifecycle.record_epoch(s, ids[1], metrics(1, 0.8), last=b"l", best=b"b")
+    error = {"type": "pruned", "rule": "median", "epoch": 1, "value": 0.8, "message": "m"}
+    with session_scope(db_url) as s:
+        lifecycle.finish_job(s, ids[1], JobStatus.pruned, error=error)
+    done = client.get(f"/v1/searches/{search['id']}", headers=alice.headers).json()
+    assert done["status"] == "succeeded" and done["best_job_id"] == ids[1]
+    assert done["trials"][1]["status"] == "pruned" and done["trials"][1]["pruned_epoch"] == 1
+
+
+def test_pause_resume_and_retry(client: ApiClient, alice: Caller, mnist: Path, db_url: str) -> None:
+    search = create(client, alice)
+    url = f"/v1/searches/{search['id']}"
+    ids = [t["job_id"] for t in search["trials"]]
+    r = client.post(f"{url}/retry", headers=alice.headers)
+    assert r.status_code == 409 and r.json()["detail"]["type"] == "conflict"
+
+    paused = client.post(f"{url}/pause", headers=alice.headers)
+    assert paused.status_code == 202 and paused.json()["paused"] is True
+    assert client.get(url, headers=alice.headers).json()["paused"] is True
+    resumed = client.post(f"{url}/resume", headers=alice.headers)
+    assert resumed.status_code == 202 and resumed.json()["paused"] is False
+
+    finish(db_url, ids[0], 0.9, JobStatus.succeeded)
+    finish(db_url, ids[1], 0.5, JobStatus.failed)
+    retried = client.post(f"{url}/retry", headers=alice.headers)
+    assert retried.status_code == 202, retried.text
+    statuses = [t["status"] for t in retried.json()["trials"]]
+    assert statuses[:2] == ["succeeded", "queued"]  # only the failed one runs again
+
+
+def test_reading_a_search_takes_the_same_queries_whatever_its_size(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str
+) -> None:
+    from sqlalchemy import event
+
+    from cnnlab.store.db import get_engine
+
+    small = create(client, alice, grid={"optimizer.lr": [0.01, 0.1]})
+    large = create(client, alice, grid={"optimizer.lr": [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]})
+    for search in (small, large):
+        for trial in search["trials"][:2]:
+            finish(db_url, trial["job_id"], 0.5, JobStatus.succeeded)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    engine = get_engine(db_url)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        counts = []
+        for search in (small, large, small):
+            statements.clear()
+            r = client.get(f"/v1/searches/{search['id']}", headers=alice.headers)
+            assert r.status_code == 200
+            counts.append(len(statements))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert counts[1] == counts[2], counts
+
+
+def test_a_search_registers_its_best_trial_as_a_model(
+    client: ApiClient, alice: Caller, db_url: str, mnist: Path
+) -> None:
+    target = {"name": "fashion", "alias": "candidate"}
+    search = create(client, alice, grid={"seed": [1, 2]}, register_best_as=target)
+    assert search["register_best_as"] == target
+    for trial, accuracy in zip(search["trials"], (0.7, 0.8), strict=True):
+        finish(db_url, trial["job_id"], accuracy, JobStatus.succeeded)
+    model = client.get("/v1/models/fashion", headers=alice.headers).json()
+    assert [v["job_id"] for v in model["versions"]] == [search["trials"][1]["job_id"]]
+    assert model["aliases"] == {"candidate": 1}
+    bad = {"base": BASE, "grid": GRID, "register_best_as": {"name": "Not A Name"}}
+    r = client.post("/v1/searches", json=bad, headers=alice.headers)
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "register_best_as.name"

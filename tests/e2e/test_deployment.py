@@ -31,13 +31,15 @@ def _compose() -> list[str]:
     pytest.skip("neither docker-compose nor the docker compose plugin is installed")
 
 
-def _config(compose_file: Path) -> subprocess.CompletedProcess[str]:
+def _config(
+    compose_file: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*_compose(), "--file", str(compose_file), "--profile", "gpu", "config"],
         cwd=compose_file.parent,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "POSTGRES_PASSWORD": "s3cret", **(env or {})},
     )
 
 
@@ -85,4 +87,38 @@ def test_container_commands_are_cnnlab_commands(resolved: dict[str, Any]) -> Non
     commands.append(yaml.safe_load(cmd.group(1)))
     for argv in commands:
         args = parser.parse_args(argv)
-        assert args.func.__module__ == "cnnlab.cli.service", argv
+        assert args.func.__module__ == "worker.commands", argv
+
+
+def test_compose_needs_a_postgres_password(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*_compose(), "--file", str(COMPOSE_FILE), "config"],
+        cwd=tmp_path,  # no .env file here to supply one
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin"},
+    )
+    assert out.returncode != 0 and "set POSTGRES_PASSWORD" in out.stderr
+    given = yaml.safe_load(_config(COMPOSE_FILE).stdout)["services"]
+    assert given["postgres"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
+    assert ":s3cret@postgres:" in given["api"]["environment"]["CNNLAB_DATABASE_URL"]
+
+
+def _api_ports(config: dict[str, Any]) -> list[Any]:
+    return list(config["services"]["api"]["ports"])
+
+
+def test_the_api_listens_on_localhost_unless_told_otherwise(resolved: dict[str, Any]) -> None:
+    def host_ips(ports: list[Any]) -> set[str]:
+        # docker-compose 1.x prints "IP:HOST:CONTAINER/tcp"; Compose v2 a mapping with host_ip.
+        return {p["host_ip"] if isinstance(p, dict) else str(p).rsplit(":", 2)[0] for p in ports}
+
+    assert host_ips(_api_ports(resolved)) == {"127.0.0.1"}
+    exposed = _config(COMPOSE_FILE, {"CNNLAB_BIND": "0.0.0.0"})
+    assert exposed.returncode == 0, exposed.stderr
+    assert host_ips(_api_ports(yaml.safe_load(exposed.stdout))) == {"0.0.0.0"}
+
+
+def test_requests_do_not_download_datasets_by_default(resolved: dict[str, Any]) -> None:
+    for name in ("api", "worker-cpu", "worker-gpu"):
+        assert resolved["services"][name]["environment"]["CNNLAB_DOWNLOAD"] == "0"

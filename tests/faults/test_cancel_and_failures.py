@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from cnnlab.lifecycle import cancel_job, cancel_search, create_search
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from cnnlab.store.jobs import cancel_job
 from cnnlab.store.models import Job, Search
-from cnnlab.store.searches import cancel_search, create_search
 from cnnlab.store.users import get_or_create_user
 from tests.faults.harness import SPEC, TINY, row, wait_ended, wait_row, workers
 from tests.store.factories import submit
+from worker.queue import enqueue_job
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,14 @@ def test_cancelled_queued_jobs_never_start_and_a_search_cancels_every_trial(
 ) -> None:
     with workers(tmp_path, 1):
         with session_scope() as session:
-            search = create_search(session, _owner(), LONG, {"seed": [0, 1, 2]}, get_settings())
+            search = create_search(
+                session,
+                _owner(),
+                LONG,
+                {"seed": [0, 1, 2]},
+                get_settings(),
+                enqueue=enqueue_job,
+            )
             search_id = search.id
         lone = submit(TINY)  # queued behind the search's trials on the only worker
         with session_scope() as session:
@@ -87,8 +94,6 @@ def submit_unvalidated() -> str:
         session.add(job)
         session.flush()
         job_id = job.id
-    from worker.queue import enqueue_job
-
     enqueue_job(job_id, "cpu")
     assert row(job_id).status == "queued"
     return job_id

@@ -48,8 +48,11 @@ VALID_BODIES = {
 
 
 @pytest.fixture
-def db_url(cnnlab_home: Path) -> Iterator[str]:
-    """SQLite only, here: the schema is the same whatever the database."""
+def db_url(cnnlab_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """SQLite only, here: the schema is the same whatever the database. No request limit: the
+    generated requests would soon be answered 429 and test nothing else."""
+    monkeypatch.setenv("CNNLAB_RATE_LIMIT_PER_MINUTE", "0")
+    get_settings.cache_clear()
     url = get_settings().resolved_database_url
     migrate.upgrade(url)
     yield url

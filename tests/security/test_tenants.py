@@ -13,7 +13,7 @@ from tests.api.client import ApiClient
 from tests.api.conftest import Caller
 from tests.api.test_auth import OWNED
 
-# Every route that takes an id ({job} and {search} are filled in): the auth matrix's list.
+# Every route that takes an id or a name (filled in from ``owned``): the auth matrix's list.
 BY_ID = OWNED
 
 
@@ -21,7 +21,14 @@ def test_someone_elses_id_is_byte_for_byte_a_missing_one(
     client: ApiClient, bob: Caller, owned: dict[str, str]
 ) -> None:
     # Missing ids of the same length, so even Content-Length cannot tell them apart.
-    missing = {"job": "f" * len(owned["job"]), "search": "e" * len(owned["search"])}
+    missing = {
+        "job": "f" * len(owned["job"]),
+        "search": "e" * len(owned["search"]),
+        "model": "m" * len(owned["model"]),
+        "version": owned["version"],  # of a model Bob does not have: missing as a whole
+        "alias": owned["alias"],
+        "webhook": "d" * len(owned["webhook"]),
+    }
     for method, path, kwargs in BY_ID:
         theirs = client.request(method, path.format(**owned), headers=bob.headers, **kwargs)
         nowhere = client.request(method, path.format(**missing), headers=bob.headers, **kwargs)

@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cnnlab.lifecycle import submit_job
 from cnnlab.settings import get_settings
 from cnnlab.spec import TrainSpec
 from cnnlab.store.db import session_scope
-from cnnlab.store.jobs import submit_job
 from cnnlab.store.models import Job, JobStatus, User
 from cnnlab.store.users import create_token, get_or_create_user
+from worker.queue import enqueue_job
 
 
 def unique_name(prefix: str = "user") -> str:
@@ -31,7 +32,13 @@ def submit(spec: dict[str, Any], user: str = "alice") -> str:
     committed, then enqueued); the job's id."""
     with session_scope() as session:
         owner = get_or_create_user(session, user)
-        job = submit_job(session, owner.id, TrainSpec.model_validate(spec), get_settings())
+        job = submit_job(
+            session,
+            owner.id,
+            TrainSpec.model_validate(spec),
+            get_settings(),
+            enqueue=enqueue_job,
+        )
         return job.id
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from cnnlab.store import jobs, runs
+from cnnlab import lifecycle
+from cnnlab.store import jobs
 from cnnlab.store.errors import Conflict, InvalidCursor, NotFound
 from cnnlab.store.models import CheckpointKind, JobStatus, utcnow
 from cnnlab.store.paging import decode_cursor, encode_cursor
@@ -64,7 +65,7 @@ def test_another_users_job_is_not_found(session: Session) -> None:
     job = make_job(session, alice)
     session.commit()
     assert jobs.get_job(session, alice.id, job.id).id == job.id
-    for call in (jobs.get_job, jobs.cancel_job, jobs.job_metrics, jobs.get_checkpoint):
+    for call in (jobs.get_job, lifecycle.cancel_job, jobs.job_metrics, jobs.get_checkpoint):
         with pytest.raises(NotFound):
             call(session, bob.id, job.id)
     with pytest.raises(NotFound):
@@ -77,16 +78,16 @@ def test_cancel_queued_running_and_ended(session: Session) -> None:
     running = make_job(session, alice)
     done = make_job(session, alice, status=JobStatus.succeeded)
     session.commit()
-    assert runs.claim(session, running.id, "w1") is not None
+    assert lifecycle.claim(session, running.id, "w1") is not None
 
-    assert jobs.cancel_job(session, alice.id, queued.id).status is JobStatus.cancelled
-    job = jobs.cancel_job(session, alice.id, running.id)
+    assert lifecycle.cancel_job(session, alice.id, queued.id).status is JobStatus.cancelled
+    job = lifecycle.cancel_job(session, alice.id, running.id)
     assert job.status is JobStatus.running and job.cancel_requested
-    assert runs.cancel_requested(session, running.id)
-    assert jobs.cancel_job(session, alice.id, done.id).status is JobStatus.succeeded
+    assert jobs.cancel_requested(session, running.id)
+    assert lifecycle.cancel_job(session, alice.id, done.id).status is JobStatus.succeeded
     session.commit()
     # A cancelled job is never claimed.
-    assert runs.claim(session, queued.id, "w2") is None
+    assert lifecycle.claim(session, queued.id, "w2") is None
 
 
 def test_checkpoint_and_model_need_a_finished_epoch(session: Session) -> None:
@@ -97,9 +98,9 @@ def test_checkpoint_and_model_need_a_finished_epoch(session: Session) -> None:
         jobs.get_checkpoint(session, alice.id, job.id)
     with pytest.raises(Conflict):
         jobs.model_epoch(session, alice.id, job.id)
-    runs.claim(session, job.id, "w")
-    runs.record_epoch(session, job.id, metrics(1, 0.5), last=b"last-1", best=b"best-1")
-    runs.record_epoch(session, job.id, metrics(2, 0.4), last=b"last-2", best=None)
+    lifecycle.claim(session, job.id, "w")
+    lifecycle.record_epoch(session, job.id, metrics(1, 0.5), last=b"last-1", best=b"best-1")
+    lifecycle.record_epoch(session, job.id, metrics(2, 0.4), last=b"last-2", best=None)
     session.commit()
     best = jobs.get_checkpoint(session, alice.id, job.id)
     last = jobs.get_checkpoint(session, alice.id, job.id, CheckpointKind.last)

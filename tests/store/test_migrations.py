@@ -18,7 +18,22 @@ from cnnlab.store.db import make_engine
 from cnnlab.store.models import Base
 from tests.store.postgres import throwaway_database
 
-TABLES = {"users", "tokens", "searches", "jobs", "epoch_metrics", "checkpoints"}
+TABLES = {
+    "users",
+    "tokens",
+    "searches",
+    "jobs",
+    "epoch_metrics",
+    "checkpoints",
+    "registered_models",
+    "model_versions",
+    "model_aliases",
+    "workers",
+    "webhooks",
+    "webhook_events",
+    "webhook_deliveries",
+    "webhook_attempts",
+}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from cnnlab import lifecycle
 from cnnlab.errors import SpecError
 from cnnlab.settings import Settings
-from cnnlab.store import runs, searches
+from cnnlab.status import SearchStatus
+from cnnlab.store import jobs, searches
 from cnnlab.store.db import session_scope
 from cnnlab.store.errors import NotFound
 from cnnlab.store.models import JobStatus, Search
@@ -33,16 +35,16 @@ def base(**overrides: Any) -> dict[str, Any]:
 
 def _run_trial(db_url: str, job_id: str, val_accuracy: float, status: JobStatus) -> None:
     with session_scope(db_url) as s:
-        assert runs.claim(s, job_id, "w") is not None
+        assert lifecycle.claim(s, job_id, "w") is not None
     with session_scope(db_url) as s:
-        runs.record_epoch(s, job_id, metrics(1, val_accuracy, 1 - val_accuracy), b"l", b"b")
+        lifecycle.record_epoch(s, job_id, metrics(1, val_accuracy, 1 - val_accuracy), b"l", b"b")
     with session_scope(db_url) as s:
-        runs.finish_job(s, job_id, status, test_accuracy=val_accuracy - 0.05)
+        lifecycle.finish_job(s, job_id, status, test_accuracy=val_accuracy - 0.05)
 
 
 def test_trials_one_per_grid_point_in_order(session: Session, settings: Settings) -> None:
     alice, _ = make_user(session)
-    search = searches.create_search(session, alice.id, base(), GRID, settings)
+    search = lifecycle.create_search(session, alice.id, base(), GRID, settings, enqueue=None)
     session.commit()
     trials, scores = searches.trials_with_scores(session, search)
     assert [t.params for t in trials] == [
@@ -54,7 +56,7 @@ def test_trials_one_per_grid_point_in_order(session: Session, settings: Settings
     assert [t.spec["optimizer"]["lr"] for t in trials] == [0.01, 0.01, 0.1, 0.1]
     assert all(t.status is JobStatus.queued and t.owner_id == alice.id for t in trials)
     assert set(scores.values()) == {None}
-    assert search.status is JobStatus.queued
+    assert search.status is SearchStatus.queued
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,7 @@ def test_bad_searches_name_the_field(
     args: dict[str, Any] = {"base": base(), "grid": GRID, "metric": "val_accuracy", "mode": "max"}
     args.update(body)
     with pytest.raises(SpecError) as err:
-        searches.create_search(
+        lifecycle.create_search(
             session,
             alice.id,
             args["base"],
@@ -83,6 +85,7 @@ def test_bad_searches_name_the_field(
             settings,
             metric=args["metric"],
             mode=args["mode"],
+            enqueue=None,
         )
     assert err.value.field == field
 
@@ -90,7 +93,7 @@ def test_bad_searches_name_the_field(
 def test_best_trial_by_validation_metric_once_all_ended(db_url: str, settings: Settings) -> None:
     with session_scope(db_url) as s:
         alice, _ = make_user(s)
-        search_id = searches.create_search(s, alice.id, base(), GRID, settings).id
+        search_id = lifecycle.create_search(s, alice.id, base(), GRID, settings, enqueue=None).id
         owner = alice.id
     with session_scope(db_url) as s:
         trials, _ = searches.trials_with_scores(s, searches.get_search(s, owner, search_id))
@@ -106,12 +109,12 @@ def test_best_trial_by_validation_metric_once_all_ended(db_url: str, settings: S
         _run_trial(db_url, job_id, acc, status)
         with session_scope(db_url) as s:
             search = searches.get_search(s, owner, search_id)
-            assert search.status is JobStatus.running and search.best_job_id is None
+            assert search.status is SearchStatus.running and search.best_job_id is None
     _run_trial(db_url, ids[3], *outcomes[3])
     with session_scope(db_url) as s:
         search = searches.get_search(s, owner, search_id)
         # The failed trial had the highest accuracy but no result to stand on.
-        assert search.status is JobStatus.succeeded and search.best_job_id == ids[2]
+        assert search.status is SearchStatus.succeeded and search.best_job_id == ids[2]
         assert search.finished_at is not None
         trials, scores = searches.trials_with_scores(s, search)
         assert scores[ids[0]] == pytest.approx(0.80)
@@ -120,7 +123,7 @@ def test_best_trial_by_validation_metric_once_all_ended(db_url: str, settings: S
 def test_min_val_loss_mode(db_url: str, settings: Settings) -> None:
     with session_scope(db_url) as s:
         alice, _ = make_user(s)
-        search = searches.create_search(
+        search = lifecycle.create_search(
             s,
             alice.id,
             base(),
@@ -128,6 +131,7 @@ def test_min_val_loss_mode(db_url: str, settings: Settings) -> None:
             settings,
             metric="val_loss",
             mode="min",
+            enqueue=None,
         )
         search_id, owner = search.id, alice.id
         ids = [t.id for t in searches.trials_with_scores(s, search)[0]]
@@ -141,25 +145,25 @@ def test_cancel_search_cancels_its_trials(db_url: str, settings: Settings) -> No
     with session_scope(db_url) as s:
         alice, _ = make_user(s)
         bob, _ = make_user(s)
-        search = searches.create_search(s, alice.id, base(), GRID, settings)
+        search = lifecycle.create_search(s, alice.id, base(), GRID, settings, enqueue=None)
         search_id, owner, other = search.id, alice.id, bob.id
         ids = [t.id for t in searches.trials_with_scores(s, search)[0]]
     with session_scope(db_url) as s:
-        runs.claim(s, ids[0], "w")
+        lifecycle.claim(s, ids[0], "w")
     with session_scope(db_url) as s:
         with pytest.raises(NotFound):
-            searches.cancel_search(s, other, search_id)
-        search = searches.cancel_search(s, owner, search_id)
-        assert search.status is JobStatus.running  # one trial still stopping
+            lifecycle.cancel_search(s, other, search_id)
+        search = lifecycle.cancel_search(s, owner, search_id)
+        assert search.status is SearchStatus.running  # one trial still stopping
         trials, _ = searches.trials_with_scores(s, search)
         assert [t.status for t in trials] == [JobStatus.running] + [JobStatus.cancelled] * 3
         assert trials[0].cancel_requested
     with session_scope(db_url) as s:
-        assert runs.cancel_requested(s, ids[0])
-        runs.finish_job(s, ids[0], JobStatus.cancelled)
+        assert jobs.cancel_requested(s, ids[0])
+        lifecycle.finish_job(s, ids[0], JobStatus.cancelled)
     with session_scope(db_url) as s:
         search = searches.get_search(s, owner, search_id)
-        assert search.status is JobStatus.cancelled and search.best_job_id is None
+        assert search.status is SearchStatus.cancelled and search.best_job_id is None
 
 
 @pytest.mark.postgres
@@ -169,12 +173,14 @@ def test_trials_ending_together_end_the_search(pg_url: str, settings: Settings) 
     for _ in range(5):
         with session_scope(pg_url) as s:
             alice, _ = make_user(s)
-            search = searches.create_search(s, alice.id, base(), {"seed": [1, 2]}, settings)
+            search = lifecycle.create_search(
+                s, alice.id, base(), {"seed": [1, 2]}, settings, enqueue=None
+            )
             search_id = search.id
             ids = [t.id for t in searches.trials_with_scores(s, search)[0]]
         for job_id in ids:
             with session_scope(pg_url) as s:
-                runs.claim(s, job_id, "w")
+                lifecycle.claim(s, job_id, "w")
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
@@ -184,7 +190,7 @@ def test_trials_ending_together_end_the_search(pg_url: str, settings: Settings) 
             try:
                 with session_scope(pg_url) as s:
                     barrier.wait()
-                    runs.finish_job(s, job_id, JobStatus.succeeded, test_accuracy=0.5)
+                    lifecycle.finish_job(s, job_id, JobStatus.succeeded, test_accuracy=0.5)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -195,4 +201,4 @@ def test_trials_ending_together_end_the_search(pg_url: str, settings: Settings) 
             t.join(30)
         assert not errors
         with session_scope(pg_url) as s:
-            assert s.get(Search, search_id).status is JobStatus.succeeded  # type: ignore[union-attr]
+            assert s.get(Search, search_id).status is SearchStatus.succeeded  # type: ignore[union-attr]

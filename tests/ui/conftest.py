@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from cnnlab.client import Client
 from tests.client.service import TINY_MNIST_SPEC, service
@@ -78,12 +78,20 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+def _console_error(message: ConsoleMessage, errors: list[str]) -> None:
+    """Keep a console error, except the browser's own line for an HTTP error answer (a 401 to a
+    bad token, a 409 before a job has succeeded): the page handles those and shows them."""
+    if message.type == "error" and not message.text.startswith("Failed to load resource"):
+        errors.append(f"console: {message.text}")
+
+
 def _open(browser: Browser, stack: Stack, viewport: ViewportSize) -> Iterator[Page]:
     context = browser.new_context(base_url=stack.url, viewport=viewport, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: _console_error(msg, errors))
     yield page
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
@@ -91,7 +99,8 @@ def _open(browser: Browser, stack: Stack, viewport: ViewportSize) -> Iterator[Pa
 
 @pytest.fixture
 def page(browser: Browser, stack: Stack) -> Iterator[Page]:
-    """A fresh tab (its own session storage), failing the test on any uncaught script error."""
+    """A fresh tab (its own session storage), failing the test on any uncaught script error or
+    console error."""
     yield from _open(browser, stack, DESKTOP)
 
 

@@ -304,7 +304,9 @@ def test_the_form_takes_its_choices_and_defaults_from_the_server(
     assert options == schemas["OptimizerSpec"]["properties"]["name"]["enum"]
     devices = schemas["TrainSpec"]["properties"]["device"]["enum"]
     assert page.locator("#device option").all_inner_texts() == devices
-    models = httpx.get(f"{stack.url}/v1/models", headers={"Authorization": f"Bearer {token}"})
+    models = httpx.get(
+        f"{stack.url}/v1/architectures", headers={"Authorization": f"Bearer {token}"}
+    )
     archs = [m["name"] for m in models.json()]
     assert "cnn_deep" in archs
     assert page.locator("#model-arch option").all_inner_texts() == archs

@@ -46,6 +46,10 @@ export const ended = (resource) => Boolean(resource && resource.finished_at);
 export const score = (metric, v) =>
   v === null || v === undefined ? "–" : metric.endsWith("accuracy") ? pct(v) : v.toPrecision(4);
 
+// A search's pruner: "asha (min epochs 1, reduction factor 3)", or "none".
+export const prunerText = (p) => (p ? `${p.name}${Object.keys(p).length > 1 ? ` (${Object.entries(p)
+  .filter(([k]) => k !== "name").map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`).join(", ")})` : ""}` : "none");
+
 // "2 succeeded · 1 running": how many trials are in each status, in the server's words.
 export function statusCounts(trials) {
   const counts = new Map();

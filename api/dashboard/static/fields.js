@@ -19,8 +19,12 @@ const LABELS = {
   epochs: ["Epochs"],
   seed: ["Seed"],
   device: ["Device"],
-  metric: ["Ranked by", "on validation data"],
-  mode: ["Best is the"],
+  "search.metric": ["Ranked by", "on validation data"],
+  "search.mode": ["Best is the", "empty: max for an accuracy, min for a loss"],
+  "search.sampler": ["Sampler", "TPE learns from the trials before; empty: random"],
+  "search.num_trials": ["Trials", "how many to draw"],
+  "search.seed": ["Sampler seed", "the same seed draws the same trials"],
+  "search.max_concurrent_trials": ["Trials at once", "empty: as many as the workers take"],
 };
 
 const inputId = (path) => path.replaceAll(".", "-");
@@ -40,7 +44,10 @@ export function makeInput(field, { choices = false } = {}) {
   const id = inputId(field.path);
   const common = { id, name: id, "data-path": field.path };
   if (choices || field.enum) {
-    return h("select", common, field.enum ? options(field.enum, field.default) : []);
+    // A field the server may leave unset gets an empty choice: the server's default.
+    const unset = field.enum && field.nullable && field.default == null
+      ? h("option", { value: "" }, "(server default)") : null;
+    return h("select", common, unset, field.enum ? options(field.enum, field.default) : []);
   }
   if (field.kind === "boolean") {
     return h("input", { ...common, type: "checkbox", checked: Boolean(field.default) });

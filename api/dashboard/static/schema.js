@@ -4,7 +4,7 @@ import * as api from "./api.js";
 
 export const OPENAPI_PATH = "/openapi.json";
 export const DATASETS_PATH = "/v1/datasets";
-export const ARCHITECTURES_PATH = "/v1/models"; // the registered `model.arch` names
+export const ARCHITECTURES_PATH = "/v1/architectures"; // the registered `model.arch` names
 
 let openapi = null;
 export function openapiDocument() {
@@ -38,7 +38,7 @@ function leaves(doc, node, prefix = "") {
       title: leaf.title || name,
       kind: kind(leaf),
       items: leaf.items ? kind(leaf.items) : null,
-      enum: leaf.enum || null,
+      enum: leaf.enum || bounds.enum || null,
       default: leaf.default,
       nullable: Boolean(leaf.anyOf && leaf.anyOf.some((n) => n.type === "null")),
       min: bounds.minimum ?? bounds.exclusiveMinimum,
@@ -53,11 +53,12 @@ export async function specFields() {
   return leaves(doc, doc.components.schemas.TrainSpec);
 }
 
-// A search's own options (`metric`, `mode`), as fields.
+// A search's own scalar options (`sampler`, `num_trials`, `seed`, `max_concurrent_trials`,
+// `metric`, `mode`...), as fields: everything but the spec, the grid, the space and the pruner.
 export async function searchFields() {
   const doc = await openapiDocument();
   return leaves(doc, doc.components.schemas.SearchCreate)
-    .filter((f) => f.enum && !f.path.includes("."));
+    .filter((f) => !f.path.includes(".") && f.kind !== "object" && f.kind !== "array");
 }
 
 // Every status a job (or search) can have, in the server's order.

@@ -1,9 +1,12 @@
 // #/new: a train spec form built from the server's schema (fields, choices, defaults, bounds);
-// fill in up to two grid axes to start a grid search instead of a job.
+// fill in grid axes or a sampled space (view-new-search.js) to start a search instead of a job,
+// and ask the server for its plan first (view-new-plan.js).
 import * as api from "./api.js";
 import { errorBox, h } from "./dom.js";
-import { fieldBox, fillChoices, makeInput, readInput, readValues, setPath } from "./fields.js";
+import { fieldBox, fillChoices, makeInput, readInput, setPath } from "./fields.js";
 import { architectures, datasets, searchFields, specFields } from "./schema.js";
+import { searchForm } from "./view-new-search.js";
+import { planView } from "./view-new-plan.js";
 
 // Where each field goes on the page; a field the server adds later lands under "More".
 const GROUPS = [
@@ -12,13 +15,11 @@ const GROUPS = [
   ["Training", ["optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.weight_decay",
     "optimizer.nesterov", "batch_size", "epochs", "seed", "device"]],
 ];
-const AXES = 2;
-
-// Mark the input an error names: "grid.batch_size" (its axis), "base.optimizer.lr",
-// "model.channels.2" (the nearest input that exists).
-function markInvalid(form, axes, field = "") {
-  const axis = axes.find((a) => a.path.value && field.startsWith(`grid.${a.path.value}`));
-  if (axis) return axis.values.classList.add("invalid");
+// Mark the input an error names: the search's own ("grid.batch_size", "space.optimizer.lr",
+// "pruner.min_epochs"), else a spec field ("base.optimizer.lr", "model.channels.2": the nearest
+// input that exists).
+function markInvalid(form, search, field = "") {
+  if (search.markInvalid(field, form)) return;
   const parts = field.replace(/^base\./, "").split(".");
   for (let n = parts.length; n > 0; n--) {
     const el = form.querySelector(`[data-path="${CSS.escape(parts.slice(0, n).join("."))}"]`);
@@ -50,16 +51,9 @@ export default async function newRun(main) {
   const byPath = Object.fromEntries(fields.map((f) => [f.path, f]));
   const inputs = Object.fromEntries(fields.map((f) =>
     [f.path, makeInput(f, { choices: f.path === "dataset" || f.path === "model.arch" })]));
-  const searchInputs = options.map((f) => [f, makeInput(f)]);
-  // Any scalar field can be a grid axis; the server checks the values.
-  const axisFields = fields.filter((f) => f.kind !== "array");
-  const axes = [...Array(AXES).keys()].map((i) => ({
-    path: h("select", { id: `axis${i}`, "aria-label": `grid axis ${i + 1}` },
-      h("option", { value: "" }, "—"), axisFields.map((f) => h("option", { value: f.path }, f.path))),
-    values: h("input", { id: `axis${i}-values`, placeholder: "e.g. 0.01, 0.1",
-      "aria-label": `grid axis ${i + 1} values` }),
-  }));
+  const search = searchForm(fields, options);
   const preview = h("pre", { class: "spec", id: "spec-preview" });
+  const planBox = h("div", { "aria-live": "polite" });
   const submit = h("button", { type: "submit", class: "primary", id: "submit" }, "Submit job");
 
   function spec() {
@@ -70,43 +64,49 @@ export default async function newRun(main) {
     }
     return s;
   }
-  function grid() {
-    const g = {};
-    for (const a of axes) {
-      const values = a.path.value ? readValues(byPath[a.path.value], a.values.value) : [];
-      if (values.length) g[a.path.value] = values;
-    }
-    return g;
-  }
-  function body() {
-    const g = grid();
-    if (!Object.keys(g).length) return null;
-    const extra = Object.fromEntries(searchInputs.map(([f, input]) => [f.path, readInput(f, input)]));
-    return { base: spec(), grid: g, ...extra };
-  }
+  const body = () => search.body(spec());
   function update() {
-    const search = body();
-    const n = search ? Object.values(search.grid).reduce((acc, v) => acc * v.length, 1) : 0;
-    submit.textContent = search ? `Start search (${n} trials)` : "Submit job";
-    preview.textContent = JSON.stringify(search || spec(), null, 2);
+    const b = body();
+    const n = b && search.trials(b);
+    submit.textContent = b ? `Start search${n ? ` (${n} trials)` : ""}` : "Submit job";
+    planButton.hidden = !b;
+    planBox.replaceChildren(); // a plan is of the form as it was
+    preview.textContent = JSON.stringify(b || spec(), null, 2);
   }
+  function failed(err) {
+    message.replaceChildren(errorBox(err));
+    markInvalid(form, search, err.field);
+  }
+  function clearErrors() {
+    message.replaceChildren();
+    for (const el of form.querySelectorAll(".invalid")) el.classList.remove("invalid");
+  }
+  const planButton = h("button", { type: "button", id: "plan-search", onclick: async () => {
+    clearErrors();
+    planButton.disabled = true;
+    try {
+      planBox.replaceChildren(planView(await api.post("/v1/searches/plan", body())));
+    } catch (err) {
+      failed(err);
+    } finally {
+      planButton.disabled = false;
+    }
+  } }, "Plan");
 
   const form = h("form", { class: "card", id: "new-run", oninput: update, onchange: update,
     onsubmit: async (e) => {
       e.preventDefault();
-      message.replaceChildren();
-      for (const el of form.querySelectorAll(".invalid")) el.classList.remove("invalid");
-      const search = body();
+      clearErrors();
+      const b = body();
       submit.disabled = true;
       try {
-        if (search) {
-          location.hash = `#/searches/${(await api.post("/v1/searches", search)).id}`;
+        if (b) {
+          location.hash = `#/searches/${(await api.post("/v1/searches", b)).id}`;
         } else {
           location.hash = `#/jobs/${(await api.post("/v1/jobs", spec())).id}`;
         }
       } catch (err) {
-        message.replaceChildren(errorBox(err));
-        markInvalid(form, axes, err.field);
+        failed(err);
       } finally {
         submit.disabled = false;
       }
@@ -118,14 +118,9 @@ export default async function newRun(main) {
     ...groups.filter(([, paths]) => paths.some((p) => byPath[p])).map(([legend, paths]) =>
       h("fieldset", {}, h("legend", {}, legend),
         paths.filter((p) => byPath[p]).map((p) => fieldBox(byPath[p], inputs[p])))),
-    h("fieldset", {}, h("legend", {}, "Grid search (optional)"),
-      h("p", { class: "muted" }, "Pick up to two axes and their values: one trial per combination."),
-      axes.map((a, i) => h("div", { class: "axis" },
-        fieldBox({ path: `axis${i}`, title: `Axis ${i + 1}` }, a.path),
-        fieldBox({ path: `axis${i}-values`, title: "Values" }, a.values))),
-      searchInputs.map(([f, input]) => fieldBox(f, input))),
+    search.element,
     h("details", {}, h("summary", {}, "Spec as JSON"), preview),
-    h("div", { class: "actions" }, submit), message);
+    h("div", { class: "actions" }, planButton, submit), message, planBox);
   main.append(form);
   await catalogChoices(inputs, byPath, message);
   update();

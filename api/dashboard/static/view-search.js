@@ -1,15 +1,20 @@
-// #/searches/ID: a search as its event stream tells it: the server's heatmap, its best trial
-// and score, the trials table (click a header to sort), every trial's validation curve.
+// #/searches/ID: a search as its event stream tells it: pause / resume / retry / cancel, the
+// server's heatmap (a grid) or parallel coordinates (more axes, a sampled space), its best trial
+// and score as the server names them, the trials table and every trial's validation curve.
 import * as api from "./api.js";
-import { PALETTE, lineChart } from "./charts.js";
 import {
-  badge, button, definitions, describe, ended, errorBox, h, label, pct, score, section, short,
-  statusCounts,
+  badge, button, definitions, describe, ended, errorBox, h, label, pct, prunerText, score, section,
+  short, statusCounts,
 } from "./dom.js";
 import { leaving } from "./router.js";
+import {
+  drawCurves, drawParallel, param, searchPaths, trialName, wantsParallel,
+} from "./view-search-charts.js";
+import { trialsTable } from "./view-search-table.js";
 import { bestTrial } from "./view-searches.js";
 
 const HEATMAP_EVERY_MS = 2000;
+const RETRIED = ["failed", "cancelled"]; // the trial statuses POST /retry runs again
 
 // The server's heatmap PNG in an <img>, fetched with the token; at most one per HEATMAP_EVERY_MS.
 function heatmapImage(searchId, signal) {
@@ -39,6 +44,18 @@ function heatmapImage(searchId, signal) {
   return { img, refresh };
 }
 
+// "optimizer.lr: loguniform 0.001–0.3; batch_size: choice 128, 256", or a grid's values.
+function searched(search) {
+  if (!search.space) {
+    return Object.entries(search.grid).map(([p, v]) => `${p}: ${v.map(label).join(", ")}`).join("; ");
+  }
+  return Object.entries(search.space).map(([p, d]) => {
+    const [name] = Object.keys(d).filter((k) => k !== "log");
+    const values = name === "choice" ? d.choice.map(label).join(", ") : d[name].map(param).join("–");
+    return `${p}: ${name}${d.log ? " (log)" : ""} ${values}`;
+  }).join("; ");
+}
+
 export default async function searchPage(main, searchId) {
   const signal = leaving();
   let search;
@@ -49,104 +66,128 @@ export default async function searchPage(main, searchId) {
     return;
   }
   const header = h("div", { class: "toolbar" });
+  const problems = h("div", { id: "search-errors" }); // what an action or the stream answered
   const summary = h("dl", { class: "summary" });
-  const heat = heatmapImage(searchId, signal);
-  const table = h("div", { id: "trials" });
+  // A grid of one or two axes is the server's heatmap; anything more, parallel coordinates.
+  const heat = !search.space && searchPaths(search).length <= 2 ? heatmapImage(searchId, signal) : null;
+  const table = trialsTable(h("div", { id: "trials" }));
   const curves = h("div", { class: "chart-box", id: "trial-curves", "data-chart": "trials" });
-  const metrics = new Map(); // job id -> its metrics rows, fetched when the trial changes
-  let sortKey = null, sortDir = -1, drawing = null;
+  const parallel = h("div", { class: "chart-box", id: "parallel", "data-chart": "parallel" });
+  const metrics = new Map(); // job id -> its metrics rows, fetched when the trial has a new epoch
+  const asking = new Set(); // job ids whose metrics are being fetched
+  let drawing = null, following = false;
 
-  const cancel = button({ class: "danger", id: "cancel-search" }, "Cancel search", async () => {
-    search = await api.post(`/v1/searches/${searchId}/cancel`);
-    redraw();
-  }, header);
+  // POST /v1/searches/ID/<verb>; the answer is the search as it now is.
+  const act = (verb) => async () => {
+    problems.replaceChildren();
+    search = await api.post(`/v1/searches/${searchId}/${verb}`);
+    draw();
+    if (!ended(search)) follow();
+  };
+  const actions = {
+    pause: button({ id: "pause-search" }, "Pause", act("pause"), problems),
+    resume: button({ id: "resume-search", class: "primary" }, "Resume", act("resume"), problems),
+    retry: button({ id: "retry-search" }, "Retry failed trials", act("retry"), problems),
+    cancel: button({ class: "danger", id: "cancel-search" }, "Cancel search", act("cancel"), problems),
+  };
+  const csv = h("a", { id: "trials-csv", class: "button", href: `/v1/searches/${searchId}/trials.csv`,
+    onclick: (e) => {
+      e.preventDefault();
+      api.download(`/v1/searches/${searchId}/trials.csv`, `search-${searchId}-trials.csv`)
+        .catch((err) => problems.append(errorBox(err)));
+    } }, "trials.csv");
 
-  function drawSummary(axes, best) {
-    cancel.hidden = ended(search);
+  function drawHeader() {
+    const paused = search.paused || search.status === "paused";
+    actions.pause.hidden = ended(search) || paused;
+    actions.resume.hidden = ended(search) || !paused;
+    actions.retry.hidden = !ended(search) || !search.trials.some((t) => RETRIED.includes(t.status));
+    actions.cancel.hidden = ended(search);
+    const pausing = search.paused && search.status !== "paused";
     header.replaceChildren(h("h1", {}, "Search ", h("span", { class: "mono" }, short(searchId))),
-      badge(search.status), h("span", { class: "spacer" }), cancel);
+      badge(search.status), h("span", { class: "muted", id: "pausing", hidden: !pausing },
+        "pausing: no new trial starts"),
+      h("span", { class: "spacer" }), csv, ...Object.values(actions));
+  }
+
+  function drawSummary(best) {
+    const sampled = Boolean(search.space);
     summary.replaceChildren(...definitions([
       ["dataset", search.base.dataset], ["base", describe(search.base)],
-      ["grid", axes.map((a) => `${a}: ${search.grid[a].map(label).join(", ")}`).join("; ")],
+      [sampled ? "space" : "grid", searched(search)],
+      ...(sampled ? [["sampler", `${search.sampler}, ${search.num_trials} trials, seed ${search.seed}`]] : []),
+      ["pruner", search.pruner ? prunerText(search.pruner) : "none: every trial runs all its epochs"],
+      ["at once", search.max_concurrent_trials
+        ? `${search.max_concurrent_trials} trials at a time` : "no limit of its own"],
       ["ranked by", `${search.metric} (${search.mode})`],
-      ["trials", statusCounts(search.trials)],
+      ["trials", statusCounts(search.trials) || "none started yet"],
       ["best trial", best ? h("a", { href: `#/jobs/${best.job_id}`, id: "best-trial" },
-        `${short(best.job_id)} ${JSON.stringify(best.params)}`) : "once every trial has ended"],
+        `${short(best.job_id)} ${trialName(search, best)}`) : "once every trial has ended"],
       [`its ${search.metric}`, h("span", { id: "best-score" }, best ? score(search.metric, best.score) : "–")],
       ["its test accuracy", pct(search.test_accuracy)],
     ]));
   }
 
-  function drawTable(axes) {
-    const epochs = (t) => metrics.get(t.job_id)?.length ?? 0;
-    const cols = [...axes.map((a) => [a, (t) => t.params[a], (t) => label(t.params[a])]),
-      ["status", (t) => t.status, (t) => badge(t.status)],
-      [search.metric.replaceAll("_", " "), (t) => t.score ?? -Infinity, (t) => score(search.metric, t.score)]];
-    if (search.metric !== "val_accuracy") {
-      cols.push(["val accuracy", (t) => t.val_accuracy ?? -Infinity, (t) => pct(t.val_accuracy)]);
-    }
-    cols.push(["epochs", epochs, (t) => String(epochs(t))]);
-    const rows = [...search.trials];
-    if (sortKey !== null) {
-      const get = cols[sortKey][1];
-      rows.sort((a, b) => (get(a) > get(b) ? 1 : get(a) < get(b) ? -1 : 0) * sortDir);
-    }
-    const thead = h("tr", {}, h("th", {}, "trial"), cols.map(([name], i) => h("th", {
-      class: "sortable", "aria-sort": sortKey === i ? (sortDir > 0 ? "ascending" : "descending") : "none",
-      onclick: () => { sortDir = sortKey === i ? -sortDir : -1; sortKey = i; draw(); },
-    }, name, sortKey === i ? (sortDir > 0 ? " ▲" : " ▼") : "")));
-    table.replaceChildren(h("div", { class: "scroll" }, h("table", { class: "list", id: "trials-table" },
-      h("thead", {}, thead),
-      h("tbody", {}, rows.map((t) => h("tr", { class: t.job_id === search.best_job_id ? "best" : "", "data-job": t.job_id },
-        h("td", {}, h("a", { href: `#/jobs/${t.job_id}`, class: "mono" }, short(t.job_id))),
-        cols.map(([, , show], i) => h("td", { class: i === axes.length ? "" : "num" }, show(t)))))))));
-  }
-
   function draw() {
     drawing = null;
-    const axes = Object.keys(search.grid);
-    const best = bestTrial(search);
-    drawSummary(axes, best);
-    drawTable(axes);
-    // Every trial's validation accuracy on one chart; the server's best trial drawn thicker.
-    lineChart(curves, { xLabel: "epoch", yLabel: "validation accuracy", xMax: search.base.epochs, yCap: 1,
-      series: search.trials.map((t, i) => ({
-        name: axes.map((a) => `${a.split(".").pop()}=${label(t.params[a])}`).join(" "),
-        color: PALETTE[i % PALETTE.length], width: t.job_id === search.best_job_id ? 4 : 2,
-        points: (metrics.get(t.job_id) || []).map((m) => [m.epoch, m.val_accuracy]),
-      })) });
+    drawHeader();
+    drawSummary(bestTrial(search));
+    table.draw(search);
+    drawCurves(curves, search, metrics);
+    if (wantsParallel(search)) drawParallel(parallel, search);
   }
   // Events come in bursts (a reconnect replays every trial): draw once per burst.
   const redraw = () => { drawing ??= setTimeout(draw, 30); };
   signal.addEventListener("abort", () => clearTimeout(drawing));
 
+  // A trial's metrics, fetched once per epoch it has finished (never polled).
   async function loadMetrics(trial) {
-    if (trial.val_accuracy === null) return; // no epoch has ended: no rows yet
+    const have = metrics.get(trial.job_id)?.length ?? 0;
+    if (!(trial.epoch > have) || asking.has(trial.job_id)) return;
+    asking.add(trial.job_id);
     try {
       metrics.set(trial.job_id, await api.get(`/v1/jobs/${trial.job_id}/metrics`, { signal }));
       redraw();
     } catch {
-      // A trial's metrics are best effort; the table still shows its status.
+      return; // a trial's metrics are best effort; the table still shows its status
+    } finally {
+      asking.delete(trial.job_id);
     }
+    const now = search.trials.find((t) => t.job_id === trial.job_id);
+    if (now) loadMetrics(now); // an epoch that ended while this fetch was under way
   }
 
-  main.append(header, h("div", { class: "grid2" },
-    section("Validation accuracy over the grid", h("div", { id: "heatmap" }, heat.img),
-      h("p", { class: "muted" }, "Drawn by the server; ★ marks the best trial.")),
-    section("Summary", summary)),
-  section("Trials", table), section("Validation curves of every trial", curves));
-  draw();
-  heat.refresh(search, true);
-
-  api.follow(`/v1/searches/${searchId}/events`, (type, data) => {
+  function onEvent(type, data) {
     if (type === "status") {
       search = data;
-      heat.refresh(search, ended(search));
+      search.trials.forEach(loadMetrics);
+      heat?.refresh(search, ended(search));
     } else if (type === "trial") {
-      search.trials = search.trials.map((t) => (t.job_id === data.job_id ? data : t));
+      const known = search.trials.some((t) => t.job_id === data.job_id);
+      search.trials = known ? search.trials.map((t) => (t.job_id === data.job_id ? data : t))
+        : [...search.trials, data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
       loadMetrics(data);
-      heat.refresh(search);
+      heat?.refresh(search);
     }
     redraw();
-  }, signal).catch((err) => header.append(errorBox(err)));
+  }
+  // Follow the event stream until the search ends (again, after a retry).
+  function follow() {
+    if (following) return;
+    following = true;
+    api.follow(`/v1/searches/${searchId}/events`, onEvent, signal)
+      .catch((err) => problems.append(errorBox(err)))
+      .finally(() => { following = false; });
+  }
+
+  main.append(header, problems, h("div", { class: "grid2" },
+    heat ? section("Validation accuracy over the grid", h("div", { id: "heatmap" }, heat.img),
+      h("p", { class: "muted" }, "Drawn by the server; ★ marks the best trial."))
+      : section("Params and score of every trial", parallel),
+    section("Summary", summary)),
+  section("Trials", table.element),
+  section("Validation curves of every trial", curves));
+  draw();
+  heat?.refresh(search, true);
+  follow();
 }

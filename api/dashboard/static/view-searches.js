@@ -3,6 +3,7 @@
 import * as api from "./api.js";
 import { badge, errorBox, h, score, short, statusCounts, when } from "./dom.js";
 import { every } from "./router.js";
+import { searchPaths } from "./view-search-charts.js";
 
 // The server's best trial of a search (null until it names one).
 export const bestTrial = (search) => search.trials.find((t) => t.job_id === search.best_job_id) || null;
@@ -13,7 +14,7 @@ function row(s) {
     h("td", {}, h("a", { href: `#/searches/${s.id}`, class: "mono" }, short(s.id))),
     h("td", {}, badge(s.status)),
     h("td", {}, s.base.dataset),
-    h("td", { class: "wide" }, Object.keys(s.grid).join(" × ")),
+    h("td", { class: "wide" }, `${s.space ? `${s.sampler}: ` : ""}${searchPaths(s).join(" × ")}`),
     h("td", {}, statusCounts(s.trials)),
     h("td", { class: "num best-score", title: `${s.metric} (${s.mode})` },
       best ? score(s.metric, best.score) : "–"),
@@ -27,7 +28,7 @@ export default function searchesPage(main) {
     try {
       const page = await api.get("/v1/searches?limit=50");
       body.replaceChildren(...page.items.map(row));
-      note.textContent = page.items.length ? "" : "No searches yet: add grid axes under “New run”.";
+      note.textContent = page.items.length ? "" : "No searches yet: add grid axes or a sampled space under “New run”.";
     } catch (err) {
       note.replaceChildren(errorBox(err));
     }
@@ -36,7 +37,7 @@ export default function searchesPage(main) {
     h("a", { href: "#/new", class: "button primary" }, "New run")),
   h("div", { class: "scroll" }, h("table", { class: "list", id: "searches" },
     h("thead", {}, h("tr", {}, h("th", {}, "search"), h("th", {}, "status"), h("th", {}, "data"),
-      h("th", { class: "wide" }, "grid"), h("th", {}, "trials"),
+      h("th", { class: "wide" }, "searched"), h("th", {}, "trials"),
       h("th", { class: "num" }, "best"), h("th", { class: "wide" }, "created"))), body)),
   note);
   load();

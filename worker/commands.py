@@ -1,7 +1,9 @@
 """``cnnlab serve``, ``cnnlab api`` and ``cnnlab worker``: the service's processes.
 
 ``serve`` migrates the database, then supervises ``cnnlab worker`` and ``cnnlab api`` child
-processes: the embedded stack by default, any stack the settings name otherwise. When it is
+processes: the embedded stack by default, any stack the settings name otherwise. These commands
+join ``cnnlab``'s command line through the ``cnnlab.commands`` entry point (pyproject.toml), so
+the core package never imports the service's. When it is
 interrupted, or one child exits, it stops the rest: a polite signal first (a worker finishes
 its current job), then a harder one after a grace period. While it runs it also sweeps for
 abandoned jobs (see :mod:`worker.sweeper`).
@@ -161,13 +163,17 @@ def _supervise(commands: Sequence[list[str]]) -> int:
 
 class _Sweeps:
     """``serve`` sweeps for abandoned jobs too, so they are recovered while every worker is down
-    or restarting (in this thread: ``serve`` forks its children with no other thread running)."""
+    or restarting (in this thread: ``serve`` forks its children with no other thread running).
+    It delivers webhooks too, from a daemon thread started here, after the children: a slow
+    receiver must not hold this loop (see :mod:`worker.webhooks`)."""
 
     def __init__(self) -> None:
-        from worker.config import get_worker_settings
+        from cnnlab.lifecycle import LeaseSettings
+        from worker.webhooks import WebhookDispatcher
 
-        self.config = get_worker_settings()
+        self.config = LeaseSettings()
         self.due = time.monotonic() + self.config.sweep_interval
+        WebhookDispatcher().start()
 
     def maybe(self) -> None:
         if time.monotonic() < self.due:

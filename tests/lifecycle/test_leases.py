@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cnnlab.store import runs
+from cnnlab import lifecycle
+from cnnlab.status import SearchStatus
+from cnnlab.store import jobs as store
 from cnnlab.store.models import EpochMetric, Job, JobStatus, Search, utcnow
 from tests.store.factories import make_job, make_user, metrics
 
@@ -36,10 +38,10 @@ def _row(session: Session, job_id: str) -> Job:
 
 def test_a_second_delivery_while_the_lease_is_live_does_nothing(session: Session) -> None:
     job = _job(session)
-    first = runs.claim(session, job.id, "w1", lease_seconds=60)
+    first = lifecycle.claim(session, job.id, "w1", lease_seconds=60)
     session.commit()
     assert first is not None and first.attempt == 1
-    assert runs.claim(session, job.id, "w2", lease_seconds=60) is None
+    assert lifecycle.claim(session, job.id, "w2", lease_seconds=60) is None
     session.commit()
     row = _row(session, job.id)
     assert (row.status, row.attempts, row.worker_id) == (JobStatus.running, 1, "w1")
@@ -50,32 +52,36 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(
     session: Session,
 ) -> None:
     job = _job(session)
-    old = runs.claim(session, job.id, "w1", lease_seconds=60)
+    old = lifecycle.claim(session, job.id, "w1", lease_seconds=60)
     assert old is not None
-    assert runs.record_epoch(session, job.id, metrics(1, 0.5), b"l1", b"b1", attempt=old.attempt)
+    assert lifecycle.record_epoch(
+        session, job.id, metrics(1, 0.5), b"l1", b"b1", attempt=old.attempt
+    )
     session.commit()
     _expire(session, job.id)
 
-    new = runs.claim(session, job.id, "w2", lease_seconds=60)
+    new = lifecycle.claim(session, job.id, "w2", lease_seconds=60)
     session.commit()
     assert new is not None and new.attempt == 2
-    assert runs.resume_checkpoint(session, job.id) == b"l1"
+    assert store.resume_checkpoint(session, job.id) == b"l1"
 
     # The old holder wakes up: nothing it writes lands, and it learns it lost the job.
-    assert not runs.renew_lease(session, job.id, old.attempt, 60)
-    assert not runs.holds(session, job.id, old.attempt)
-    assert not runs.record_epoch(session, job.id, metrics(2, 0.9), b"old", None, attempt=1)
-    assert not runs.finish_job(session, job.id, JobStatus.succeeded, attempt=old.attempt)
+    assert not lifecycle.renew_lease(session, job.id, old.attempt, 60)
+    assert not lifecycle.holds(session, job.id, old.attempt)
+    assert not lifecycle.record_epoch(session, job.id, metrics(2, 0.9), b"old", None, attempt=1)
+    assert not lifecycle.finish_job(session, job.id, JobStatus.succeeded, attempt=old.attempt)
     session.commit()
     row = _row(session, job.id)
     assert (row.status, row.attempts, row.worker_id, row.epoch) == ("running", 2, "w2", 1)
-    assert runs.resume_checkpoint(session, job.id) == b"l1"
+    assert store.resume_checkpoint(session, job.id) == b"l1"
     assert session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job.id)).all() == [
         1
     ]
 
-    assert runs.record_epoch(session, job.id, metrics(2, 0.6), b"l2", None, attempt=new.attempt)
-    assert runs.finish_job(session, job.id, JobStatus.succeeded, attempt=new.attempt)
+    assert lifecycle.record_epoch(
+        session, job.id, metrics(2, 0.6), b"l2", None, attempt=new.attempt
+    )
+    assert lifecycle.finish_job(session, job.id, JobStatus.succeeded, attempt=new.attempt)
     session.commit()
     assert _row(session, job.id).status is JobStatus.succeeded
 
@@ -85,11 +91,11 @@ def test_the_sweep_requeues_an_expired_job_then_fails_it_after_max_attempts(
 ) -> None:
     job = _job(session)
     for attempt in (1, 2):
-        held = runs.claim(session, job.id, f"w{attempt}", lease_seconds=60, max_attempts=2)
+        held = lifecycle.claim(session, job.id, f"w{attempt}", lease_seconds=60, max_attempts=2)
         assert held is not None and held.attempt == attempt
         session.commit()
         _expire(session, job.id)
-        swept = runs.sweep(session, max_attempts=2)
+        swept = lifecycle.sweep(session, max_attempts=2)
         session.commit()
         if attempt == 1:
             assert swept.requeue == [(job.id, "auto")] and swept.ended == []
@@ -100,16 +106,16 @@ def test_the_sweep_requeues_an_expired_job_then_fails_it_after_max_attempts(
     assert row.error is not None and row.error["type"] == "worker_lost"
     assert row.error["attempts"] == 2
     # Nothing is left for a later sweep or a stray delivery to act on.
-    assert runs.sweep(session, max_attempts=2) == runs.Sweep()
-    assert runs.claim(session, job.id, "w3", max_attempts=2) is None
+    assert lifecycle.sweep(session, max_attempts=2) == lifecycle.Sweep()
+    assert lifecycle.claim(session, job.id, "w3", max_attempts=2) is None
 
 
 def test_a_delivery_of_an_exhausted_job_fails_it_rather_than_running_it(session: Session) -> None:
     job = _job(session)
-    assert runs.claim(session, job.id, "w1", max_attempts=1) is not None
+    assert lifecycle.claim(session, job.id, "w1", max_attempts=1) is not None
     session.commit()
     _expire(session, job.id)
-    assert runs.claim(session, job.id, "w2", max_attempts=1) is None
+    assert lifecycle.claim(session, job.id, "w2", max_attempts=1) is None
     session.commit()
     row = _row(session, job.id)
     assert row.status is JobStatus.failed and row.error is not None
@@ -118,11 +124,11 @@ def test_a_delivery_of_an_exhausted_job_fails_it_rather_than_running_it(session:
 
 def test_an_abandoned_job_asked_to_stop_ends_cancelled(session: Session) -> None:
     job = _job(session)
-    assert runs.claim(session, job.id, "w1") is not None
+    assert lifecycle.claim(session, job.id, "w1") is not None
     session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True))
     session.commit()
     _expire(session, job.id)
-    assert runs.sweep(session).ended == [job.id]
+    assert lifecycle.sweep(session).ended == [job.id]
     session.commit()
     assert _row(session, job.id).status is JobStatus.cancelled
 
@@ -131,15 +137,15 @@ def test_a_lost_queued_message_is_sent_again_once_its_queue_is_empty(session: Se
     old = utcnow() - timedelta(minutes=10)
     lost = _job(session, created_at=old)
     fresh = _job(session)
-    assert runs.sweep(session, queued_grace_seconds=60, resend_queued=lambda d: False) == (
-        runs.Sweep()
+    assert lifecycle.sweep(session, queued_grace_seconds=60, resend_queued=lambda d: False) == (
+        lifecycle.Sweep()
     )
-    swept = runs.sweep(session, queued_grace_seconds=60, resend_queued=lambda d: d == "auto")
+    swept = lifecycle.sweep(session, queued_grace_seconds=60, resend_queued=lambda d: d == "auto")
     session.commit()
     assert swept.requeue == [(lost.id, "auto")]
     assert fresh.id not in {j for j, _ in swept.requeue}
     # Sent again just now: the next sweep waits another grace period before it resends.
-    assert runs.sweep(session, queued_grace_seconds=60).requeue == []
+    assert lifecycle.sweep(session, queued_grace_seconds=60).requeue == []
 
 
 def test_a_sweep_keeps_a_search_consistent(session: Session) -> None:
@@ -149,12 +155,12 @@ def test_a_sweep_keeps_a_search_consistent(session: Session) -> None:
     session.flush()
     job = make_job(session, alice, search_id=search.id, trial_index=0)
     session.commit()
-    assert runs.claim(session, job.id, "w1", max_attempts=1) is not None
+    assert lifecycle.claim(session, job.id, "w1", max_attempts=1) is not None
     session.commit()
     session.refresh(search)
-    assert search.status is JobStatus.running
+    assert search.status is SearchStatus.running
     _expire(session, job.id)
-    runs.sweep(session, max_attempts=1)
+    lifecycle.sweep(session, max_attempts=1)
     session.commit()
     session.refresh(search)
-    assert search.status is JobStatus.failed
+    assert search.status is SearchStatus.failed

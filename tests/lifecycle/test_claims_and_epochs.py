@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cnnlab.store import runs
+from cnnlab import lifecycle
+from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import EpochMetric, Job, JobStatus
 from tests.store.factories import make_job, make_user, metrics
@@ -16,14 +17,14 @@ def test_claim_is_once_only(session: Session) -> None:
     alice, _ = make_user(session)
     job = make_job(session, alice)
     session.commit()
-    held = runs.claim(session, job.id, "worker-1")
+    held = lifecycle.claim(session, job.id, "worker-1")
     assert held is not None and held.spec == job.spec and held.attempt == 1
-    assert runs.claim(session, job.id, "worker-2") is None
+    assert lifecycle.claim(session, job.id, "worker-2") is None
     session.commit()
     session.refresh(job)
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.running, 1, "worker-1")
     assert job.started_at is not None
-    assert runs.claim(session, "f" * 32, "worker-1") is None
+    assert lifecycle.claim(session, "f" * 32, "worker-1") is None
 
 
 def test_claim_races_between_sessions(db_url: str) -> None:
@@ -31,9 +32,9 @@ def test_claim_races_between_sessions(db_url: str) -> None:
         alice, _ = make_user(s)
         job_id = make_job(s, alice).id
     with session_scope(db_url) as first, session_scope(db_url) as second:
-        a = runs.claim(first, job_id, "a")
+        a = lifecycle.claim(first, job_id, "a")
         first.commit()
-        b = runs.claim(second, job_id, "b")
+        b = lifecycle.claim(second, job_id, "b")
     assert (a is None) != (b is None)
 
 
@@ -41,11 +42,11 @@ def test_record_epoch_is_idempotent_and_keeps_the_best(session: Session) -> None
     alice, _ = make_user(session)
     job = make_job(session, alice)
     session.commit()
-    runs.claim(session, job.id, "w")
-    runs.record_epoch(session, job.id, metrics(1, 0.70), last=b"l1", best=b"b1")
-    runs.record_epoch(session, job.id, metrics(2, 0.60), last=b"l2", best=None)
+    lifecycle.claim(session, job.id, "w")
+    lifecycle.record_epoch(session, job.id, metrics(1, 0.70), last=b"l1", best=b"b1")
+    lifecycle.record_epoch(session, job.id, metrics(2, 0.60), last=b"l2", best=None)
     # A retried task runs epoch 2 again: still one row for it, with the new numbers.
-    runs.record_epoch(session, job.id, metrics(2, 0.65, val_loss=0.4), last=b"l2b", best=None)
+    lifecycle.record_epoch(session, job.id, metrics(2, 0.65, val_loss=0.4), last=b"l2b", best=None)
     session.commit()
     rows = session.scalars(
         select(EpochMetric).where(EpochMetric.job_id == job.id).order_by(EpochMetric.epoch)
@@ -56,7 +57,7 @@ def test_record_epoch_is_idempotent_and_keeps_the_best(session: Session) -> None
     ]
     session.refresh(job)
     assert job.epoch == 2 and job.best_val_accuracy == pytest.approx(0.70)
-    assert runs.resume_checkpoint(session, job.id) == b"l2b"
+    assert store.resume_checkpoint(session, job.id) == b"l2b"
 
 
 def test_finish_records_outcome(session: Session) -> None:
@@ -64,10 +65,10 @@ def test_finish_records_outcome(session: Session) -> None:
     ok, bad = make_job(session, alice), make_job(session, alice)
     session.commit()
     for job in (ok, bad):
-        runs.claim(session, job.id, "w")
-    runs.finish_job(session, ok.id, JobStatus.succeeded, test_accuracy=0.9)
+        lifecycle.claim(session, job.id, "w")
+    lifecycle.finish_job(session, ok.id, JobStatus.succeeded, test_accuracy=0.9)
     error = {"type": "diverged", "message": "learning rate 10 diverged"}
-    runs.finish_job(session, bad.id, JobStatus.failed, error=error)
+    lifecycle.finish_job(session, bad.id, JobStatus.failed, error=error)
     session.commit()
     session.refresh(ok)
     session.refresh(bad)
@@ -75,22 +76,22 @@ def test_finish_records_outcome(session: Session) -> None:
     assert (bad.status, bad.error) == (JobStatus.failed, error)
     assert ok.finished_at is not None and bad.finished_at is not None
     with pytest.raises(ValueError):
-        runs.finish_job(session, ok.id, JobStatus.running)
+        lifecycle.finish_job(session, ok.id, JobStatus.running)
 
 
 def test_cancel_request_reaches_the_worker(session: Session) -> None:
-    from cnnlab.store.jobs import cancel_job
+    from cnnlab.lifecycle import cancel_job
 
     alice, _ = make_user(session)
     job = make_job(session, alice)
     session.commit()
-    runs.claim(session, job.id, "w")
+    lifecycle.claim(session, job.id, "w")
     session.commit()
-    assert runs.cancel_requested(session, job.id) is False
+    assert store.cancel_requested(session, job.id) is False
     cancel_job(session, alice.id, job.id)
     session.commit()
-    assert runs.cancel_requested(session, job.id) is True
-    runs.finish_job(session, job.id, JobStatus.cancelled)
+    assert store.cancel_requested(session, job.id) is True
+    lifecycle.finish_job(session, job.id, JobStatus.cancelled)
     session.commit()
     assert session.scalar(select(func.count()).select_from(Job).where(Job.id == job.id)) == 1
     session.refresh(job)

@@ -1,0 +1,185 @@
+"""In-process request limits: token buckets per key, and counters of open things per key.
+
+Each API process keeps its own: with K processes behind a balancer a client gets up to K times
+each limit. They are checked on the event loop (one thread), so they need no locks; the number
+of keys kept is bounded (least recently used forgotten first), so a flood of new keys costs
+memory only up to that bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.lru import LRU
+from cnnlab.settings import Settings
+
+MAX_KEYS = 100_000
+
+
+class RateLimited(CnnlabError):
+    """429 with ``Retry-After``: ``limit_name`` says which limit, ``retry_after`` when to."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, *, limit_name: str, retry_after: float, **details: Any):
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(message, limit_name=limit_name, retry_after=seconds, **details)
+        self.headers = {"Retry-After": str(seconds)}
+
+
+class Overloaded(CnnlabError):
+    """503 with ``Retry-After``: this process is serving as many of these requests as it may."""
+
+    code = "overloaded"
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class _Bucket:
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
+
+
+class TokenBuckets:
+    """``per_minute`` events per key and minute, in bursts of up to ``per_minute``: each key's
+    bucket holds that many tokens and refills continuously at ``per_minute / 60`` a second.
+    ``per_minute`` 0 turns the limit off."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        max_keys: int = MAX_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self._buckets: LRU[Hashable, _Bucket] = LRU(max_keys)
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity > 0
+
+    def _bucket(self, key: Hashable) -> _Bucket:
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(self.capacity, now)
+            self._buckets.put(key, bucket)
+        else:
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        return bucket
+
+    def wait(self, key: Hashable) -> float:
+        """Seconds until ``key`` has a token (0: it has one now); takes nothing."""
+        if not self.enabled:
+            return 0.0
+        bucket = self._bucket(key)
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
+
+    def take(self, key: Hashable) -> float:
+        """Take a token for ``key``: 0 if it had one, else the seconds until it will (nothing
+        taken)."""
+        if not self.enabled:
+            return 0.0
+        bucket = self._bucket(key)
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self.rate
+
+    def spend(self, key: Hashable) -> None:
+        """Take a token for ``key`` whether or not it has one (down to an empty bucket)."""
+        if self.enabled:
+            bucket = self._bucket(key)
+            bucket.tokens = max(0.0, bucket.tokens - 1)
+
+
+class Recent:
+    """Keys seen within the last ``ttl`` seconds (at most ``max_keys`` of them)."""
+
+    def __init__(
+        self, ttl: float, *, max_keys: int = MAX_KEYS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._until: LRU[Hashable, float] = LRU(max_keys)
+
+    def add(self, key: Hashable) -> None:
+        self._until.put(key, self.clock() + self.ttl)
+
+    def __contains__(self, key: Hashable) -> bool:
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until < self.clock():
+            self._until.pop(key)
+            return False
+        return True
+
+
+class Slots:
+    """At most ``limit`` things open per key (streams per user, predictions per process).
+
+    :meth:`acquire` returns a release function, idempotent, or None when the key is full.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[Hashable, int] = {}
+
+    def count(self, key: Hashable) -> int:
+        return self._open.get(key, 0)
+
+    def acquire(self, key: Hashable) -> Callable[[], None] | None:
+        held = self._open.get(key, 0)
+        if held >= self.limit:
+            return None
+        self._open[key] = held + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            left = self._open.get(key, 1) - 1
+            if left > 0:
+                self._open[key] = left
+            else:
+                self._open.pop(key, None)
+
+        return release
+
+
+class AppLimits:
+    """One app's limiters, made from its settings on first use (see :func:`app_limits`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.requests = TokenBuckets(settings.rate_limit_per_minute)
+        self.auth_failures = TokenBuckets(settings.auth_failures_per_minute)
+        # Tokens found unknown or revoked within the last minute (by hash): one sent again is
+        # 401 at once, without a query, and is no new guess.
+        self.failed_tokens = Recent(60.0)
+        self.streams = Slots(settings.max_event_streams)
+        self.predictions = Slots(settings.max_concurrent_predictions)
+
+
+def app_limits(app: Any) -> AppLimits:
+    limits: AppLimits | None = getattr(app.state, "limits", None)
+    if limits is None:
+        limits = app.state.limits = AppLimits(app.state.settings)
+    return limits

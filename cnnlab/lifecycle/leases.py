@@ -1,0 +1,237 @@
+"""What a worker does to a job it runs: claim it, keep its lease, record epochs, finish it.
+
+Each function is one short unit of work: the caller opens a session for it and closes it before
+training goes on. The row is the truth, not the queue: a claim is a conditional update, and its
+``attempt`` is the fencing token every later write presents; once another attempt took the job
+over (this one's lease expired), every write of this one is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from cnnlab.lifecycle.transitions import move
+from cnnlab.status import JobStatus
+from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, utcnow
+
+METRIC_FIELDS = ("train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second")
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_QUEUED_GRACE_SECONDS = 120.0
+
+
+class LeaseSettings(BaseSettings):
+    """How long a claim lasts, how often a job may be claimed, how often sweeps run; read from
+    ``CNNLAB_*`` environment variables like the other settings."""
+
+    model_config = SettingsConfigDict(env_prefix="CNNLAB_", extra="ignore")
+
+    # A running job's claim lasts this long unless its worker renews it (it does, a few times
+    # per lease, while training). A dead worker's job is taken over this long after it died.
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
+    # Claims of one job before a job whose workers keep dying fails with ``worker_lost``.
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
+    # Seconds between sweeps for expired leases and lost messages (default: a quarter lease).
+    sweep_seconds: float | None = Field(default=None, gt=0)
+    # A queued job unclaimed this long after its message was sent is sent again, if its queue
+    # has nothing waiting (the message was lost, e.g. with a broker restarted without its data).
+    queued_grace_seconds: float = Field(default=DEFAULT_QUEUED_GRACE_SECONDS, gt=0)
+
+    @property
+    def sweep_interval(self) -> float:
+        return self.sweep_seconds or self.lease_seconds / 4
+
+    @property
+    def renew_interval(self) -> float:
+        """How often a training worker renews its lease: three chances before it expires."""
+        return self.lease_seconds / 3
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this worker now holds: its spec, and which attempt this is (the fencing token every
+    later write of this worker presents)."""
+
+    spec: dict[str, Any]
+    attempt: int
+
+
+def claim(
+    session: Session,
+    job_id: str,
+    worker_id: str,
+    *,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Claim | None:
+    """Take a queued job, or a running one whose lease has expired (its worker died); None when
+    there is nothing to run: another worker holds a live lease, the job ended or was cancelled.
+    A job found abandoned after ``max_attempts`` claims, or after a cancel request, ends here."""
+    now = utcnow()
+    if end_if_abandoned(session, job_id, now, max_attempts):
+        return None
+    claimed = move(
+        session,
+        job_id,
+        JobStatus.running,
+        where=(or_(Job.status == JobStatus.queued, expired(now)),),
+        attempts=Job.attempts + 1,
+        started_at=func.coalesce(Job.started_at, now),
+        worker_id=worker_id,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+    )
+    if not claimed:
+        return None
+    row = session.execute(select(Job.spec, Job.attempts).where(Job.id == job_id)).one()
+    return Claim(spec=row.spec, attempt=row.attempts)
+
+
+def expired(now: datetime) -> ColumnElement[bool]:
+    # A running row without a lease was claimed before leases existed: its holder is unknown.
+    return and_(
+        Job.status == JobStatus.running,
+        or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+    )
+
+
+def held(job_id: str, attempt: int) -> ColumnElement[bool]:
+    """The row is still running under this attempt's claim (else a newer claim fenced it out)."""
+    return and_(Job.id == job_id, Job.status == JobStatus.running, Job.attempts == attempt)
+
+
+def end_if_abandoned(session: Session, job_id: str, now: datetime, max_attempts: int) -> bool:
+    """End a running job whose lease expired when it must not run again: it used up its
+    attempts (``worker_lost``), or it was asked to stop (``cancelled``). True if it ended."""
+    row = session.execute(
+        select(Job.attempts, Job.cancel_requested).where(Job.id == job_id, expired(now))
+    ).first()
+    if row is None:
+        return False
+    if row.cancel_requested:
+        to, values = JobStatus.cancelled, {}
+    elif row.attempts >= max_attempts:
+        to, values = JobStatus.failed, {"error": worker_lost_error(row.attempts)}
+    else:
+        return False
+    return move(
+        session,
+        job_id,
+        to,
+        where=(expired(now), Job.attempts == row.attempts),
+        finished_at=now,
+        lease_expires_at=None,
+        **values,
+    )
+
+
+def worker_lost_error(attempts: int) -> dict[str, Any]:
+    return {
+        "type": "worker_lost",
+        "message": f"the worker running this job stopped {attempts} time(s) before it ended "
+        "(killed, out of host memory, or its machine went away); submit it again, perhaps "
+        "with a smaller batch_size or model",
+        "attempts": attempts,
+    }
+
+
+def renew_lease(session: Session, job_id: str, attempt: int, lease_seconds: float) -> bool:
+    """Extend this attempt's lease; False when the job is no longer held by it (stop working)."""
+    renewed = session.execute(
+        update(Job)
+        .where(held(job_id, attempt))
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    return bool(renewed.rowcount)  # type: ignore[attr-defined]
+
+
+def holds(session: Session, job_id: str, attempt: int) -> bool:
+    return session.scalar(select(func.count()).select_from(Job).where(held(job_id, attempt))) == 1
+
+
+def record_epoch(
+    session: Session,
+    job_id: str,
+    metrics: dict[str, Any],
+    last: bytes,
+    best: bytes | None,
+    *,
+    attempt: int | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> bool:
+    """Store one epoch: its metrics row (replaced if the epoch is run again after a retry), the
+    "last" checkpoint and, when this epoch improved, the "best"; the lease is renewed.
+
+    With ``attempt``, nothing is written unless that attempt still holds the job (False: a newer
+    claim took it over, and this worker must stop)."""
+    epoch = int(metrics["epoch"])
+    owned = Job.id == job_id if attempt is None else held(job_id, attempt)
+    # The fence first: on PostgreSQL the row lock it takes also orders this against a takeover.
+    fenced = session.execute(
+        update(Job)
+        .where(owned)
+        .values(epoch=epoch, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    if attempt is not None and not fenced.rowcount:  # type: ignore[attr-defined]
+        return False
+    values = {k: metrics.get(k) for k in METRIC_FIELDS}
+    row = session.scalar(
+        select(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch == epoch)
+    )
+    if row is None:
+        session.add(EpochMetric(job_id=job_id, epoch=epoch, **values))
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+    _put_checkpoint(session, job_id, CheckpointKind.last, epoch, last)
+    if best is not None:
+        _put_checkpoint(session, job_id, CheckpointKind.best, epoch, best)
+    best_val = session.scalar(
+        select(func.max(EpochMetric.val_accuracy)).where(EpochMetric.job_id == job_id)
+    )
+    session.execute(update(Job).where(Job.id == job_id).values(best_val_accuracy=best_val))
+    return True
+
+
+def _put_checkpoint(
+    session: Session, job_id: str, kind: CheckpointKind, epoch: int, data: bytes
+) -> None:
+    ckpt = session.scalar(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.kind == kind)
+    )
+    if ckpt is None:
+        session.add(Checkpoint(job_id=job_id, kind=kind, epoch=epoch, data=data))
+    else:
+        ckpt.epoch, ckpt.data, ckpt.created_at = epoch, data, utcnow()
+    session.flush()
+
+
+def finish_job(
+    session: Session,
+    job_id: str,
+    status: JobStatus,
+    *,
+    test_accuracy: float | None = None,
+    error: dict[str, Any] | None = None,
+    attempt: int | None = None,
+) -> bool:
+    """Record how the job ended; its search's status and best trial follow. With ``attempt``,
+    only while that attempt still holds the job (False: it was taken over, nothing written)."""
+    if not JobStatus(status).ended:
+        raise ValueError(f"{status} is not a final status")
+    return move(
+        session,
+        job_id,
+        status,
+        where=() if attempt is None else (held(job_id, attempt),),
+        finished_at=utcnow(),
+        test_accuracy=test_accuracy,
+        error=error,
+        lease_expires_at=None,
+    )

@@ -1,0 +1,73 @@
+"""New jobs: validated, added as ``queued``, sent to the workers after commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from cnnlab.lifecycle.gpu import check_gpu_worker
+from cnnlab.settings import Settings
+from cnnlab.spec import TrainSpec
+from cnnlab.status import JobStatus
+from cnnlab.store import quota
+from cnnlab.store.db import after_commit, session_scope, session_url
+from cnnlab.store.models import Job
+
+log = logging.getLogger(__name__)
+
+# Sends a committed job to its workers' queue: ``enqueue(job_id, device)``. The API and the
+# worker pass ``worker.queue.enqueue_job``; None leaves the job queued for someone else to send.
+Enqueue = Callable[[str, str], None]
+
+
+def submit_job(
+    session: Session,
+    owner_id: int,
+    spec: TrainSpec,
+    settings: Settings,
+    *,
+    enqueue: Enqueue | None,
+    max_active: int | None = None,
+) -> Job:
+    """Validate ``spec`` against this server's data and add the job; it is sent after commit.
+    :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
+    from cnnlab.store.retention import check_storage
+    from cnnlab.validate import validate_spec
+
+    check_storage(session, owner_id, settings)  # 422 storage_quota when full
+    validate_spec(spec, settings)
+    check_gpu_worker(session, spec.device, settings)  # 422 no_gpu_worker when none is live
+    quota.reserve(session, owner_id, 1, max_active)
+    job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
+    session.add(job)
+    session.flush()
+    send_after_commit(session, job.id, spec.device, enqueue)
+    return job
+
+
+def send_after_commit(session: Session, job_id: str, device: str, enqueue: Enqueue | None) -> None:
+    if enqueue is None:
+        return
+    url = session_url(session)
+    after_commit(session, lambda: _send(job_id, device, enqueue, url))
+
+
+def _send(job_id: str, device: str, enqueue: Enqueue, url: str | None) -> None:
+    """Send the job; if the queue cannot take it, the job fails with ``queue_unavailable``
+    rather than waiting for ever for a message that was never sent."""
+    try:
+        enqueue(job_id, device)
+    except Exception as exc:
+        log.exception("could not enqueue job %s", job_id)
+        from cnnlab.lifecycle.transitions import move
+        from cnnlab.store.models import utcnow
+
+        error = {
+            "type": "queue_unavailable",
+            "message": f"the job could not be handed to a worker queue ({type(exc).__name__}); "
+            "submit it again",
+        }
+        with session_scope(url) as session:
+            move(session, job_id, JobStatus.failed, error=error, finished_at=utcnow())

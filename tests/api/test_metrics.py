@@ -1,0 +1,80 @@
+"""``GET /metrics``: Prometheus' text format, read back with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.api.client import ApiClient
+from tests.api.conftest import SPEC, Caller, TrainedModel, give_model
+from tests.utils.datasets import patterned_images
+
+
+def _samples(client: ApiClient) -> dict[str, list[tuple[dict[str, str], float]]]:
+    r = client.get("/metrics")  # no token needed
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+def _value(samples: list[tuple[dict[str, str], float]], **labels: str) -> float:
+    return sum(v for got, v in samples if all(got.get(k) == w for k, w in labels.items()))
+
+
+def test_requests_by_route_template_and_status(
+    client: ApiClient, alice: Caller, bob: Caller, mnist: Path
+) -> None:
+    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    for _ in range(3):
+        assert client.get(f"/v1/jobs/{job['id']}", headers=alice.headers).status_code == 200
+    assert client.get(f"/v1/jobs/{job['id']}", headers=bob.headers).status_code == 404
+    assert client.get("/v1/jobs").status_code == 401
+    assert client.get("/no/such/page").status_code == 404
+
+    samples = _samples(client)
+    requests = samples["cnnlab_http_requests_total"]
+    one_job = "/v1/jobs/{job_id}"
+    assert _value(requests, method="GET", route=one_job, status="200") == 3
+    assert _value(requests, method="GET", route=one_job, status="404") == 1
+    assert _value(requests, method="POST", route="/v1/jobs", status="201") == 1
+    assert _value(requests, method="GET", route="/v1/jobs", status="401") == 1
+    # Unknown paths share one series; raw paths (with ids) never appear.
+    assert _value(requests, route="unmatched", status="404") == 1
+    assert not any(job["id"] in labels["route"] for labels, _ in requests)
+    # Latency: a histogram per method and route.
+    counts = samples["cnnlab_http_request_duration_seconds_count"]
+    assert _value(counts, method="GET", route=one_job) == 4
+    buckets = samples["cnnlab_http_request_duration_seconds_bucket"]
+    assert _value(buckets, method="GET", route=one_job, le="+Inf") == 4
+
+
+def test_jobs_by_status_are_read_at_scrape_time(
+    client: ApiClient, alice: Caller, mnist: Path
+) -> None:
+    # Counted over the whole database (shared by a module's tests on PostgreSQL): differences.
+    before = _samples(client)["cnnlab_jobs"]
+    ids = [client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()["id"] for _ in "ab"]
+    assert client.post(f"/v1/jobs/{ids[0]}/cancel", headers=alice.headers).status_code == 202
+    after = _samples(client)["cnnlab_jobs"]
+    for status, more in {"queued": 1, "cancelled": 1, "running": 0, "succeeded": 0}.items():
+        assert _value(after, status=status) - _value(before, status=status) == more, status
+    assert {labels["status"] for labels, _ in after} >= {"queued", "running", "succeeded"}
+
+
+def test_predictions_are_counted(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+) -> None:
+    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    give_model(db_url, job["id"], trained)
+    images = patterned_images(5, (28, 28), seed=1)[0]
+    body = {"instances": images.tolist()}
+    r = client.post(f"/v1/jobs/{job['id']}/predict", json=body, headers=alice.headers)
+    assert r.status_code == 200
+    samples = _samples(client)
+    assert _value(samples["cnnlab_predictions_total"]) == 5
+    assert _value(samples["cnnlab_prediction_duration_seconds_count"]) == 1

@@ -1,0 +1,92 @@
+"""An open event stream ends once its token is revoked or expires (within the auth-cache time)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import update
+
+from api.config import ApiSettings
+from api.main import create_app
+from cnnlab.store.db import session_scope
+from cnnlab.store.models import Token, utcnow
+from cnnlab.store.users import hash_token, new_token, revoke_token
+from tests.api.conftest import SPEC, Caller, make_caller
+from tests.api.serving import serve
+from tests.store.factories import unique_name
+
+CACHE_S = 0.5
+
+
+def _stream_seconds(url: str, caller: Caller, job_id: str, end_it: object) -> float:
+    """Open the job's stream, call ``end_it()`` once it has started; seconds until it ends."""
+    with httpx.stream(
+        "GET", f"{url}/v1/jobs/{job_id}/events", headers=caller.headers, timeout=10
+    ) as r:
+        assert r.status_code == 200
+        chunks = r.iter_text()
+        assert next(chunks).startswith("retry:")
+        started = time.monotonic()
+        end_it()  # type: ignore[operator]
+        for _ in chunks:
+            assert time.monotonic() - started < 8, "the stream outlived its token"
+        return time.monotonic() - started
+
+
+def test_a_revoked_or_expired_tokens_stream_ends(db_url: str, mnist: Path) -> None:
+    app = create_app(api_settings=ApiSettings(auth_cache_seconds=CACHE_S))
+    with serve(app) as url:
+        alice = make_caller(db_url)
+        job_id = httpx.post(f"{url}/v1/jobs", json=SPEC, headers=alice.headers, timeout=60).json()[
+            "id"
+        ]
+
+        def revoke() -> None:
+            with session_scope(db_url) as s:
+                assert revoke_token(s, alice.token)
+
+        assert _stream_seconds(url, alice, job_id, revoke) < CACHE_S + 2
+
+        with session_scope(db_url) as s:
+            issued = new_token(s, alice.user.name, expires_in=timedelta(hours=1))
+        bearer = Caller(alice.user, issued.token)
+
+        def expire() -> None:
+            with session_scope(db_url) as s:
+                s.execute(
+                    update(Token)
+                    .where(Token.token_hash == hash_token(issued.token))
+                    .values(expires_at=utcnow())
+                )
+
+        assert _stream_seconds(url, bearer, job_id, expire) < CACHE_S + 2
+        assert httpx.get(f"{url}/v1/jobs/{job_id}", headers=bearer.headers).status_code == 401
+
+
+def test_a_live_tokens_stream_goes_on(db_url: str, mnist: Path) -> None:
+    app = create_app(api_settings=ApiSettings(auth_cache_seconds=0))  # re-checked every poll
+    with serve(app) as url:
+        caller = make_caller(db_url)
+        job_id = httpx.post(f"{url}/v1/jobs", json=SPEC, headers=caller.headers, timeout=60).json()[
+            "id"
+        ]
+        other = unique_name()
+        with session_scope(db_url) as s:
+            new_token(s, other)  # someone else's token changes nothing
+        with httpx.stream(
+            "GET", f"{url}/v1/jobs/{job_id}/events", headers=caller.headers, timeout=2.5
+        ) as r:
+            chunks = r.iter_text()
+            next(chunks)
+            started = time.monotonic()
+            try:
+                for _ in chunks:
+                    if time.monotonic() - started > 2:
+                        break
+            except httpx.ReadTimeout:
+                pass
+            # Still open after several re-checks (a queued job sends nothing new meanwhile).
+            assert not r.is_closed

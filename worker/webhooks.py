@@ -1,0 +1,83 @@
+"""The webhook dispatcher: delivers the outbox (:func:`cnnlab.webhooks.deliver_due`) from a
+daemon thread of a worker's main process, and of ``cnnlab serve``.
+
+A thread of its own, not part of the sweep: a receiver that answers slowly (up to the delivery
+timeout) must not delay the recovery of abandoned jobs, and deliveries are due every few
+seconds, not every sweep interval. Dispatchers in several processes share the work safely (each
+delivery is claimed by one of them). No pool process delivers: they are busy training.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from cnnlab.store.db import session_scope
+from cnnlab.webhooks import deliver_due, prune_events
+
+logger = logging.getLogger(__name__)
+
+# Seconds between looks for due deliveries (one indexed query when there are none).
+INTERVAL_SECONDS = 2.0
+# Seconds between deletions of old events.
+PRUNE_SECONDS = 3600.0
+
+
+class WebhookDispatcher:
+    """Delivers due webhooks every ``interval`` seconds until stopped. Like the sweeper, it uses
+    the database never while this process forks (a child must not inherit the locks of SQLite or
+    the connection pool); its HTTP requests, which hold no session, may overlap a fork."""
+
+    def __init__(self, interval: float = INTERVAL_SECONDS) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="cnnlab-webhooks", daemon=True)
+        self._pruned_at = float("-inf")
+
+    def start(self) -> None:
+        os.register_at_fork(
+            before=self._busy.acquire,
+            after_in_parent=self._busy.release,
+            after_in_child=self._busy.release,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_once(self) -> int:
+        """One round: deliver what is due (and, hourly, forget old events); attempts made."""
+        if time.monotonic() - self._pruned_at > PRUNE_SECONDS:
+            with self._session() as session:
+                prune_events(session)
+            self._pruned_at = time.monotonic()
+        attempted = deliver_due(self._session)
+        for a in attempted:
+            if not a.delivered:
+                logger.info(
+                    "webhook delivery %s (event %s): %s",
+                    a.delivery_id,
+                    a.event_id,
+                    a.error or f"status {a.status_code}",
+                )
+        return len(attempted)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._busy, session_scope() as session:
+            yield session
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:
+                # The database may be restarting; the next round tries again.
+                logger.warning("webhook delivery failed", exc_info=True)
