@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import AuthCache, CurrentUser, lookup
-from api.config import ApiSettings
 from api.errors import Unauthorized
 from api.ratelimit import RateLimited, app_limits
+from api.settings import ApiSettings
 from cnnlab.settings import Settings
 from cnnlab.store.db import read_scope, session_scope
 from cnnlab.store.users import hash_token

@@ -11,13 +11,13 @@ from fastapi import FastAPI
 
 from api import dashboard, docs
 from api.auth import AuthCache
-from api.config import ApiSettings
 from api.errors import install_error_handlers
 from api.metrics import install as install_metrics
 from api.prediction.limits import BodyLimit
 from api.prediction.service import PredictorCache
 from api.routes import health, me, retention, v1
 from api.security import SecurityHeaders
+from api.settings import ApiSettings
 from cnnlab import __version__
 from cnnlab.settings import Settings, get_settings
 from cnnlab.store.db import dispose_engine

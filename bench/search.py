@@ -32,8 +32,8 @@ import httpx
 from bench.reference import DEBIAN_FASHION_MNIST, TRAIN_SIZE, VAL_SIZE, stage_fashion_mnist
 from bench.runner import RunFailed
 from cnnlab.status import ENDED_NAMES
-from tests.e2e.stack import CNNLAB, Stack, create_token, free_port, stack_env, started, wait_until
-from tests.worker.procs import WORKER_READY, Proc
+from tests.utils.procs import WORKER_READY, Proc
+from tests.utils.stack import CNNLAB, Stack, create_token, free_port, stack_env, started, wait_until
 
 GRID_EPOCHS = 2
 GRID = {"optimizer.lr": [0.01, 0.1], "batch_size": [256, 512]}  # the notebook's grid

@@ -11,7 +11,7 @@ a model trained on real Fashion-MNIST by a job. HTTP figures come from :mod:`ben
 client lean enough that they are the server's.
 
 The stack, and the PostgreSQL database, are started by the tests' own helpers
-(:mod:`tests.e2e.stack`, :mod:`tests.store.postgres`): the benchmark runs from a checkout, as
+(:mod:`tests.utils.stack`, :mod:`tests.utils.postgres`): the benchmark runs from a checkout, as
 ``python -m bench`` in the repository's root, where ``tests`` is a package.
 """
 
@@ -35,7 +35,8 @@ import numpy as np
 from bench import load
 from bench.runner import RunFailed
 from cnnlab.status import ENDED_NAMES
-from tests.e2e.stack import (
+from tests.utils.procs import Proc
+from tests.utils.stack import (
     CNNLAB,
     Stack,
     create_token,
@@ -44,7 +45,6 @@ from tests.e2e.stack import (
     started,
     wait_for_job,
 )
-from tests.worker.procs import Proc
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -135,7 +135,7 @@ def postgres_database() -> Iterator[str | None]:
     dropped afterwards; None where no server answers."""
     import psycopg
 
-    from tests.store.postgres import create_database, drop_database
+    from tests.utils.postgres import create_database, drop_database
 
     admin = os.environ.get("CNNLAB_BENCH_POSTGRES", POSTGRES_ADMIN_URL)
     try:

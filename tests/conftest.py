@@ -95,7 +95,7 @@ def cnnlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A migrated throwaway PostgreSQL database, shared by one test module, dropped after."""
-    from tests.store.postgres import throwaway_database
+    from tests.utils.postgres import throwaway_database
 
     with throwaway_database() as url:
         migrate.upgrade(url)

@@ -31,7 +31,14 @@ STOP_HARD_S = 5.0
 def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser("serve", help="run the API and workers (embedded by default)")
     _add_http_args(serve)
-    serve.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="K",
+        help="worker processes, the cores' threads split between them (default: one per two "
+        "cores, at least two where there are two: a search's trials run side by side)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     api = subparsers.add_parser("api", help="run the HTTP API only")
@@ -88,24 +95,38 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_workers(cores: int) -> int:
+    """``serve``'s CPU worker processes: one per two cores, and two on a 2-core machine.
+
+    Measured on 2 cores (``make bench BENCH_ARGS=search``): the notebook's 2×2 grid ran ~1.3×
+    faster as two single-threaded trials at a time than as one two-threaded trial at a time,
+    while a lone job on one thread lost little there (an epoch took 7–8 s on one thread or two).
+    Past 2 cores, two threads per process keep a lone job off a single core."""
+    return max(1, min(cores, max(2, cores // 2)))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from cnnlab.store.migrate import upgrade
+    from cnnlab.threads import yield_idle_threads
     from worker.process import visible_gpus
 
-    if args.workers < 1:
+    cores = os.cpu_count() or 1
+    workers = default_workers(cores) if args.workers is None else args.workers
+    if workers < 1:
         print("cnnlab serve: --workers must be at least 1", file=sys.stderr)
         return 2
     upgrade()
+    yield_idle_threads()  # in this environment, which the workers inherit
     me = [sys.executable, "-m", "cnnlab"]
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    threads = max(1, cores // workers)
     commands = [
         [*me, "worker", "--queues=cpu", "--concurrency=1", f"--threads={threads}"]
-        for _ in range(args.workers)
+        for _ in range(workers)
     ]
     if visible_gpus():
         commands.append([*me, "worker", "--queues=gpu"])
     commands.append([*me, "api", f"--host={args.host}", f"--port={args.port}"])
-    print(f"cnnlab: serving on http://{args.host}:{args.port} with {args.workers} worker(s)")
+    print(f"cnnlab: serving on http://{args.host}:{args.port} with {workers} worker(s)")
     return _supervise(commands)
 
 

@@ -11,13 +11,13 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 from collections.abc import Sequence
 
 from cnnlab import __version__
 from cnnlab.settings import get_settings
 from cnnlab.store import workers
 from cnnlab.store.db import session_scope
+from worker.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,9 @@ def gpu_names(ids: Sequence[str]) -> list[str]:
     return [names.get(i, f"GPU {i}") for i in ids]
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """Beats once when started (so a worker is listed by the time it says it is ready), then
-    every ``interval`` seconds from a daemon thread; :meth:`stop` removes the row.
-
-    As with the sweeper, a beat never overlaps a fork of this process (a child forked mid-beat
-    would inherit the locks the beating thread held)."""
+    every ``interval`` seconds from a daemon thread; :meth:`stop` removes the row."""
 
     def __init__(
         self,
@@ -62,35 +59,30 @@ class Heartbeat:
         interval: float | None = None,
         ident: str | None = None,
     ) -> None:
+        super().__init__("cnnlab-heartbeat", interval or get_settings().worker_heartbeat_seconds)
         self.queues = list(queues)
         self.devices = list(devices)
-        self.interval = interval or get_settings().worker_heartbeat_seconds
         self.id = ident or worker_id()
-        self._stop = threading.Event()
-        self._busy = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="cnnlab-heartbeat", daemon=True)
+        # A beat catches its own errors (a database restarting): the thread never sees one.
+        self.lock_rounds = False
 
     def start(self) -> None:
-        os.register_at_fork(
-            before=self._busy.acquire,
-            after_in_parent=self._busy.release,
-            after_in_child=self._busy.release,
-        )
         self.beat()
-        self._thread.start()
+        super().start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+    def stop(self, wait: float | None = 5) -> None:
+        super().stop(wait)
         try:
             with session_scope() as session:
                 workers.remove(session, self.id)
         except Exception:
             logger.warning("could not remove this worker's heartbeat row", exc_info=True)
 
+    def run_once(self) -> None:
+        self.beat()
+
     def beat(self) -> None:
-        with self._busy:
+        with self.busy:
             try:
                 with session_scope() as session:
                     workers.beat(
@@ -103,7 +95,3 @@ class Heartbeat:
             except Exception:
                 # The database may be restarting: the next beat tries again.
                 logger.warning("heartbeat failed", exc_info=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.beat()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
+from cnnlab.threads import yield_idle_threads
 from worker.app import GPU_QUEUE, QUEUES, get_celery
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def run_worker(
 ) -> int:
     """Run a Celery worker in this process until it is stopped; returns its exit code."""
     plan = plan_worker(queues, concurrency, threads)
+    yield_idle_threads()  # before any pool process loads torch; they inherit the environment
     if not plan.gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     _connect_process_hooks(plan)

@@ -10,8 +10,6 @@ data) is sent again. Every worker's main process sweeps from a thread, and so do
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Callable
 
 from cnnlab import lifecycle
@@ -19,6 +17,7 @@ from cnnlab.lifecycle import LeaseSettings
 from cnnlab.lifecycle.gpu import fail_jobs_without_gpu_worker
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
+from worker.periodic import Periodic
 from worker.queue import enqueue_job, queue_for
 
 logger = logging.getLogger(__name__)
@@ -72,35 +71,12 @@ def waiting_messages(queue: str) -> int | None:
         return None
 
 
-class Sweeper:
-    """Sweeps every ``interval`` seconds from a daemon thread until stopped.
-
-    A sweep never overlaps a fork of this process: a child forked mid-sweep would inherit the
-    locks (SQLite's, the connection pool's) that the sweeping thread held, and could hang.
-    """
+class Sweeper(Periodic):
+    """Sweeps every ``sweep_interval`` seconds from a daemon thread until stopped."""
 
     def __init__(self, config: LeaseSettings | None = None) -> None:
         self.config = config or LeaseSettings()
-        self._stop = threading.Event()
-        self._busy = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="cnnlab-sweeper", daemon=True)
+        super().__init__("cnnlab-sweeper", self.config.sweep_interval)
 
-    def start(self) -> None:
-        os.register_at_fork(
-            before=self._busy.acquire,
-            after_in_parent=self._busy.release,
-            after_in_child=self._busy.release,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.config.sweep_interval):
-            with self._busy:
-                try:
-                    sweep_once(self.config)
-                except Exception:
-                    # The database or broker may be restarting; the next sweep tries again.
-                    logger.warning("sweep failed", exc_info=True)
+    def run_once(self) -> lifecycle.Sweep:
+        return sweep_once(self.config)

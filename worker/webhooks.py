@@ -10,8 +10,6 @@ delivery is claimed by one of them). No pool process delivers: they are busy tra
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab.store.db import session_scope
 from cnnlab.webhooks import deliver_due, prune_events
+from worker.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -29,28 +28,16 @@ INTERVAL_SECONDS = 2.0
 PRUNE_SECONDS = 3600.0
 
 
-class WebhookDispatcher:
-    """Delivers due webhooks every ``interval`` seconds until stopped. Like the sweeper, it uses
-    the database never while this process forks (a child must not inherit the locks of SQLite or
-    the connection pool); its HTTP requests, which hold no session, may overlap a fork."""
+class WebhookDispatcher(Periodic):
+    """Delivers due webhooks every ``interval`` seconds until stopped. It holds the fork lock
+    only while it uses the database: its HTTP requests, which hold no session, may overlap a
+    fork."""
+
+    lock_rounds = False
 
     def __init__(self, interval: float = INTERVAL_SECONDS) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._busy = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="cnnlab-webhooks", daemon=True)
+        super().__init__("cnnlab-webhooks", interval)
         self._pruned_at = float("-inf")
-
-    def start(self) -> None:
-        os.register_at_fork(
-            before=self._busy.acquire,
-            after_in_parent=self._busy.release,
-            after_in_child=self._busy.release,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def run_once(self) -> int:
         """One round: deliver what is due (and, hourly, forget old events); attempts made."""
@@ -71,13 +58,5 @@ class WebhookDispatcher:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._busy, session_scope() as session:
+        with self.busy, session_scope() as session:
             yield session
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:
-                # The database may be restarting; the next round tries again.
-                logger.warning("webhook delivery failed", exc_info=True)

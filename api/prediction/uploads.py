@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.config import ApiSettings
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from api.prediction import multipart
 from api.prediction.limits import too_large
@@ -28,6 +27,7 @@ from api.prediction.multipart import (
     too_many_parts,
 )
 from api.schemas import PredictInstances
+from api.settings import ApiSettings
 from cnnlab.catalog import DATASETS
 
 

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
-from api.metrics import record_prediction
 from api.prediction import service
-from api.prediction.uploads import read_prediction_input
-from api.ratelimit import Overloaded, app_limits
-from api.schemas import ErrorResponse, PredictInstances, PredictionResponse
+from api.prediction.request import PREDICT_BODY, serve_prediction
+from api.schemas import ErrorResponse, PredictionResponse
 
 router = APIRouter(tags=["predictions"])
-
-# The key of the per-process cap on prediction requests served at once.
-PROCESS = "process"
 
 # The answers besides 200, and what each means where the status alone does not say.
 _ERRORS: dict[int, str | None] = {
@@ -32,33 +25,11 @@ _ERRORS: dict[int, str | None] = {
     503: "this process is serving its most prediction requests at once (`Retry-After`)",
 }
 
-_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "PNG or JPEG images",
-                        }
-                    },
-                    "required": ["files"],
-                }
-            },
-            "application/json": {"schema": PredictInstances.model_json_schema()},
-        },
-    }
-}
-
 
 @router.post(
     "/jobs/{job_id}/predict",
     response_model=PredictionResponse,
-    openapi_extra=_BODY,
+    openapi_extra=PREDICT_BODY,
     responses={
         code: {"model": ErrorResponse} | ({"description": text} if text else {})
         for code, text in _ERRORS.items()
@@ -73,18 +44,9 @@ async def predict(
     settings: SettingsDep,
 ) -> PredictionResponse:
     """Classify images with the job's best model (by validation accuracy so far)."""
-    release = app_limits(request.app).predictions.acquire(PROCESS)
-    if release is None:
-        raise Overloaded(
-            f"{settings.max_concurrent_predictions} prediction requests already running in "
-            "this process; try again shortly"
-        )
-    try:
-        payload = await read_prediction_input(request, limits)
-        start = time.perf_counter()
-        # One trip to the threadpool: find the model (404, 409), decode, one forward pass.
-        epoch, results = await run_in_threadpool(
-            service.predict_for_job,
+
+    def predict_with(payload: Any) -> tuple[int, list[dict[str, Any]]]:
+        return service.predict_for_job(
             db,
             user.id,
             job_id,
@@ -92,9 +54,8 @@ async def predict(
             request.app.state.predictors,
             settings.predict_max_pixels_per_request,
         )
-        record_prediction(request.app, len(results), time.perf_counter() - start)
-    finally:
-        release()
+
+    epoch, results = await serve_prediction(request, limits, settings, predict_with)
     return PredictionResponse.model_validate(
         {"predictions": results, "job_id": job_id, "epoch": epoch}
     )

@@ -5,7 +5,6 @@ Every route is the caller's own: another user's model is 404 exactly like a miss
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -13,10 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api import exports
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
-from api.metrics import record_prediction
 from api.prediction import service
-from api.prediction.uploads import read_prediction_input
-from api.ratelimit import Overloaded, app_limits
+from api.prediction.request import PREDICT_BODY, serve_prediction
 from api.registry_schemas import (
     AliasRead,
     AliasUpdate,
@@ -27,7 +24,7 @@ from api.registry_schemas import (
     RegisteredModelList,
     RegisteredModelRead,
 )
-from api.schemas import ErrorResponse, PredictInstances
+from api.schemas import ErrorResponse
 from cnnlab.export import ExportFormat
 from cnnlab.store import registry as store
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -41,9 +38,6 @@ router = APIRouter(
         429: {"model": ErrorResponse, "description": "over the token's request rate"},
     },
 )
-
-# The per-process cap on prediction requests served at once, shared with a job's predict.
-PROCESS = "process"
 
 # Version numbers are 32-bit integers in the database.
 MAX_VERSION = 2**31 - 1
@@ -141,33 +135,10 @@ async def delete_alias(name: str, alias: str, db: DbDep, user: UserDep) -> Respo
 
 
 # -- predictions by name ---------------------------------------------------------------------
-_PREDICT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "PNG or JPEG images",
-                        }
-                    },
-                    "required": ["files"],
-                }
-            },
-            "application/json": {"schema": PredictInstances.model_json_schema()},
-        },
-    }
-}
-
-
 @router.post(
     "/{name}/predict",
     response_model=ModelPredictionResponse,
-    openapi_extra=_PREDICT_BODY,
+    openapi_extra=PREDICT_BODY,
     responses={
         409: _error("the model has no versions"),
         413: _error("over an upload limit (`limit_name` says which)"),
@@ -192,17 +163,9 @@ async def predict(
     """Classify images with a version of the model, as `POST /v1/jobs/{id}/predict` does: by
     `alias` or `version`; with neither, the version alias `production` points at, else the
     newest. The answer names the version that served it."""
-    release = app_limits(request.app).predictions.acquire(PROCESS)
-    if release is None:
-        raise Overloaded(
-            f"{settings.max_concurrent_predictions} prediction requests already running in "
-            "this process; try again shortly"
-        )
-    try:
-        payload = await read_prediction_input(request, limits)
-        start = time.perf_counter()
-        resolved, results = await run_in_threadpool(
-            service.predict_for_model,
+
+    def predict_with(payload: Any) -> tuple[Any, list[dict[str, Any]]]:
+        return service.predict_for_model(
             db,
             user.id,
             name,
@@ -212,9 +175,8 @@ async def predict(
             alias=alias,
             version=version,
         )
-        record_prediction(request.app, len(results), time.perf_counter() - start)
-    finally:
-        release()
+
+    resolved, results = await serve_prediction(request, limits, settings, predict_with)
     return ModelPredictionResponse.model_validate(
         {
             "predictions": results,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from cnnlab.threads import yield_idle_threads
+
 if TYPE_CHECKING:
     from cnnlab.spec import TrainSpec
 
@@ -119,6 +121,7 @@ def check_model(spec: TrainSpec) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    yield_idle_threads()  # before torch is imported, below
     from cnnlab import checkpoint
     from cnnlab.errors import CnnlabError
     from cnnlab.settings import get_settings

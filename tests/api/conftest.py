@@ -14,9 +14,9 @@ from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine, session_scope
 from cnnlab.store.models import User
 from cnnlab.store.users import create_token, get_or_create_user
-from tests.api.client import ApiClient
-from tests.store.factories import unique_name
+from tests.utils.api_client import ApiClient
 from tests.utils.datasets import write_mnist
+from tests.utils.factories import unique_name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -100,7 +100,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
 def give_model(db_url: str, job_id: str, trained: TrainedModel, epochs: int = 1) -> None:
     """Play the worker: claim the job and record ``epochs`` epochs with the trained model."""
     from cnnlab import lifecycle
-    from tests.store.factories import metrics
+    from tests.utils.factories import metrics
 
     with session_scope(db_url) as s:
         lifecycle.claim(s, job_id, "test-worker")

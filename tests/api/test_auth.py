@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from cnnlab.store.db import session_scope
 from cnnlab.store.users import revoke_token
-from tests.api.client import ApiClient
 from tests.api.conftest import GRID, SPEC, Caller, make_caller
+from tests.utils.api_client import ApiClient
 
 PIXELS = {"instances": [[[0] * 28] * 28]}
 
@@ -170,8 +170,8 @@ def test_lists_show_only_the_callers_own(
 def test_a_revoked_token_stops_working_within_the_cache_time(db_url: str) -> None:
     import time
 
-    from api.config import ApiSettings
     from api.main import create_app
+    from api.settings import ApiSettings
 
     caller = make_caller(db_url)
     with ApiClient(create_app(api_settings=ApiSettings(auth_cache_seconds=0.5))) as client:

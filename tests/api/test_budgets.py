@@ -11,8 +11,8 @@ import pytest
 
 from api.main import create_app
 from cnnlab.settings import get_settings
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
 
 # The spec. With downloads allowed, CIFAR-10 need not be on disk to be judged.
 HUGE = {

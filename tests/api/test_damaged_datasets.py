@@ -5,8 +5,8 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
 from tests.utils.datasets import write_cifar10, write_mnist
 
 

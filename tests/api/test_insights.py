@@ -7,8 +7,8 @@ from pathlib import Path
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
-from tests.api.client import ApiClient
 from tests.api.conftest import SPEC, Caller, TrainedModel, give_model
+from tests.utils.api_client import ApiClient
 
 
 def test_confusion_is_computed_once_then_cached(

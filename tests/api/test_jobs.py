@@ -12,9 +12,9 @@ from cnnlab import lifecycle
 from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
-from tests.store.factories import metrics
+from tests.utils.api_client import ApiClient
+from tests.utils.factories import metrics
 
 SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 2}
 

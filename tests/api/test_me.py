@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.config import ApiSettings
 from api.main import create_app
+from api.settings import ApiSettings
 from cnnlab.settings import get_settings
-from tests.api.client import ApiClient
 from tests.api.conftest import SPEC, Caller, TrainedModel, give_model
+from tests.utils.api_client import ApiClient
 
 
 def test_me_counts_storage_and_active_jobs(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.client import ApiClient
 from tests.api.conftest import SPEC, Caller, TrainedModel, give_model
+from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
 
 

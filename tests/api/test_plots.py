@@ -8,9 +8,9 @@ from pathlib import Path
 from PIL import Image
 
 from cnnlab.store.models import JobStatus
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller, TrainedModel, give_model
 from tests.api.test_searches import BASE, finish
+from tests.utils.api_client import ApiClient
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

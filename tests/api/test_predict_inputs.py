@@ -19,10 +19,10 @@ from PIL import Image
 from api.main import create_app
 from api.prediction.multipart import DelimiterCounter
 from cnnlab.settings import get_settings
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller, TrainedModel, give_model
-from tests.api.serving import serve
+from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
+from tests.utils.serving import serve
 
 SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
 

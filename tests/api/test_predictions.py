@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from api.config import ApiSettings
 from api.main import create_app
+from api.settings import ApiSettings
 from cnnlab.checkpoint import loads
 from cnnlab.predict import Predictor
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
 
 SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
@@ -152,7 +152,7 @@ def test_models_are_cached_until_a_better_checkpoint(
 ) -> None:
     from cnnlab import lifecycle
     from cnnlab.store.db import session_scope
-    from tests.store.factories import metrics
+    from tests.utils.factories import metrics
 
     body = {"instances": _images(2).tolist()}
     url = f"/v1/jobs/{job_id}/predict"

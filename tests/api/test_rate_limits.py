@@ -13,9 +13,9 @@ import pytest
 from api.main import create_app
 from api.ratelimit import TokenBuckets
 from cnnlab.settings import get_settings
-from tests.api.client import ApiClient
 from tests.api.conftest import SPEC, Caller
-from tests.api.serving import serve
+from tests.utils.api_client import ApiClient
+from tests.utils.serving import serve
 
 
 def _client(**settings: object) -> ApiClient:

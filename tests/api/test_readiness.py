@@ -9,7 +9,7 @@ import pytest
 
 from api.main import create_app
 from cnnlab.settings import get_settings
-from tests.api.client import ApiClient
+from tests.utils.api_client import ApiClient
 
 CLOSED_PORT = 1  # nothing listens there: connections are refused at once
 

@@ -18,10 +18,10 @@ import uvicorn
 from api.main import create_app
 from cnnlab.checkpoint import dumps, loads
 from cnnlab.predict import Predictor
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller, TrainedModel, give_model
-from tests.core.test_export import assert_parity, run_onnx, run_torchscript
+from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
+from tests.utils.exports import assert_parity, run_onnx, run_torchscript
 
 SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
 
@@ -52,7 +52,7 @@ def other_checkpoint(trained: TrainedModel) -> bytes:
 def _record_epoch(db_url: str, job_id: str, epoch: int, data: bytes) -> None:
     from cnnlab import lifecycle
     from cnnlab.store.db import session_scope
-    from tests.store.factories import metrics
+    from tests.utils.factories import metrics
 
     with session_scope(db_url) as s:
         lifecycle.record_epoch(s, job_id, metrics(epoch, 0.9, val_loss=0.1), last=data, best=data)

@@ -16,8 +16,8 @@ import pytest
 from cnnlab import client as client_module
 from cnnlab.cli import main
 from cnnlab.client import ApiError, Client
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
 
 BASE = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 2, "device": "cpu"}
 SPACE = {"optimizer.lr": {"loguniform": [0.001, 0.3]}, "batch_size": {"choice": [16, 32]}}

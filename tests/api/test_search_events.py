@@ -16,10 +16,10 @@ from api.routes.events import SearchPosition, SearchSnapshot, search_frames
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
-from tests.api.client import ApiClient
 from tests.api.conftest import GRID, SPEC, Caller
 from tests.api.test_searches import finish
-from tests.store.factories import metrics
+from tests.utils.api_client import ApiClient
+from tests.utils.factories import metrics
 
 
 def _parse(body: str) -> list[dict[str, Any]]:

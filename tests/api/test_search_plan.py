@@ -9,9 +9,9 @@ import pytest
 
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
-from tests.store.factories import metrics
+from tests.utils.api_client import ApiClient
+from tests.utils.factories import metrics
 
 # The tiny MNIST of the fixture has 300 train images: 250 left for training after validation.
 BASE = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 2, "device": "cpu"}

@@ -10,9 +10,9 @@ import pytest
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import JobStatus
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
-from tests.store.factories import metrics
+from tests.utils.api_client import ApiClient
+from tests.utils.factories import metrics
 
 BASE = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
 GRID = {"optimizer.lr": [0.01, 0.1], "batch_size": [16, 32]}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from api.security import CONTENT_SECURITY_POLICY
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
 
 EXPECTED = {
     "content-security-policy": CONTENT_SECURITY_POLICY,

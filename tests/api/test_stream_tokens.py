@@ -9,14 +9,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import update
 
-from api.config import ApiSettings
 from api.main import create_app
+from api.settings import ApiSettings
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import Token, utcnow
 from cnnlab.store.users import hash_token, new_token, revoke_token
 from tests.api.conftest import SPEC, Caller, make_caller
-from tests.api.serving import serve
-from tests.store.factories import unique_name
+from tests.utils.factories import unique_name
+from tests.utils.serving import serve
 
 CACHE_S = 0.5
 

@@ -9,8 +9,8 @@ from api.main import create_app
 from cnnlab.lifecycle import outbox
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
 
 PUBLIC = "https://93.184.215.14/cnnlab-hook"  # a public address literal: no DNS needed
 BODY = {"url": PUBLIC, "events": ["job.succeeded", "search.failed"]}

@@ -19,8 +19,8 @@ from cnnlab.settings import get_settings
 from cnnlab.store import workers
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import Worker, utcnow
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
 from worker.app import GPU_QUEUE
 from worker.sweeper import sweep_once
 

@@ -7,9 +7,7 @@ The ONNX file runs in onnxruntime on the CPU, the TorchScript file under plain
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,6 @@ from cnnlab.catalog import DATASETS
 from cnnlab.checkpoint import build_model, cpu_state, make, model_config
 from cnnlab.export import (
     INPUT_NAME,
-    OUTPUT_NAME,
-    TORCHSCRIPT_METADATA_FILE,
     ExportFormat,
     export,
     export_metadata,
@@ -34,8 +30,7 @@ from cnnlab.settings import Settings
 from cnnlab.spec import TrainSpec
 from cnnlab.training import fit
 from tests.utils.datasets import patterned_images, write_mnist
-
-TOLERANCE = 1e-4
+from tests.utils.exports import assert_parity, load_torchscript, nchw, run_onnx, run_torchscript
 
 
 @pytest.fixture(scope="module")
@@ -80,48 +75,10 @@ def _images(ckpt: dict[str, Any], n: int, seed: int = 5) -> np.ndarray:
     return patterned_images(n, (h, w) if c == 1 else (h, w, c), seed)[0]
 
 
-def _nchw(images: np.ndarray) -> np.ndarray:
-    """The exported files' input: float32 pixels 0-255, N×C×H×W."""
-    if images.ndim == 3:
-        images = images[..., None]
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
-
-
-def run_onnx(data: bytes, images: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    (probs,) = session.run([OUTPUT_NAME], {INPUT_NAME: _nchw(images)})
-    return np.asarray(probs)
-
-
-def load_torchscript(data: bytes) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    files = {TORCHSCRIPT_METADATA_FILE: ""}
-    with warnings.catch_warnings():  # TorchScript says it is deprecated, on every call
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
-        warnings.simplefilter("ignore", category=UserWarning)
-        module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=files)
-    return module, json.loads(files[TORCHSCRIPT_METADATA_FILE])
-
-
-def run_torchscript(data: bytes, images: np.ndarray) -> np.ndarray:
-    module, _ = load_torchscript(data)
-    with torch.no_grad():
-        return np.asarray(module(torch.from_numpy(_nchw(images))).numpy())
-
-
 def _reference(ckpt: dict[str, Any], images: np.ndarray) -> np.ndarray:
     """cnnlab's own prediction for the images (as the API answers it)."""
     rows = Predictor(ckpt).predict_arrays(list(images))
     return np.array([r["probabilities"] for r in rows])
-
-
-def assert_parity(probs: np.ndarray, reference: np.ndarray) -> float:
-    """Same class per image, probabilities within :data:`TOLERANCE`; the largest difference."""
-    assert probs.shape == reference.shape
-    assert (probs.argmax(axis=1) == reference.argmax(axis=1)).all()
-    worst = float(np.abs(probs - reference).max())
-    assert worst < TOLERANCE, worst
-    return worst
 
 
 RUNNERS = {ExportFormat.onnx: run_onnx, ExportFormat.torchscript: run_torchscript}
@@ -178,7 +135,7 @@ def test_exports_are_files_on_disk_too(trained_mnist: dict[str, Any], tmp_path: 
     path.write_bytes(export(trained_mnist, "onnx"))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     images = _images(trained_mnist, 4)
-    (probs,) = session.run(None, {INPUT_NAME: _nchw(images)})
+    (probs,) = session.run(None, {INPUT_NAME: nchw(images)})
     assert_parity(np.asarray(probs), _reference(trained_mnist, images))
 
 

@@ -25,7 +25,7 @@ from cnnlab.store.models import Webhook, WebhookDelivery, utcnow
 from cnnlab.webhooks import UnsafeWebhookUrl, check_url, deliver_due
 from cnnlab.webhooks.delivery import CLAIM_SECONDS, FIRST_RETRY, claim_due
 from cnnlab.webhooks.store import create_webhook, list_deliveries
-from tests.store.factories import make_user
+from tests.utils.factories import make_user
 
 
 class Receiver:

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.stack import CNNLAB, Stack, free_port, stack_env, started
-from tests.worker.procs import Proc
+from tests.utils.procs import Proc
+from tests.utils.stack import CNNLAB, Stack, free_port, stack_env, started
 
 FAST_SPEC = {
     "dataset": "fashion_mnist",

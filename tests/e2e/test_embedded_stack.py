@@ -17,7 +17,7 @@ from PIL import Image
 
 from cnnlab.predict import Predictor
 from tests.e2e.conftest import FAST_SPEC
-from tests.e2e.stack import ENDED, Stack, wait_for_job, wait_until
+from tests.utils.stack import ENDED, Stack, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import FAST_SPEC
-from tests.e2e.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_for_job
-from tests.worker.procs import WORKER_READY, Proc
+from tests.utils.procs import WORKER_READY, Proc
+from tests.utils.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import FAST_SPEC
-from tests.e2e.stack import CNNLAB, Stack, free_port, stack_env, wait_for_job, wait_until
-from tests.worker.procs import Proc
+from tests.utils.procs import Proc
+from tests.utils.stack import CNNLAB, Stack, free_port, stack_env, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import EpochMetric, Job
-from tests.e2e.stack import CNNLAB, ENDED, wait_until
-from tests.worker.procs import WORKER_READY, Proc
+from tests.utils.procs import WORKER_READY, Proc
+from tests.utils.stack import CNNLAB, ENDED, wait_until
 
 # Short leases and sweeps so a dead worker's job moves on within seconds.
 FAST_RECOVERY = {

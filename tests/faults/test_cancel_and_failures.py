@@ -16,7 +16,7 @@ from cnnlab.store.db import session_scope
 from cnnlab.store.models import Job, Search
 from cnnlab.store.users import get_or_create_user
 from tests.faults.harness import SPEC, TINY, row, wait_ended, wait_row, workers
-from tests.store.factories import submit
+from tests.utils.factories import submit
 from worker.queue import enqueue_job
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,6 @@ from cnnlab.status import SearchStatus
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, Search
 from cnnlab.store.users import get_or_create_user
-from tests.e2e.stack import wait_until
 from tests.faults.harness import (
     SPEC,
     epoch_rows,
@@ -33,6 +32,7 @@ from tests.faults.harness import (
     wait_row,
     workers,
 )
+from tests.utils.stack import wait_until
 from worker.queue import enqueue_job
 
 pytestmark = pytest.mark.slow

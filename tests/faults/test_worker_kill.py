@@ -19,8 +19,8 @@ from tests.faults.harness import (
     worker_env,
     workers,
 )
-from tests.store.factories import submit
-from tests.worker.procs import WORKER_READY
+from tests.utils.factories import submit
+from tests.utils.procs import WORKER_READY
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from cnnlab import lifecycle
 from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import EpochMetric, Job, JobStatus
-from tests.store.factories import make_job, make_user, metrics
+from tests.utils.factories import make_job, make_user, metrics
 
 
 def test_claim_is_once_only(session: Session) -> None:

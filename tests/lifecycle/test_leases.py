@@ -14,7 +14,7 @@ from cnnlab import lifecycle
 from cnnlab.status import SearchStatus
 from cnnlab.store import jobs as store
 from cnnlab.store.models import EpochMetric, Job, JobStatus, Search, utcnow
-from tests.store.factories import make_job, make_user, metrics
+from tests.utils.factories import make_job, make_user, metrics
 
 
 def _job(session: Session, **fields: Any) -> Job:

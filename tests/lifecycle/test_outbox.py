@@ -23,8 +23,8 @@ from cnnlab.store.models import (
     WebhookEvent,
 )
 from cnnlab.webhooks.store import create_webhook
-from tests.store.factories import make_job, make_user, metrics
 from tests.utils.datasets import write_mnist
+from tests.utils.factories import make_job, make_user, metrics
 
 HOOK_URL = "http://127.0.0.1:9/hook"
 ALL_JOB_EVENTS = ["job.succeeded", "job.failed", "job.cancelled"]

@@ -20,8 +20,8 @@ from cnnlab.store import searches
 from cnnlab.store.db import session_scope
 from cnnlab.store.errors import Conflict
 from cnnlab.store.models import Job, Search
-from tests.store.factories import make_user, metrics
 from tests.utils.datasets import write_mnist
+from tests.utils.factories import make_user, metrics
 
 SPACE = {"optimizer.lr": {"loguniform": [0.001, 0.5]}, "optimizer.momentum": {"uniform": [0, 0.9]}}
 

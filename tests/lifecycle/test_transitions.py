@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle import TRANSITIONS, move
 from cnnlab.status import JobStatus
-from tests.store.factories import make_job, make_user
+from tests.utils.factories import make_job, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 

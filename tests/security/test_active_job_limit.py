@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from api.config import ApiSettings
 from api.main import create_app
+from api.settings import ApiSettings
 from cnnlab.store.db import session_scope
 from cnnlab.store.quota import active_jobs
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller, make_caller
+from tests.utils.api_client import ApiClient
 
 SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
 LIMIT = 3

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.config import ApiSettings
 from api.main import create_app
-from tests.api.client import ApiClient
+from api.settings import ApiSettings
 from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.utils.api_client import ApiClient
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

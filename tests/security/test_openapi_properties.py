@@ -24,13 +24,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.config import ApiSettings
 from api.main import create_app
+from api.settings import ApiSettings
 from cnnlab.settings import get_settings
 from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.utils.api_client import ApiClient
 
 # Cases per operation (about 700 requests in all): under a minute on two busy cores.
 MAX_EXAMPLES = 40

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from cnnlab.store.db import session_scope
 from cnnlab.store.models import Token
 from cnnlab.store.users import authenticate
-from tests.api.client import ApiClient
 from tests.api.conftest import Caller
 from tests.api.test_auth import OWNED
+from tests.utils.api_client import ApiClient
 
 # Every route that takes an id or a name (filled in from ``owned``): the auth matrix's list.
 BY_ID = OWNED

@@ -12,7 +12,7 @@ from cnnlab.store import jobs
 from cnnlab.store.errors import Conflict, InvalidCursor, NotFound
 from cnnlab.store.models import CheckpointKind, JobStatus, utcnow
 from cnnlab.store.paging import decode_cursor, encode_cursor
-from tests.store.factories import make_job, make_user, metrics
+from tests.utils.factories import make_job, make_user, metrics
 
 
 def test_pages_are_newest_first_without_gaps_or_repeats(session: Session) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from cnnlab.store import migrate
 from cnnlab.store.db import make_engine
 from cnnlab.store.models import Base
-from tests.store.postgres import throwaway_database
+from tests.utils.postgres import throwaway_database
 
 TABLES = {
     "users",

@@ -17,8 +17,8 @@ from cnnlab.store import jobs, searches
 from cnnlab.store.db import session_scope
 from cnnlab.store.errors import NotFound
 from cnnlab.store.models import JobStatus, Search
-from tests.store.factories import make_user, metrics
 from tests.utils.datasets import write_mnist
+from tests.utils.factories import make_user, metrics
 
 GRID: dict[str, list[Any]] = {"optimizer.lr": [0.01, 0.1], "batch_size": [32, 64]}
 

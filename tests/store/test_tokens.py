@@ -18,7 +18,7 @@ from cnnlab.store.users import (
     parse_duration,
     revoke_token_id,
 )
-from tests.store.factories import unique_name
+from tests.utils.factories import unique_name
 
 
 def test_durations() -> None:

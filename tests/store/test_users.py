@@ -11,7 +11,7 @@ from cnnlab.store.users import (
     hash_token,
     revoke_token,
 )
-from tests.store.factories import unique_name
+from tests.utils.factories import unique_name
 
 
 def test_token_authenticates_its_user_and_only_its_hash_is_stored(session: Session) -> None:

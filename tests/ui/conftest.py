@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from cnnlab.client import Client
-from tests.client.service import TINY_MNIST_SPEC, service
-from tests.e2e.stack import Stack
-from tests.worker.procs import REPO
+from tests.utils.procs import REPO
+from tests.utils.service import TINY_MNIST_SPEC, service
+from tests.utils.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -17,9 +17,9 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from cnnlab.client import Client
-from tests.client.service import TINY_MNIST_SPEC
-from tests.e2e.stack import Stack
 from tests.ui.conftest import PHONE, sign_in
+from tests.utils.service import TINY_MNIST_SPEC
+from tests.utils.stack import Stack
 
 FASHION = {"dataset": "fashion_mnist", "train_size": 2000, "val_size": 1000, "batch_size": 256}
 
@@ -103,8 +103,10 @@ def test_submit_a_job_and_watch_its_curves_grow_live(
     assert job["status"] == "succeeded"
     expect(page.locator("#best-val")).to_have_text(f"{100 * job['best_val_accuracy']:.2f}%")
     expect(page.locator("#test-acc")).to_have_text(f"{100 * job['test_accuracy']:.2f}%")
-    expect(page.locator("#samples figure")).to_have_count(24)
-    expect(page.locator("#confusion table.confusion tr")).to_have_count(11)  # header + 10
+    # Both are computed by the API on first request (the confusion matrix over the 10,000 test
+    # images): seconds on a busy 2-core machine, so more than expect's default 5 s to appear.
+    expect(page.locator("#samples figure")).to_have_count(24, timeout=60_000)
+    expect(page.locator("#confusion table.confusion tr")).to_have_count(11, timeout=60_000)
     expect(page.locator("#confusion")).to_contain_text("10000 test images")
     expect(page.locator("#cancel")).to_be_hidden()
     page.screenshot(path=artifacts / "job.png", full_page=True)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.worker.procs import CNNLAB, REPO
+from tests.utils.procs import CNNLAB, REPO
 from worker.process import plan_worker, worker_argv
 
 CORES = os.cpu_count() or 1

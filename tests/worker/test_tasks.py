@@ -14,8 +14,8 @@ from sqlalchemy import update
 from cnnlab.store.db import dispose_engine, session_scope
 from cnnlab.store.migrate import upgrade
 from cnnlab.store.models import EpochMetric, Job, JobStatus
-from tests.store.factories import submit
 from tests.utils.datasets import write_mnist
+from tests.utils.factories import submit
 from worker.tasks import run_job
 
 TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 100, "epochs": 2}

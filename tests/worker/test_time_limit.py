@@ -14,8 +14,8 @@ from cnnlab.spec import TrainSpec
 from cnnlab.store.db import dispose_engine, session_scope
 from cnnlab.store.migrate import upgrade
 from cnnlab.store.models import Job, JobStatus
-from tests.store.factories import submit
 from tests.utils.datasets import write_mnist
+from tests.utils.factories import submit
 from worker import tasks
 from worker.tasks import run_job
 
