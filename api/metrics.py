@@ -11,6 +11,7 @@ With several API processes, each keeps its own counters: scrape each, or sum the
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,11 +23,13 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnlab.store.db import read_scope
-from cnnlab.store.models import Job, JobStatus
+from cnnlab.store.models import EpochMetric, Job, JobStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Requests that matched no route share one label, so scanners cannot add series.
 UNMATCHED = "unmatched"
+# Epochs the training-speed gauge averages, per device.
+RECENT_EPOCHS = 50
 
 
 class Metrics:
@@ -54,32 +57,85 @@ class Metrics:
             "Time to classify one prediction request's images (model lookup, decoding, forward)",
             registry=self.registry,
         )
-        self.registry.register(JobsByStatus(database_url))
+        self.registry.register(ServiceState(database_url))
 
     def render(self) -> bytes:
         """The text exposition; reads the database (call it off the event loop)."""
         return generate_latest(self.registry)
 
 
-class JobsByStatus(Collector):
-    """``cnnlab_jobs{status}``: how many jobs have each status, read at scrape time."""
+class ServiceState(Collector):
+    """What the database says of the service, read at scrape time (a few indexed queries):
+
+    - ``cnnlab_jobs{status}``: jobs by status;
+    - ``cnnlab_queued_jobs{queue}``: queued jobs waiting for each worker queue (the queue depth
+      that matters: the broker may hold a message twice, the rows once);
+    - ``cnnlab_workers{queue}``: workers with a live heartbeat serving each queue;
+    - ``cnnlab_recent_images_per_second{device}``: training speed, the mean of the last
+      :data:`RECENT_EPOCHS` epochs recorded on each device (``cpu``, ``cuda``);
+    - ``cnnlab_epochs``: epochs recorded in all.
+    """
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
 
     def describe(self) -> list[Any]:
         # Describing must not query the database (it happens on registration).
-        return [GaugeMetricFamily("cnnlab_jobs", "Jobs by status", labels=["status"])]
+        return list(self._families())
+
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily("cnnlab_jobs", "Jobs by status", labels=["status"]),
+            GaugeMetricFamily(
+                "cnnlab_queued_jobs", "Queued jobs by worker queue", labels=["queue"]
+            ),
+            GaugeMetricFamily(
+                "cnnlab_workers", "Workers with a live heartbeat, by queue", labels=["queue"]
+            ),
+            GaugeMetricFamily(
+                "cnnlab_recent_images_per_second",
+                f"Training images/s, mean of the last {RECENT_EPOCHS} epochs on each device",
+                labels=["device"],
+            ),
+            GaugeMetricFamily("cnnlab_epochs", "Epochs recorded"),
+        )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from cnnlab.settings import get_settings
+        from cnnlab.store.workers import live_workers
+        from worker.app import QUEUES
+        from worker.queue import queue_for
+
         with read_scope(self.database_url) as session:
             counts = dict(
                 session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
             )
-        family = GaugeMetricFamily("cnnlab_jobs", "Jobs by status", labels=["status"])
+            queued = session.scalars(select(Job.spec).where(Job.status == JobStatus.queued))
+            depth = Tally(queue_for(str(spec.get("device", "auto"))) for spec in queued)
+            workers = live_workers(session, get_settings().worker_live_seconds)
+            recent = session.execute(
+                select(EpochMetric.images_per_second, Job.spec)
+                .join(Job, Job.id == EpochMetric.job_id)
+                .where(EpochMetric.images_per_second.is_not(None))
+                .order_by(EpochMetric.id.desc())
+                .limit(RECENT_EPOCHS * 2)
+            ).all()
+            epochs = session.scalar(select(func.count()).select_from(EpochMetric)) or 0
+        jobs, queues, serving, speed, total = self._families()
         for status in JobStatus:
-            family.add_metric([str(status)], counts.get(status, 0))
-        yield family
+            jobs.add_metric([str(status)], counts.get(status, 0))
+        for queue in QUEUES:
+            queues.add_metric([queue], depth.get(queue, 0))
+            serving.add_metric([queue], sum(1 for w in workers if queue in w.queues))
+        by_device: dict[str, list[float]] = {}
+        for images_per_second, spec in recent:
+            device = "cuda" if spec.get("device") == "cuda" else "cpu"
+            by_device.setdefault(device, []).append(float(images_per_second))
+        for device, values in sorted(by_device.items()):
+            values = values[:RECENT_EPOCHS]
+            speed.add_metric([device], sum(values) / len(values))
+        total.add_metric([], epochs)
+        yield from (jobs, queues, serving, speed, total)
 
 
 def route_template(scope: Scope) -> str:

@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="where the Fashion-MNIST IDX files are (.gz or not; default: Debian's package)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=search.PARTS,
+        metavar="PART",
+        help="search: run only this part (rows: the grid by worker count and the 4-trial ASHA "
+        "rows; notebook: the notebook's grid against cnnlab train and the notebook's way; asha: "
+        "16 random trials with ASHA against a 16-point grid); may be given more than once",
+    )
     parser.add_argument("--out", type=Path, default=results.RESULTS_DIR, help="results folder")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.repeat < 1:
@@ -47,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             service.report(result)
             _save("service", result, args.out)
         if args.which in ("search", "all"):
-            result = search.run(args.repeat, args.fashion_mnist)
+            only = tuple(args.only) if args.only else search.PARTS
+            result = search.run(args.repeat, args.fashion_mnist, only)
             search.report(result)
             _save("search", result, args.out)
         # Not in `all`: on a CPU, packing is slower than one trial after another (see README).

@@ -10,15 +10,32 @@ Every search trains real Fashion-MNIST (50k training / 10k validation images, SG
 3. a sampled search (random, a fixed seed: both draw the same trials) of 4 trials × 4 epochs
    with the ASHA pruner against the same search without it, on the ``--workers 2`` stack.
 
-Each figure comes with the search's best validation accuracy (and its best trial's test
-accuracy), so that speed is not bought with accuracy. The data are decoded into the tensor cache
-once, before any stack starts, and every stack starts from that cache: each measures training,
-not the first decode.
+Two more comparisons (issue 10's), each the median of ``--repeat`` runs of every side:
+
+4. ``notebook``: the notebook's grid as a search under ``make run``'s defaults (``cnnlab serve``
+   with its default worker count) against the same four trials as four ``cnnlab train``
+   processes one after another, and against the grid written the notebook's way: one process,
+   :mod:`bench.reference`'s loop (torchvision dataset, ``ToTensor``, ``DataLoader(num_workers=2)``)
+   for the four models one after another, then the best tested;
+5. ``asha``: random sampling with ASHA, 16 trials × 4 epochs over lr (loguniform) × momentum
+   (uniform), against the 16-point grid over the same ranges (4 × 4 values), both under
+   ``make run``'s defaults: the best validation accuracy, trial-epochs and wall time of each.
+
+``--only rows|notebook|asha`` runs one part (``rows``: 1–3). Each figure comes with the best
+validation accuracy (and its best trial's test accuracy), so that speed is not bought with
+accuracy. The data are decoded into the tensor cache once, before anything is timed, and every
+stack and ``cnnlab train`` process starts from that cache: each measures training, not the first
+decode (the notebook's way has no cache: torchvision reads the IDX files each time).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import shutil
+import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,17 +47,27 @@ from typing import Any
 import httpx
 
 from bench.reference import DEBIAN_FASHION_MNIST, TRAIN_SIZE, VAL_SIZE, stage_fashion_mnist
-from bench.runner import RunFailed
+from bench.runner import RunFailed, run_timed
 from cnnlab.status import ENDED_NAMES
 from tests.utils.procs import WORKER_READY, Proc
 from tests.utils.stack import CNNLAB, Stack, create_token, free_port, stack_env, started, wait_until
 
 GRID_EPOCHS = 2
-GRID = {"optimizer.lr": [0.01, 0.1], "batch_size": [256, 512]}  # the notebook's grid
+GRID_LRS, GRID_BATCH_SIZES = [0.01, 0.1], [256, 512]
+GRID = {"optimizer.lr": GRID_LRS, "batch_size": GRID_BATCH_SIZES}  # the notebook's grid
 SAMPLED_TRIALS, SAMPLED_EPOCHS = 4, 4
 SPACE = {"optimizer.lr": {"loguniform": [0.01, 0.3]}, "batch_size": {"choice": [256, 512]}}
 ASHA = {"name": "asha", "min_epochs": 1, "reduction_factor": 2}
 SEED = 0
+# Issue 10's second comparison: random + ASHA against a grid over the same ranges, 4 epochs.
+WIDE_EPOCHS, WIDE_BATCH, WIDE_TRIALS = 4, 512, 16
+WIDE_GRID = {"optimizer.lr": [0.01, 0.03, 0.1, 0.3], "optimizer.momentum": [0.0, 0.3, 0.6, 0.9]}
+WIDE_SPACE = {
+    "optimizer.lr": {"loguniform": [0.01, 0.3]},
+    "optimizer.momentum": {"uniform": [0.0, 0.9]},
+}
+WIDE_ASHA = {"name": "asha", "min_epochs": 1, "reduction_factor": 4}
+PARTS = ("rows", "notebook", "asha")
 SEARCH_TIMEOUT_S = 1800.0
 # The service's environment for a benchmark: its load must not be answered 429.
 SERVICE_ENV = {"PYTHONUNBUFFERED": "1", "CNNLAB_RATE_LIMIT_PER_MINUTE": "0"}
@@ -66,6 +93,34 @@ def sampled_body(pruner: dict[str, Any] | None) -> dict[str, Any]:
         "seed": SEED,
         "pruner": pruner,
     }
+
+
+def wide_grid_body() -> dict[str, Any]:
+    """16 points: lr 4 values × momentum 4 values, 4 epochs each."""
+    return {"base": {**base_spec(WIDE_EPOCHS), "batch_size": WIDE_BATCH}, "grid": WIDE_GRID}
+
+
+def wide_asha_body() -> dict[str, Any]:
+    """16 random trials over the grid's ranges, 4 epochs at most, pruned by ASHA."""
+    return {
+        "base": {**base_spec(WIDE_EPOCHS), "batch_size": WIDE_BATCH},
+        "space": WIDE_SPACE,
+        "sampler": "random",
+        "num_trials": WIDE_TRIALS,
+        "seed": SEED,
+        "pruner": WIDE_ASHA,
+    }
+
+
+def grid_points() -> list[tuple[float, int]]:
+    """The notebook's grid as (lr, batch size) points, in the notebook's order."""
+    return [(lr, bs) for lr in GRID_LRS for bs in GRID_BATCH_SIZES]
+
+
+def train_spec(lr: float, batch_size: int) -> dict[str, Any]:
+    """One point of the notebook's grid as a ``cnnlab train`` spec: what the search's trial for
+    that point trains."""
+    return {**base_spec(GRID_EPOCHS), "optimizer": {"lr": lr}, "batch_size": batch_size}
 
 
 # (key, label, workers, body): the searches, in the order one repeat runs them.
@@ -136,6 +191,41 @@ def figures(runs: dict[str, list[SearchRun]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def median_run(runs: list[SearchRun]) -> SearchRun:
+    """The run with the median wall time (the lower one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r.wall_seconds)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def medians(runs: dict[str, list[SearchRun]], reference: str) -> dict[str, dict[str, Any]]:
+    """Each side's median wall time (``statistics.median``), the accuracies of its median run,
+    every wall time, and ``reference``'s speed-up over it: its median wall over the reference's
+    (how many times longer it took than the reference)."""
+    walls = {key: statistics.median(r.wall_seconds for r in found) for key, found in runs.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for key, found in runs.items():
+        out[key] = {
+            **median_run(found).to_dict(),
+            "wall_seconds": walls[key],
+            "all_wall_seconds": [r.wall_seconds for r in found],
+            "speedup_of_reference": walls[key] / walls[reference],
+        }
+    return out
+
+
+def asha_verdict(asha: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:
+    """Issue 10's target: ASHA's best within 1 point of the grid's, on ≤ 40% of its epochs."""
+    points = 100 * ((asha["best_val_accuracy"] or 0.0) - (grid["best_val_accuracy"] or 0.0))
+    share = asha["trial_epochs"] / grid["trial_epochs"]
+    return {
+        "val_points_behind_grid": -points,
+        "epochs_share": share,
+        "wall_share": asha["wall_seconds"] / grid["wall_seconds"],
+        "within_1_point": points >= -1.0,
+        "within_40_percent_epochs": share <= 0.40,
+    }
+
+
 @dataclass
 class Service:
     stack: Stack
@@ -146,9 +236,13 @@ class Service:
 
 
 @contextmanager
-def serving(workers: int, work: Path, data_dir: Path, cache: Path) -> Iterator[Service]:
-    """``cnnlab serve --workers K`` under a fresh home (its own SQLite and broker) that starts
-    with the warm tensor ``cache``; yields once the API answers and every worker is ready."""
+def serving(workers: int | None, work: Path, data_dir: Path, cache: Path) -> Iterator[Service]:
+    """``cnnlab serve --workers K`` (None: without the flag, as ``make run`` starts it) under a
+    fresh home (its own SQLite and broker) that starts with the warm tensor ``cache``; yields
+    once the API answers and every worker is ready."""
+    flags = [] if workers is None else [f"--workers={workers}"]
+    if workers is None:
+        workers = _default_workers()
     home = Path(tempfile.mkdtemp(prefix=f"serve{workers}-", dir=work))
     shutil.copytree(cache, home / "cache")
     env = {**stack_env(home, **SERVICE_ENV), "CNNLAB_DATA_DIR": str(data_dir)}
@@ -157,8 +251,7 @@ def serving(workers: int, work: Path, data_dir: Path, cache: Path) -> Iterator[S
     except AssertionError as exc:
         raise RunFailed(f"cnnlab token create failed: {exc}") from exc
     port = free_port()
-    serve = Proc([*CNNLAB, "serve", f"--port={port}", f"--workers={workers}"],
-                 home / "serve.log", env)  # fmt: skip
+    serve = Proc([*CNNLAB, "serve", f"--port={port}", *flags], home / "serve.log", env)
     stack = Stack(f"http://127.0.0.1:{port}", env, [serve])
     try:
         with started(stack, timeout=120):
@@ -208,32 +301,167 @@ def _warm_cache(data_dir: Path, home: Path) -> Path:
     return settings.cache_dir
 
 
-def run(repeat: int = 1, source: Path = DEBIAN_FASHION_MNIST) -> dict[str, Any]:
-    runs: dict[str, list[SearchRun]] = {key: [] for key, *_ in CASES}
+def run(
+    repeat: int = 1, source: Path = DEBIAN_FASHION_MNIST, only: tuple[str, ...] = PARTS
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "benchmark": "search",
+        "repeat": repeat,
+        "parts": list(only),
+        "train_images": TRAIN_SIZE,
+    }
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-search-") as tmp:
         work = Path(tmp)
         data_dir = stage_fashion_mnist(work / "data", source)
         cache = _warm_cache(data_dir, work / "seed-home")
-        for i in range(1, repeat + 1):
-            tag = f" (run {i}/{repeat})" if repeat > 1 else ""
-            # One stack per worker count, in the cases' order; within it, the cases in order.
-            for workers in dict.fromkeys(w for _, _, w, _ in CASES):
-                with serving(workers, work, data_dir, cache) as service:
-                    for key, label, w, body in CASES:
-                        if w != workers:
-                            continue
-                        print(f"  search: {label}{tag}...", flush=True)
-                        found = run_search(service, body)
-                        print(f"    {_brief(found)}", flush=True)
-                        runs[key].append(found)
+        if "rows" in only:
+            result.update(_rows(repeat, work, data_dir, cache))
+        if "notebook" in only:
+            result["notebook"] = _notebook(repeat, work, data_dir, cache)
+        if "asha" in only:
+            result["asha"] = _asha(repeat, work, data_dir, cache)
+    return result
+
+
+def _rows(repeat: int, work: Path, data_dir: Path, cache: Path) -> dict[str, Any]:
+    runs: dict[str, list[SearchRun]] = {key: [] for key, *_ in CASES}
+    for i in range(1, repeat + 1):
+        tag = _tag(i, repeat)
+        # One stack per worker count, in the cases' order; within it, the cases in order.
+        for workers in dict.fromkeys(w for _, _, w, _ in CASES):
+            with serving(workers, work, data_dir, cache) as service:
+                for key, label, w, body in CASES:
+                    if w != workers:
+                        continue
+                    print(f"  search: {label}{tag}...", flush=True)
+                    found = run_search(service, body)
+                    print(f"    {_brief(found)}", flush=True)
+                    runs[key].append(found)
     return {
-        "benchmark": "search",
-        "repeat": repeat,
-        "train_images": TRAIN_SIZE,
         "bodies": {key: body for key, _, _, body in CASES},
         "labels": {key: label for key, label, _, _ in CASES},
         "searches": figures(runs),
     }
+
+
+NOTEBOOK_LABELS = {
+    "search": "cnnlab search, make run defaults",
+    "cnnlab_train": "4 × cnnlab train, one after another",
+    "notebook_way": "notebook's way, one process",
+}
+
+
+def _notebook(repeat: int, work: Path, data_dir: Path, cache: Path) -> dict[str, Any]:
+    """The notebook's grid three ways, alternated within each repeat; medians."""
+    runs: dict[str, list[SearchRun]] = {key: [] for key in NOTEBOOK_LABELS}
+    raw_notebook_walls: list[float] = []
+    train_home = work / "train-home"
+    shutil.copytree(cache, train_home / "cache")
+    env = {"CNNLAB_HOME": str(train_home), "CNNLAB_DATA_DIR": str(data_dir)}
+    for i in range(1, repeat + 1):
+        tag = _tag(i, repeat)
+        print(f"  notebook grid: {NOTEBOOK_LABELS['search']}{tag}...", flush=True)
+        with serving(None, work, data_dir, cache) as service:
+            found = run_search(service, grid_body())
+        print(f"    {_brief(found)}", flush=True)
+        runs["search"].append(found)
+
+        print(f"  notebook grid: {NOTEBOOK_LABELS['cnnlab_train']}{tag}...", flush=True)
+        found = _train_one_after_another(work, env)
+        print(f"    {_brief(found)}", flush=True)
+        runs["cnnlab_train"].append(found)
+
+        print(f"  notebook grid: {NOTEBOOK_LABELS['notebook_way']}{tag}...", flush=True)
+        found, raw = _notebook_way(data_dir)
+        print(f"    {_brief(found)} ({raw:.1f} s with every model tested)", flush=True)
+        runs["notebook_way"].append(found)
+        raw_notebook_walls.append(raw)
+    return {
+        "labels": NOTEBOOK_LABELS,
+        "body": grid_body(),
+        "train_specs": [train_spec(lr, bs) for lr, bs in grid_points()],
+        "serve_workers": _default_workers(),
+        "sides": medians(runs, "search"),
+        "notebook_way_wall_seconds_every_model_tested": raw_notebook_walls,
+    }
+
+
+def _train_one_after_another(work: Path, env: dict[str, str]) -> SearchRun:
+    """The grid's four trials as four ``cnnlab train`` processes, one after another; the wall
+    time is their sum, the test accuracy the best one's."""
+    wall, epochs, summaries = 0.0, 0, []
+    for n, (lr, bs) in enumerate(grid_points()):
+        spec_path = work / f"train-{n}.json"
+        spec_path.write_text(json.dumps(train_spec(lr, bs)))
+        cmd = [sys.executable, "-m", "cnnlab", "train", str(spec_path), "--json"]
+        done = run_timed(f"cnnlab train lr {lr} batch {bs}", cmd, env)
+        wall += done.wall_seconds
+        epochs += len(done.epochs)
+        summaries.append(done.summary)
+    best = max(summaries, key=lambda s: s["best_val_accuracy"])
+    return SearchRun(
+        wall, "succeeded", best["best_val_accuracy"], best["test_accuracy"], 4, epochs, 0
+    )
+
+
+def _notebook_way(data_dir: Path) -> tuple[SearchRun, float]:
+    """The grid written the notebook's way, in its own timed process (``python -m bench.search
+    notebook-grid``). :mod:`bench.reference`'s loop tests every model it trains, where the
+    notebook tests only the best: the wall time returned first leaves out the other three test
+    passes (timed in that process); the second is the process's whole wall time."""
+    cmd = [sys.executable, "-m", "bench.search", "notebook-grid", str(data_dir)]
+    cmd += ["--epochs", str(GRID_EPOCHS)]
+    done = run_timed("notebook way", cmd, {})
+    summary = done.summary
+    wall = done.wall_seconds - summary["unneeded_test_seconds"]
+    found = SearchRun(
+        wall,
+        "succeeded",
+        summary["best_val_accuracy"],
+        summary["test_accuracy"],
+        len(summary["grid"]),
+        len(done.epochs),
+        0,
+    )
+    return found, done.wall_seconds
+
+
+WIDE_LABELS = {
+    "grid": "16-point grid (lr 4 × momentum 4)",
+    "asha": "16 random trials with ASHA",
+}
+
+
+def _asha(repeat: int, work: Path, data_dir: Path, cache: Path) -> dict[str, Any]:
+    """Random + ASHA against the 16-point grid, 4 epochs each, under ``make run``'s defaults."""
+    runs: dict[str, list[SearchRun]] = {key: [] for key in WIDE_LABELS}
+    bodies = {"grid": wide_grid_body(), "asha": wide_asha_body()}
+    for i in range(1, repeat + 1):
+        tag = _tag(i, repeat)
+        with serving(None, work, data_dir, cache) as service:
+            for key, label in WIDE_LABELS.items():
+                print(f"  search: {label}, {WIDE_EPOCHS} epochs{tag}...", flush=True)
+                found = run_search(service, bodies[key])
+                print(f"    {_brief(found)}", flush=True)
+                runs[key].append(found)
+    sides = medians(runs, "grid")
+    return {
+        "labels": WIDE_LABELS,
+        "bodies": bodies,
+        "serve_workers": _default_workers(),
+        "sides": sides,
+        "verdict": asha_verdict(sides["asha"], sides["grid"]),
+    }
+
+
+def _default_workers() -> int:
+    from worker.commands import default_workers
+
+    return default_workers(os.cpu_count() or 1)
+
+
+def _tag(i: int, repeat: int) -> str:
+    return f" (run {i}/{repeat})" if repeat > 1 else ""
 
 
 def _brief(run: SearchRun) -> str:
@@ -248,6 +476,60 @@ def _fmt(value: float | None) -> str:
 
 
 def report(result: dict[str, Any]) -> None:
+    if "searches" in result:
+        _report_rows(result)
+    if "notebook" in result:
+        _report_notebook(result["notebook"], result["repeat"])
+    if "asha" in result:
+        _report_asha(result["asha"], result["repeat"])
+
+
+def _median_of(repeat: int) -> str:
+    return f", median of {repeat}" if repeat > 1 else ""
+
+
+def _report_notebook(part: dict[str, Any], repeat: int) -> None:
+    print()
+    print(
+        f"the notebook's 2×2 grid, {GRID_EPOCHS} epochs: cnnlab search (cnnlab serve, "
+        f"{part['serve_workers']} workers) against the same trials run otherwise"
+        f"{_median_of(repeat)}"
+    )
+    print(f"  {'':<38}{'wall s':>8}{'search faster':>15}{'best val':>10}{'test acc':>10}")
+    for key, label in part["labels"].items():
+        fig = part["sides"][key]
+        print(
+            f"  {label:<38}{fig['wall_seconds']:>8.1f}{fig['speedup_of_reference']:>14.2f}x"
+            f"{_fmt(fig['best_val_accuracy']):>10}{_fmt(fig['test_accuracy']):>10}"
+        )
+    raw = statistics.median(part["notebook_way_wall_seconds_every_model_tested"])
+    print(f"  (the notebook's way with every model tested, as bench.reference does: {raw:.1f} s)")
+
+
+def _report_asha(part: dict[str, Any], repeat: int) -> None:
+    print()
+    print(
+        f"random + ASHA against a grid, {WIDE_TRIALS} trials × {WIDE_EPOCHS} epochs, "
+        f"cnnlab serve with {part['serve_workers']} workers{_median_of(repeat)}"
+    )
+    print(f"  {'':<36}{'wall s':>8}{'epochs':>8}{'pruned':>8}{'best val':>10}{'test acc':>10}")
+    for key, label in part["labels"].items():
+        fig = part["sides"][key]
+        print(
+            f"  {label:<36}{fig['wall_seconds']:>8.1f}{fig['trial_epochs']:>8}{fig['pruned']:>8}"
+            f"{_fmt(fig['best_val_accuracy']):>10}{_fmt(fig['test_accuracy']):>10}"
+        )
+    v = part["verdict"]
+    print(
+        f"  ASHA: {v['val_points_behind_grid']:.2f} points behind the grid's best "
+        f"(target ≤ 1: {'met' if v['within_1_point'] else 'missed'}), "
+        f"{100 * v['epochs_share']:.0f}% of its trial-epochs "
+        f"(target ≤ 40%: {'met' if v['within_40_percent_epochs'] else 'missed'}), "
+        f"{100 * v['wall_share']:.0f}% of its wall time"
+    )
+
+
+def _report_rows(result: dict[str, Any]) -> None:
     best_of = f", best of {result['repeat']}" if result["repeat"] > 1 else ""
     print()
     images = f"{result['train_images']:,}"
@@ -265,3 +547,59 @@ def report(result: dict[str, Any]) -> None:
             f"{fig['trial_epochs']:>7}{fig['pruned']:>7}"
             f"{_fmt(fig['best_val_accuracy']):>10}{_fmt(fig['test_accuracy']):>10}"
         )
+
+
+def notebook_grid(data_dir: Path, epochs: int, device: str) -> None:
+    """The notebook's grid written its way, in this one process: :mod:`bench.reference`'s loop
+    for each point (its lr and batch size), one model after another, then a summary line naming
+    the best and the seconds of the test passes the notebook would not run (bench.reference
+    tests every model; the notebook tests the best)."""
+    from bench import reference
+
+    records: list[dict[str, Any]] = []
+    emit = reference._emit
+
+    def keep(record: dict[str, object]) -> None:
+        records.append(dict(record))
+        emit(record)
+
+    reference._emit = keep
+    models = []
+    for lr, batch_size in grid_points():
+        reference.LEARNING_RATE, reference.BATCH_SIZE = lr, batch_size
+        start = len(records)
+        reference.run(data_dir, epochs, device)
+        *per_epoch, summary = records[start:]
+        models.append(
+            {
+                "lr": lr,
+                "batch_size": batch_size,
+                "best_val_accuracy": summary["best_val_accuracy"],
+                "test_accuracy": summary["test_accuracy"],
+                "test_seconds": summary["seconds"] - sum(e["seconds"] for e in per_epoch),
+            }
+        )
+    best = max(models, key=lambda m: m["best_val_accuracy"])
+    emit(
+        {
+            "grid": models,
+            "best_val_accuracy": best["best_val_accuracy"],
+            "test_accuracy": best["test_accuracy"],
+            "unneeded_test_seconds": sum(m["test_seconds"] for m in models if m is not best),
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.search")
+    parser.add_argument("what", choices=["notebook-grid"])
+    parser.add_argument("data_dir", type=Path, help="holds FashionMNIST/raw (torchvision layout)")
+    parser.add_argument("--epochs", type=int, default=GRID_EPOCHS)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args(argv)
+    notebook_grid(stage_fashion_mnist(args.data_dir), args.epochs, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

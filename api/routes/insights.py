@@ -7,6 +7,7 @@ on the test split, once the job has succeeded; computed once per job and checkpo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:  # torch is imported by the first request that needs it
 
 CONFUSION_CACHE_SIZE = 32
 MAX_SAMPLES = 64
+# Confusion matrices and sample grids computed at once in one API process (each reads a dataset
+# split and, for a matrix, runs the model over the whole test split).
+EVALUATIONS_AT_ONCE = 1
 
 router = APIRouter(
     prefix="/jobs",
@@ -113,6 +117,7 @@ def compute_confusion(checkpoint: bytes, settings: Settings) -> Confusion:
 @router.get("/{job_id}/samples", response_model=Samples, responses={422: {"model": ErrorResponse}})
 async def samples(
     job_id: str,
+    request: Request,
     db: DbDep,
     user: UserDep,
     settings: SettingsDep,
@@ -120,7 +125,8 @@ async def samples(
 ) -> Samples:
     """Images from the job's training split with their labels."""
     job = await db.read(store.get_job, user.id, job_id)
-    return await run_in_threadpool(sample_images, job.spec, n, settings)
+    async with evaluation_gate(request):
+        return await run_in_threadpool(sample_images, job.spec, n, settings)
 
 
 def _succeeded_model_epoch(session: Session, owner_id: int, job_id: str) -> int:
@@ -148,7 +154,21 @@ async def confusion(
     cache = confusion_cache(request)
     result = cache.get((job_id, epoch))
     if result is None:
-        _, data = await db.read(store.model_bytes, job_id)
-        result = await run_in_threadpool(compute_confusion, data, settings)
-        cache.put((job_id, epoch), result)
+        # One evaluation of a test split at a time in this process: the rest wait their turn
+        # (and most then find the matrix cached), however many jobs are asked about at once.
+        async with evaluation_gate(request):
+            result = cache.get((job_id, epoch))
+            if result is None:
+                _, data = await db.read(store.model_bytes, job_id)
+                result = await run_in_threadpool(compute_confusion, data, settings)
+                cache.put((job_id, epoch), result)
     return result
+
+
+def evaluation_gate(request: Request) -> asyncio.Semaphore:
+    """The app's gate on heavy evaluations (confusion matrices, samples), made on first use."""
+    state = request.app.state
+    gate: asyncio.Semaphore | None = getattr(state, "evaluation_gate", None)
+    if gate is None:
+        gate = state.evaluation_gate = asyncio.Semaphore(EVALUATIONS_AT_ONCE)
+    return gate

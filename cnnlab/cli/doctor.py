@@ -115,6 +115,10 @@ def check_database(settings: Settings) -> Check:
             f"no database yet at {database}",
             "`cnnlab db upgrade` creates it (`cnnlab serve` and `cnnlab api` do it on start)",
         )
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # libpq waits for ever on a host that drops packets: give up like the other checks do.
+        parsed = parsed.update_query_dict({"connect_timeout": str(int(CONNECT_TIMEOUT_S))})
+        url = parsed.render_as_string(hide_password=False)
     try:
         migrate.wait_for_database(url, timeout=CONNECT_TIMEOUT_S)
         current = migrate.current(url)

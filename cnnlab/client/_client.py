@@ -131,6 +131,16 @@ class Client:
         job: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/cancel")
         return job
 
+    def delete(self, job_id: str) -> None:
+        """Delete an ended job with its metrics and checkpoints (a registered model version
+        keeps its own copy). A queued or running job, or a search's trial, is a conflict."""
+        self._request("DELETE", f"/v1/jobs/{job_id}")
+
+    def me(self) -> dict[str, Any]:
+        """Who the token is, and what the account uses: storage and active jobs, with limits."""
+        me: dict[str, Any] = self._json("GET", "/v1/me")
+        return me
+
     def metrics(self, job_id: str) -> list[dict[str, Any]]:
         """One dict per finished epoch: epoch, train_loss, val_loss, val_accuracy, seconds."""
         rows: list[dict[str, Any]] = self._json("GET", f"/v1/jobs/{job_id}/metrics")
@@ -275,10 +285,12 @@ class Client:
         max_concurrent_trials: int | None = None,
         metric: str = "val_accuracy",
         mode: str | None = None,
+        register_best_as: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start a search: one trial per combination of ``grid`` values, or ``num_trials``
         drawn from ``space`` (``sampler`` ``random`` or ``tpe``), maybe stopped early by a
-        ``pruner``. ``mode`` defaults to the metric's (``max`` for val_accuracy)."""
+        ``pruner``. ``mode`` defaults to the metric's (``max`` for val_accuracy).
+        ``register_best_as`` (``{"name", "alias"}``) registers the best trial when it ends."""
         body = _search_body(
             base,
             grid=grid,
@@ -290,6 +302,7 @@ class Client:
             max_concurrent_trials=max_concurrent_trials,
             metric=metric,
             mode=mode,
+            register_best_as=register_best_as,
         )
         search: dict[str, Any] = self._json("POST", "/v1/searches", json=body)
         return search
@@ -315,6 +328,10 @@ class Client:
     def cancel_search(self, search_id: str) -> dict[str, Any]:
         search: dict[str, Any] = self._json("POST", f"/v1/searches/{search_id}/cancel")
         return search
+
+    def delete_search(self, search_id: str) -> None:
+        """Delete an ended search with its trials."""
+        self._request("DELETE", f"/v1/searches/{search_id}")
 
     def pause_search(self, search_id: str) -> dict[str, Any]:
         """Start no new trial (running ones go on)."""

@@ -78,3 +78,34 @@ def test_predictions_are_counted(
     samples = _samples(client)
     assert _value(samples["cnnlab_predictions_total"]) == 5
     assert _value(samples["cnnlab_prediction_duration_seconds_count"]) == 1
+
+
+def test_queues_workers_and_training_speed_are_read_at_scrape_time(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str
+) -> None:
+    from cnnlab import lifecycle
+    from cnnlab.store import workers
+    from cnnlab.store.db import session_scope
+    from tests.utils.factories import metrics, unique_name
+
+    before = _samples(client)
+    job_id = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()["id"]
+    with session_scope(db_url) as s:
+        workers.beat(s, unique_name("worker"), queues=["cpu"], devices=[], version="test")
+    after = _samples(client)
+    for name, labels, more in [
+        ("cnnlab_queued_jobs", {"queue": "cpu"}, 1),
+        ("cnnlab_queued_jobs", {"queue": "gpu"}, 0),
+        ("cnnlab_workers", {"queue": "cpu"}, 1),
+        ("cnnlab_workers", {"queue": "gpu"}, 0),
+    ]:
+        assert _value(after[name], **labels) - _value(before[name], **labels) == more, name
+
+    with session_scope(db_url) as s:
+        assert lifecycle.claim(s, job_id, "w") is not None
+    with session_scope(db_url) as s:
+        row = {**metrics(1, 0.5), "images_per_second": 1234.0}
+        lifecycle.record_epoch(s, job_id, row, b"l", b"b")
+    scraped = _samples(client)
+    assert _value(scraped["cnnlab_epochs"]) - _value(after["cnnlab_epochs"]) == 1
+    assert _value(scraped["cnnlab_recent_images_per_second"], device="cpu") > 0

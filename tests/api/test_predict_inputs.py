@@ -73,8 +73,9 @@ def test_a_body_of_many_parts_is_413_before_it_is_parsed(
     assert r.status_code == 413, r.text
     detail = r.json()["detail"]
     assert detail["type"] == "payload_too_large" and detail["limit_name"] == "parts"
-    # Counting delimiters is at memory speed; parsing 250,000 parts took seconds.
-    assert elapsed < 2.0
+    # Counting delimiters is at memory speed; parsing the 250,000 parts took 9 s (a bound a busy
+    # machine cannot miss, that a parse would).
+    assert elapsed < 5.0
 
 
 def test_parts_are_counted_across_chunk_boundaries() -> None:

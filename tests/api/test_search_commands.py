@@ -180,3 +180,24 @@ def test_cnnlab_search_watch_follows_to_the_end(capsys: pytest.CaptureFixture[st
     assert _watch_search(fake, "s" * 32, as_json=True) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["event"] for line in lines] == ["status"] + ["trial"] * 4 + ["status"]
+
+
+def test_the_client_deletes_ended_work_and_says_what_the_account_uses(lab: Client) -> None:
+    job = lab.submit(BASE)
+    with pytest.raises(ApiError) as err:
+        lab.delete(job["id"])  # still queued
+    assert err.value.status == 409
+    assert lab.me()["active_jobs"]["count"] == 1
+    lab.cancel(job["id"])
+    lab.delete(job["id"])
+    with pytest.raises(ApiError) as err:
+        lab.job(job["id"])
+    assert err.value.status == 404
+    assert lab.me()["active_jobs"]["count"] == 0
+
+    search = lab.search(BASE, {"seed": [1, 2]})
+    lab.cancel_search(search["id"])
+    lab.delete_search(search["id"])
+    with pytest.raises(ApiError) as err:
+        lab.get_search(search["id"])
+    assert err.value.status == 404

@@ -50,6 +50,30 @@ def test_a_prediction_body_goes_out_whole(
     assert len(expected["predictions"]) == 3
 
 
+def test_the_benchmark_predicts_by_model_name_as_by_job_id(
+    stack: Stack, token: str, finished_job: dict[str, Any]
+) -> None:
+    from bench import service
+
+    bench_service = service.Service(stack, token)
+    registered = httpx.post(
+        stack.url + "/v1/models",
+        headers=_auth(token),
+        json={"name": "bench-load", "job_id": finished_job["id"]},
+        timeout=60,
+    )
+    assert registered.status_code == 201, registered.text
+    instances = {"instances": [[[7] * 28] * 28] * 2}
+    answers = []
+    for path in (f"/v1/jobs/{finished_job['id']}/predict", "/v1/models/bench-load/predict"):
+        raw = service._predict_request(bench_service, path, json=instances)
+        with load.Connection(stack.url) as conn:
+            status, answer = conn.request(raw)
+        assert status == 200
+        answers.append(json.loads(answer)["predictions"])
+    assert answers[0] == answers[1]
+
+
 def test_figures_refuse_answers_other_than_200(stack: Stack, finished_job: dict[str, Any]) -> None:
     raw = load.build(stack.url, f"/v1/jobs/{finished_job['id']}", headers=_auth("cnl_wrong"))
     with pytest.raises(load.HttpError, match="answered 401"):

@@ -64,3 +64,55 @@ def test_the_pruned_and_unpruned_searches_draw_the_same_trials() -> None:
     }
     assert pruned["num_trials"] == search.SAMPLED_TRIALS
     assert search.grid_body()["grid"] == {"optimizer.lr": [0.01, 0.1], "batch_size": [256, 512]}
+
+
+def test_the_notebook_comparison_is_the_median_of_each_side_against_the_search() -> None:
+    def run(seconds: float, val: float) -> SearchRun:
+        return SearchRun(seconds, "succeeded", val, 0.8, 4, 8, 0)
+
+    sides = search.medians(
+        {
+            "search": [run(30.0, 0.85), run(20.0, 0.84), run(25.0, 0.86)],
+            "cnnlab_train": [run(60.0, 0.85), run(70.0, 0.85)],
+        },
+        "search",
+    )
+    assert sides["search"]["wall_seconds"] == 25.0
+    assert sides["search"]["best_val_accuracy"] == 0.86  # the median run's accuracy
+    assert sides["search"]["speedup_of_reference"] == 1.0
+    assert sides["cnnlab_train"]["wall_seconds"] == 65.0
+    assert sides["cnnlab_train"]["all_wall_seconds"] == [60.0, 70.0]
+    assert sides["cnnlab_train"]["speedup_of_reference"] == pytest.approx(65.0 / 25.0)
+
+
+def test_asha_is_judged_by_points_behind_the_grid_and_its_share_of_epochs() -> None:
+    grid = {"best_val_accuracy": 0.880, "trial_epochs": 64, "wall_seconds": 400.0}
+    close = {"best_val_accuracy": 0.872, "trial_epochs": 25, "wall_seconds": 160.0}
+    verdict = search.asha_verdict(close, grid)
+    assert verdict["val_points_behind_grid"] == pytest.approx(0.8)
+    assert verdict["epochs_share"] == pytest.approx(25 / 64)
+    assert verdict["wall_share"] == pytest.approx(0.4)
+    assert verdict["within_1_point"] and verdict["within_40_percent_epochs"]
+    far = {"best_val_accuracy": 0.86, "trial_epochs": 30, "wall_seconds": 200.0}
+    verdict = search.asha_verdict(far, grid)
+    assert not verdict["within_1_point"] and not verdict["within_40_percent_epochs"]
+
+
+def test_the_asha_search_and_its_grid_span_the_same_ranges_and_epochs() -> None:
+    grid, asha = search.wide_grid_body(), search.wide_asha_body()
+    assert grid["base"] == asha["base"]
+    assert asha["num_trials"] == len(grid["grid"]["optimizer.lr"]) * len(
+        grid["grid"]["optimizer.momentum"]
+    )
+    for path, values in grid["grid"].items():
+        low, high = next(iter(asha["space"][path].values()))
+        assert (low, high) == (min(values), max(values))
+    assert asha["pruner"]["name"] == "asha"
+
+
+def test_the_train_side_runs_the_grids_points() -> None:
+    specs = [search.train_spec(lr, bs) for lr, bs in search.grid_points()]
+    assert [(s["optimizer"]["lr"], s["batch_size"]) for s in specs] == [
+        (0.01, 256), (0.01, 512), (0.1, 256), (0.1, 512)
+    ]  # fmt: skip
+    assert all(s["epochs"] == search.GRID_EPOCHS for s in specs)

@@ -1,11 +1,12 @@
 // #/jobs/ID: a job's summary and spec, learning curves that grow with each epoch (its event
 // stream), training images, and once it has ended the test confusion matrix and the prediction
-// canvas, when the server has them for it.
+// canvas, when the server has them for it; once it has succeeded, a form to register it as a model.
 import * as api from "./api.js";
 import { PALETTE, confusion, lineChart } from "./charts.js";
 import { badge, button, definitions, describe, ended, errorBox, h, pct, progress, section, short, when }
   from "./dom.js";
 import { leaving } from "./router.js";
+import { registerForm } from "./view-models.js";
 import predictPlayground from "./view-predict.js";
 
 async function loadSamples(jobId, box) {
@@ -51,6 +52,7 @@ export default async function jobPage(main, jobId) {
   const samples = h("div", { class: "samples", id: "samples" }, h("p", { class: "muted" }, "loading…"));
   const confusionBox = h("div", { id: "confusion" });
   const playground = h("div", { id: "playground" });
+  const registerBox = h("div", { id: "register-box" });
   const cancelBtn = button({ id: "cancel", class: "danger" }, "Cancel", async () => {
     cancelBtn.disabled = true;
     job = await api.post(`/v1/jobs/${jobId}/cancel`);
@@ -101,6 +103,7 @@ export default async function jobPage(main, jobId) {
   function drawEnded() {
     if (!ended(job) || endedDrawn) return;
     endedDrawn = true;
+    if (job.status === "succeeded") registerBox.replaceChildren(registerForm(job));
     loadConfusion(jobId, confusionBox);
     if (job.epoch > 0) predictPlayground(job, playground); // the server has a model for it
   }
@@ -112,7 +115,7 @@ export default async function jobPage(main, jobId) {
       h("div", {}, section("Summary", summary),
         section("Spec", h("pre", { class: "spec" }, JSON.stringify(job.spec, null, 2))))),
     section("Training images", samples),
-    h("div", { id: "ended" }, confusionBox, playground));
+    h("div", { id: "ended" }, registerBox, confusionBox, playground));
   drawCharts();
   loadSamples(jobId, samples);
   drawEnded();
