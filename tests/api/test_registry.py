@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import uvicorn
 
 from api.main import create_app
 from cnnlab.checkpoint import dumps, loads
@@ -22,6 +19,7 @@ from tests.api.conftest import Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
 from tests.utils.exports import assert_parity, run_onnx, run_torchscript
+from tests.utils.serving import serve
 
 SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
 
@@ -440,21 +438,8 @@ def test_openapi_documents_the_registry(client: ApiClient) -> None:
 @pytest.fixture
 def served(db_url: str) -> Iterator[str]:
     """The app on a real loopback port (the CLI makes real HTTP requests); its URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive()
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app()) as url:
+        yield url
 
 
 def test_cli_export(
