@@ -1,4 +1,4 @@
-"""``python -m bench [training|service|search|packed|all]``: run benchmarks, print and save them."""
+"""``python -m bench [training|service|search|lanes|packed|all]``: run benchmarks, print, save."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import packed, results, search, service, training
+from bench import lanes, packed, results, search, service, training
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import RunFailed
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["training", "service", "search", "packed", "all"],
+        choices=["training", "service", "search", "lanes", "packed", "all"],
         help="which benchmark to run (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for each side")
@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             result = search.run(args.repeat, args.fashion_mnist, only)
             search.report(result)
             _save("search", result, args.out)
+        if args.which in ("lanes", "all"):
+            result = lanes.run(args.fashion_mnist)
+            lanes.report(result)
+            _save("lanes", result, args.out)
         # Not in `all`: on a CPU, packing is slower than one trial after another (see README).
         if args.which == "packed":
             result = packed.run(args.device, repeat=args.repeat, source=args.fashion_mnist)

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     # at once (422 ``no_gpu_worker``); more accepts it, and the sweeper fails it with that error
     # once it has been queued this long with still no live GPU worker.
     gpu_worker_grace_seconds: float = Field(default=0.0, ge=0)
+    # Pool processes per visible GPU on a gpu worker (``--concurrency`` overrides): trials of the
+    # lab's size leave most of a GPU idle, so several train on one device at once.
+    trials_per_gpu: int = Field(default=2, ge=1)
+    # Most trials of one search a worker trains as one packed model (cnnlab.packed) when their
+    # specs differ only in SGD settings and seed; 1 turns packing off.
+    pack_trials: int = Field(default=8, ge=1)
+    # Pack on CPU workers too. Off: on a CPU a pack is no faster than its trials one after
+    # another (``python -m bench packed`` measured 0.52× on a 2-core machine).
+    pack_on_cpu: bool = False
 
     @property
     def worker_live_seconds(self) -> float:

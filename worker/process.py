@@ -2,8 +2,9 @@
 
 CPU workers run one pool process per core by default, each with ``cores // processes`` torch
 threads, and see no GPU (so a job with ``device: auto`` trains on the CPU it was queued for).
-GPU workers (``--queues gpu``) run one pool process per visible GPU; each process pins itself to
-its own device through ``CUDA_VISIBLE_DEVICES`` before anything touches CUDA. The parent process
+GPU workers (``--queues gpu``) run ``CNNLAB_TRIALS_PER_GPU`` pool processes per visible GPU (2 by
+default: one small trial leaves most of a GPU idle), spread round-robin; each process pins itself to
+its device through ``CUDA_VISIBLE_DEVICES`` before anything touches CUDA. The parent process
 never imports torch, so nothing CUDA exists before the fork; it sweeps for abandoned jobs.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
+from cnnlab.settings import get_settings
 from cnnlab.threads import yield_idle_threads
 from worker.app import GPU_QUEUE, QUEUES, get_celery
 
@@ -61,7 +63,7 @@ def plan_worker(
         gpus = visible_gpus()
         if not gpus:
             raise ValueError("the gpu queue needs a visible GPU and none was found")
-        concurrency = concurrency or len(gpus)
+        concurrency = concurrency or len(gpus) * get_settings().trials_per_gpu
         # Several processes per device share the devices round-robin.
         gpus = tuple(gpus[i % len(gpus)] for i in range(concurrency))
     concurrency = concurrency or cores

@@ -34,8 +34,9 @@ from worker.queue import enqueue_job
 if TYPE_CHECKING:
     from celery import Task
 
+    from cnnlab.checkpoint import Checkpoint
     from cnnlab.spec import TrainSpec
-    from cnnlab.training import EpochReport
+    from cnnlab.training import EpochReport, FitResult
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ def train_job(self: Task, job_id: str) -> None:
 
 
 def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) -> JobStatus | None:
-    """Claim, train and finish one job; returns its final status (None: not ours to run, or
-    taken over by another worker while this one ran it)."""
+    """Claim, train and finish one job, with the trials of its search that train packed with it
+    (:func:`pack_size`); returns its final status (None: not ours to run, or taken over by
+    another worker while this one ran it)."""
     config = config or LeaseSettings()
     with session_scope() as session:
         held = lifecycle.claim(
@@ -68,22 +70,62 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
     if held is None:
         logger.info("job %s is not claimable (held elsewhere or ended); skipping", job_id)
         return None
-    lease = Lease(job_id, held.attempt, config)
-    logger.info("job %s started on %s (attempt %d)", job_id, worker_id, held.attempt)
-    lease.start()
+    claims = [(job_id, held)]
+    size = pack_size(held.spec)
+    if size > 1:
+        with session_scope() as session:
+            claims += lifecycle.claim_siblings(
+                session,
+                job_id,
+                worker_id,
+                limit=size - 1,
+                lease_seconds=config.lease_seconds,
+                max_attempts=config.max_attempts,
+            )
+    leases = [Lease(claimed, c.attempt, config) for claimed, c in claims]
+    for lease in leases:
+        logger.info("job %s started on %s (attempt %d)", lease.job_id, worker_id, lease.attempt)
+        lease.start()
+    if len(leases) > 1:
+        logger.info("jobs %s train as one pack", ", ".join(lease.job_id for lease in leases))
     try:
-        status, fields = _outcome(job_id, held.spec, lease)
+        outcomes = _outcomes(leases, [c.spec for _, c in claims])
     finally:
-        lease.stop()
+        for lease in leases:
+            lease.stop()
+    statuses = [
+        _end(lease, status, fields)
+        for lease, (status, fields) in zip(leases, outcomes, strict=True)
+    ]
+    _next_trials(job_id)
+    return statuses[0]
+
+
+def pack_size(spec: dict[str, Any]) -> int:
+    """How many trials this worker trains packed with ``spec``'s: ``CNNLAB_PACK_TRIALS`` on a
+    GPU (and on a CPU with ``CNNLAB_PACK_ON_CPU``), else 1."""
+    from cnnlab.settings import get_settings
+    from cnnlab.training import resolve_device
+
+    settings = get_settings()
+    if settings.pack_trials < 2:
+        return 1
+    try:
+        device = resolve_device(str(spec.get("device", "auto")))
+    except CnnlabError:
+        return 1  # training reports it
+    return settings.pack_trials if device.type == "cuda" or settings.pack_on_cpu else 1
+
+
+def _end(lease: Lease, status: JobStatus, fields: dict[str, Any]) -> JobStatus | None:
     # A pruned trial was ended by the epoch that pruned it (lifecycle.prune_if_due); its lease
     # ended with it.
     if lease.pruned:
         status = JobStatus.pruned
-    elif lease.lost or not _finish(job_id, status, held.attempt, **fields):
-        logger.warning("job %s was taken over by another worker; this attempt stops", job_id)
+    elif lease.lost or not _finish(lease.job_id, status, lease.attempt, **fields):
+        logger.warning("job %s was taken over by another worker; this attempt stops", lease.job_id)
         return None
-    logger.info("job %s %s", job_id, status)
-    _next_trials(job_id)
+    logger.info("job %s %s", lease.job_id, status)
     return status
 
 
@@ -97,31 +139,87 @@ def _next_trials(job_id: str) -> None:
         logger.warning("job %s: its search's next trials wait for a sweep", job_id, exc_info=True)
 
 
-def _outcome(job_id: str, spec: dict[str, Any], lease: Lease) -> tuple[JobStatus, dict[str, Any]]:
+Outcome = tuple[JobStatus, dict[str, Any]]
+
+
+def _outcomes(leases: list[Lease], specs: list[dict[str, Any]]) -> list[Outcome]:
+    """Each job's final status and the fields to record with it; an error that ends the whole
+    pack (a bad spec, out of memory, a bug) fails every job of it."""
     try:
-        status, test_accuracy = _train(job_id, spec, lease)
+        results = _train(leases, specs)
     except CnnlabError as exc:
-        logger.info("job %s failed: %s", job_id, exc.message)
-        return JobStatus.failed, {"error": exc.to_dict()}
+        logger.info("jobs %s failed: %s", _ids(leases), exc.message)
+        return [_failed(exc)] * len(leases)
     except Exception as exc:
         log_ref = uuid.uuid4().hex[:12]
-        logger.exception("job %s failed unexpectedly [log_ref=%s]", job_id, log_ref)
+        logger.exception("jobs %s failed unexpectedly [log_ref=%s]", _ids(leases), log_ref)
         error = {"type": "internal", "message": f"internal error ({type(exc).__name__})"}
-        return JobStatus.failed, {"error": {**error, "log_ref": log_ref}}
-    return status, {"test_accuracy": test_accuracy}
+        return [(JobStatus.failed, {"error": {**error, "log_ref": log_ref}})] * len(leases)
+    return [
+        _failed(r) if isinstance(r, CnnlabError) else (r[0], {"test_accuracy": r[1]})
+        for r in results
+    ]
 
 
-def _train(job_id: str, spec_dict: dict[str, Any], lease: Lease) -> tuple[JobStatus, float | None]:
-    from cnnlab import checkpoint
+def _failed(exc: CnnlabError) -> Outcome:
+    return JobStatus.failed, {"error": exc.to_dict()}
+
+
+def _ids(leases: list[Lease]) -> str:
+    return ", ".join(lease.job_id for lease in leases)
+
+
+def _train(
+    leases: list[Lease], spec_dicts: list[dict[str, Any]]
+) -> list[tuple[JobStatus, float | None] | CnnlabError]:
     from cnnlab.spec import TrainSpec
     from cnnlab.training import fit
 
-    spec = TrainSpec.model_validate(spec_dict)
+    specs = [TrainSpec.model_validate(d) for d in spec_dicts]
+    # A pack trains its trials in about the time they take one after another, at most.
+    limits = [TimeLimit(_time_limit_seconds(spec), scale=len(specs)) for spec in specs]
+    stops = [_stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
+    resumes = [_resume(lease.job_id) for lease in leases]
+    if len(leases) == 1:
+        alone = fit(
+            specs[0], on_epoch=_on_epoch(leases[0]), should_stop=stops[0], resume=resumes[0]
+        )
+        return [_ended(leases[0], limits[0], alone)]
+
+    from cnnlab.packed import PackedTrial, fit_packed
+
+    trials = [
+        PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
+        for spec, lease, stop, resume in zip(specs, leases, stops, resumes, strict=True)
+    ]
+    outcomes: list[tuple[JobStatus, float | None] | CnnlabError] = []
+    for lease, limit, result in zip(leases, limits, fit_packed(trials), strict=True):
+        try:
+            outcomes.append(
+                result if isinstance(result, CnnlabError) else _ended(lease, limit, result)
+            )
+        except CnnlabError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _resume(job_id: str) -> Checkpoint | None:
+    from cnnlab import checkpoint
+
     with session_scope() as session:
         blob = store.resume_checkpoint(session, job_id)
     resume = checkpoint.loads(blob) if blob is not None else None
     if resume is not None:
         logger.info("job %s resumes after epoch %s", job_id, resume.get("epoch"))
+    return resume
+
+
+def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
+    """Record each epoch under this attempt's fence, then let the search's pruner decide;
+    True stops the job's training (taken over, or pruned)."""
+    from cnnlab import checkpoint
+
+    job_id = lease.job_id
 
     def on_epoch(report: EpochReport) -> bool:
         last = checkpoint.dumps(report.checkpoint)
@@ -146,8 +244,11 @@ def _train(job_id: str, spec_dict: dict[str, Any], lease: Lease) -> tuple[JobSta
             lease.pruned = True
         return lease.pruned
 
-    limit = TimeLimit(_time_limit_seconds(spec))
-    result = fit(spec, on_epoch=on_epoch, should_stop=_stop_poller(lease, limit), resume=resume)
+    return on_epoch
+
+
+def _ended(lease: Lease, limit: TimeLimit, result: FitResult) -> tuple[JobStatus, float | None]:
+    """The status a finished training gives its job (and its test accuracy)."""
     if lease.pruned:
         return JobStatus.pruned, None
     if result.cancelled and limit.reached:
@@ -196,8 +297,8 @@ class TimeLimit:
     between batches (with cancellation), so the attempt stops at a batch boundary, keeps the
     epochs it recorded, and fails with ``time_limit_exceeded``."""
 
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float | None, scale: int = 1) -> None:
+        self.seconds = None if seconds is None else seconds * scale
         self.started = time.monotonic()
         self.reached = False
 

@@ -43,6 +43,7 @@ from cnnlab.lifecycle.leases import (
     renew_lease,
     worker_lost_error,
 )
+from cnnlab.lifecycle.packing import claim_siblings
 from cnnlab.lifecycle.prune import prune_if_due
 from cnnlab.lifecycle.searches import (
     advance_search,
@@ -69,6 +70,7 @@ __all__ = [
     "cancel_job",
     "cancel_search",
     "claim",
+    "claim_siblings",
     "create_search",
     "finish_job",
     "holds",

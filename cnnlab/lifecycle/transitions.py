@@ -52,10 +52,15 @@ def move(
 
 
 def lock_search(session: Session, search_id: str) -> Search:
-    """Lock the search row (``FOR UPDATE``; SQLite serialises writers anyway).
+    """Lock the search row: ``FOR UPDATE`` on PostgreSQL; on SQLite, a write to it, which takes
+    the database's write lock (SQLite ignores ``FOR UPDATE``, and its driver runs reads before a
+    transaction's first write outside it, so a plain read would see no other writer's lock).
 
-    Every writer of a search's trials takes this lock before it writes a trial, so two trials
-    ending at once cannot each read the other as still running."""
+    Every writer of a search's trials takes this lock before it reads them, so two trials
+    ending at once cannot each read the other as still running, nor two advances add one trial
+    twice."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Search).where(Search.id == search_id).values(paused=Search.paused))
     stmt = select(Search).where(Search.id == search_id).with_for_update()
     return session.scalars(stmt.execution_options(populate_existing=True)).one()
 

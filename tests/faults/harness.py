@@ -13,10 +13,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cnnlab.lifecycle import create_search
+from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import EpochMetric, Job
+from cnnlab.store.models import EpochMetric, Job, Search
+from cnnlab.store.users import get_or_create_user
 from tests.utils.procs import WORKER_READY, Proc
 from tests.utils.stack import CNNLAB, ENDED, wait_until
+from worker.queue import enqueue_job
 
 # Short leases and sweeps so a dead worker's job moves on within seconds.
 FAST_RECOVERY = {
@@ -26,8 +30,28 @@ FAST_RECOVERY = {
     "CNNLAB_MAX_ACTIVE_JOBS": "100",
 }
 # About a second an epoch on one busy core: a kill after the first epoch lands mid-epoch.
-SPEC = {"dataset": "mnist", "train_size": 6000, "val_size": 1000, "batch_size": 100, "epochs": 4}
-TINY = {"dataset": "mnist", "train_size": 500, "val_size": 100, "batch_size": 100, "epochs": 1}
+SPEC: dict[str, Any] = {
+    "dataset": "mnist",
+    "train_size": 6000,
+    "val_size": 1000,
+    "batch_size": 100,
+    "epochs": 4,
+}
+# Three epochs of 1000 images: a search of a few trials ends in seconds.
+BASE: dict[str, Any] = {
+    "dataset": "mnist",
+    "train_size": 1000,
+    "val_size": 200,
+    "batch_size": 100,
+    "epochs": 3,
+}
+TINY: dict[str, Any] = {
+    "dataset": "mnist",
+    "train_size": 500,
+    "val_size": 100,
+    "batch_size": 100,
+    "epochs": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -132,3 +156,35 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def start_search(grid: dict[str, list[Any]], base: dict[str, Any] = BASE, **body: Any) -> str:
+    """Create alice's search of ``grid`` over ``base`` (its trials enqueued); its id."""
+    with session_scope() as session:
+        owner = get_or_create_user(session, "alice").id
+        search = create_search(
+            session, owner, dict(base), grid, get_settings(), enqueue=enqueue_job, **body
+        )
+        return search.id
+
+
+def owner() -> int:
+    with session_scope() as session:
+        return get_or_create_user(session, "alice").id
+
+
+def trial_ids(search_id: str) -> list[str]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(Job.id).where(Job.search_id == search_id).order_by(Job.trial_index)
+            )
+        )
+
+
+def ended_search() -> Search | None:
+    """The one search in the database, once it has ended."""
+    with session_scope() as session:
+        found = session.scalars(select(Search)).one()
+        session.expunge(found)
+        return found if found.status.ended else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,13 +20,18 @@ from cnnlab.predict import Predictor
 from cnnlab.settings import get_settings
 from cnnlab.status import SearchStatus
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, Search
+from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job
 from cnnlab.store.users import get_or_create_user
 from tests.faults.harness import (
+    BASE,
     SPEC,
+    ended_search,
     epoch_rows,
     kill_mid_epoch,
+    owner,
     row,
+    start_search,
+    trial_ids,
     wait_ended,
     wait_row,
     workers,
@@ -36,38 +40,6 @@ from tests.utils.stack import wait_until
 from worker.queue import enqueue_job
 
 pytestmark = pytest.mark.slow
-
-BASE = {"dataset": "mnist", "train_size": 1000, "val_size": 200, "batch_size": 100, "epochs": 3}
-
-
-def _start(grid: dict[str, list[Any]], base: dict[str, Any] = BASE, **body: Any) -> str:
-    with session_scope() as session:
-        owner = get_or_create_user(session, "alice").id
-        search = create_search(
-            session, owner, dict(base), grid, get_settings(), enqueue=enqueue_job, **body
-        )
-        return search.id
-
-
-def _owner() -> int:
-    with session_scope() as session:
-        return get_or_create_user(session, "alice").id
-
-
-def _trial_ids(search_id: str) -> list[str]:
-    with session_scope() as session:
-        return list(
-            session.scalars(
-                select(Job.id).where(Job.search_id == search_id).order_by(Job.trial_index)
-            )
-        )
-
-
-def _search() -> Search | None:
-    with session_scope() as session:
-        found = session.scalars(select(Search)).one()
-        session.expunge(found)
-        return found if found.status.ended else None
 
 
 def test_trials_start_one_by_one_and_a_hopeless_one_is_pruned(
@@ -86,7 +58,7 @@ def test_trials_start_one_by_one_and_a_hopeless_one_is_pruned(
                 pruner={"name": "median", "warmup_epochs": 1},
                 max_concurrent_trials=1,
             )
-        search = wait_until(_search, 180, "the search to end", poll=0.5)
+        search = wait_until(ended_search, 180, "the search to end", poll=0.5)
     with session_scope() as session:
         trials = list(session.scalars(select(Job).order_by(Job.trial_index)))
         epochs = {
@@ -110,9 +82,11 @@ def test_trials_start_one_by_one_and_a_hopeless_one_is_pruned(
 def test_a_pruned_trial_s_model_predicts(mnist_home: Path, tmp_path: Path) -> None:
     pruner = {"name": "asha", "min_epochs": 1, "reduction_factor": 2}
     with workers(tmp_path, 1):
-        search_id = _start({"optimizer.lr": [0.1, 1e-6]}, pruner=pruner, max_concurrent_trials=1)
-        search = wait_until(_search, 180, "the search to end", poll=0.5)
-    good, bad = _trial_ids(search_id)
+        search_id = start_search(
+            {"optimizer.lr": [0.1, 1e-6]}, pruner=pruner, max_concurrent_trials=1
+        )
+        search = wait_until(ended_search, 180, "the search to end", poll=0.5)
+    good, bad = trial_ids(search_id)
     assert row(bad).status == "pruned" and search.best_job_id == good
     with session_scope() as session:
         best = session.scalar(
@@ -129,29 +103,29 @@ def test_a_pruned_trial_s_model_predicts(mnist_home: Path, tmp_path: Path) -> No
 
 def test_pause_resume_and_retry_act_on_a_running_search(mnist_home: Path, tmp_path: Path) -> None:
     with workers(tmp_path, 1):
-        search_id = _start({"seed": [0, 1, 2]}, base=SPEC, max_concurrent_trials=1)
-        first = _trial_ids(search_id)[0]
+        search_id = start_search({"seed": [0, 1, 2]}, base=SPEC, max_concurrent_trials=1)
+        first = trial_ids(search_id)[0]
         wait_row(first, {"running"}, timeout=60)
         with session_scope() as session:
-            paused = lifecycle.pause_search(session, _owner(), search_id)
+            paused = lifecycle.pause_search(session, owner(), search_id)
             assert paused.status is SearchStatus.paused
         wait_row(first, {"succeeded"}, timeout=120)  # the running trial goes on
         time.sleep(2)  # time enough for a next trial to be added, were it not paused
-        assert _trial_ids(search_id) == [first]
+        assert trial_ids(search_id) == [first]
         with session_scope() as session:
-            lifecycle.resume_search(session, _owner(), search_id, enqueue=enqueue_job)
-        second = wait_until(lambda: _trial_ids(search_id)[1:2], 30, "a second trial")[0]
+            lifecycle.resume_search(session, owner(), search_id, enqueue=enqueue_job)
+        second = wait_until(lambda: trial_ids(search_id)[1:2], 30, "a second trial")[0]
         wait_row(second, {"running"}, timeout=60)
         with session_scope() as session:
-            lifecycle.cancel_search(session, _owner(), search_id)
-        wait_until(_search, 60, "the cancelled search to end", poll=0.5)
+            lifecycle.cancel_search(session, owner(), search_id)
+        wait_until(ended_search, 60, "the cancelled search to end", poll=0.5)
         cancelled = epoch_rows(second)
-        assert row(second).status == "cancelled" and len(_trial_ids(search_id)) == 2
+        assert row(second).status == "cancelled" and len(trial_ids(search_id)) == 2
 
         with session_scope() as session:
-            lifecycle.retry_search(session, _owner(), search_id, enqueue=enqueue_job)
-        search = wait_until(_search, 180, "the retried search to end", poll=0.5)
-    ids = _trial_ids(search_id)
+            lifecycle.retry_search(session, owner(), search_id, enqueue=enqueue_job)
+        search = wait_until(ended_search, 180, "the retried search to end", poll=0.5)
+    ids = trial_ids(search_id)
     statuses = {j: row(j).status for j in ids}
     assert search.status is SearchStatus.succeeded and len(ids) == 3
     assert set(statuses.values()) == {"succeeded"}, statuses
@@ -168,13 +142,13 @@ def test_a_worker_killed_mid_trial_leaves_every_trial_ended(
 ) -> None:
     pruner = {"name": "median", "warmup_epochs": 1}
     with workers(tmp_path, 1):
-        search_id = _start(
+        search_id = start_search(
             {"optimizer.lr": [0.1, 0.05, 1e-6]}, base=SPEC, pruner=pruner, max_concurrent_trials=1
         )
-        killed, _ = kill_mid_epoch(_trial_ids(search_id)[0])
+        killed, _ = kill_mid_epoch(trial_ids(search_id)[0])
         assert killed.status == "running"
-        search = wait_until(_search, 240, "the search to end", poll=0.5)
-    rows = wait_ended(_trial_ids(search_id), timeout=5)
+        search = wait_until(ended_search, 240, "the search to end", poll=0.5)
+    rows = wait_ended(trial_ids(search_id), timeout=5)
     assert len(rows) == 3 and search.status is SearchStatus.succeeded
     assert {r.status for r in rows.values()} <= {"succeeded", "pruned"}
     assert next(iter(rows.values())).attempts == 2

@@ -4,11 +4,12 @@ trials, pruning at an epoch boundary, pause, resume and retry (SQLite and Postgr
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cnnlab import lifecycle
 from cnnlab.errors import CnnlabError, SpecError
@@ -99,6 +100,31 @@ def test_trials_beyond_the_concurrency_wait_inside_the_search(
     assert [t.params for t in done] == [p.params for p in trial_points(base(), grid=grid)]
     search = search_row(db_url, search_id)
     assert search.status is SearchStatus.succeeded and search.best_job_id == done[-1].id
+
+
+def test_advances_at_the_same_moment_add_each_trial_once(db_url: str, settings: Settings) -> None:
+    # A worker whose trial ended and a sweeper may advance one search at once; each must see
+    # the trials the other added (on SQLite too, whose reads run outside a transaction).
+    grid = {"optimizer.lr": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}
+    _, search_id = create(db_url, settings, grid=grid, max_concurrent_trials=1)
+    only = trials(db_url, search_id)[0].id
+    finish(db_url, only, JobStatus.cancelled)  # room for the next trial: one left to add
+    with session_scope(db_url) as s:
+        s.execute(update(Search).where(Search.id == search_id).values(max_concurrent_trials=6))
+    barrier = threading.Barrier(4)
+
+    def advance() -> None:
+        barrier.wait()
+        with session_scope(db_url) as s:
+            lifecycle.advance_search(s, search_id, enqueue=None)
+
+    threads = [threading.Thread(target=advance) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    indexes = [t.trial_index for t in trials(db_url, search_id)]
+    assert indexes == list(range(6))
 
 
 def test_a_64_trial_search_fits_the_default_active_job_limit(

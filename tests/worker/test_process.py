@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from cnnlab.settings import get_settings
 from tests.utils.procs import CNNLAB, REPO
 from worker.process import plan_worker, worker_argv
 
@@ -20,11 +21,20 @@ def test_cpu_workers_default_to_a_process_per_core_with_the_cores_shared() -> No
     assert plan_worker(["cpu"], 1, threads=3).threads == 3
 
 
-def test_gpu_workers_run_a_process_per_visible_device(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_workers_run_trials_per_gpu_processes_per_visible_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     plan = plan_worker(["gpu"])
-    assert (plan.concurrency, plan.gpus) == (2, ("3", "5"))
-    assert plan_worker(["cpu", "gpu"], 4).gpus == ("3", "5", "3", "5")
+    assert (plan.concurrency, plan.gpus) == (4, ("3", "5", "3", "5"))
+    assert plan_worker(["cpu", "gpu"], 3).gpus == ("3", "5", "3")
+    monkeypatch.setenv("CNNLAB_TRIALS_PER_GPU", "1")
+    get_settings.cache_clear()
+    try:
+        assert plan_worker(["gpu"]).gpus == ("3", "5")
+    finally:
+        monkeypatch.delenv("CNNLAB_TRIALS_PER_GPU")
+        get_settings.cache_clear()
 
 
 def test_bad_plans_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

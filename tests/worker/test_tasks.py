@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from cnnlab.settings import get_settings
 from cnnlab.store.db import dispose_engine, session_scope
 from cnnlab.store.migrate import upgrade
 from cnnlab.store.models import EpochMetric, Job, JobStatus
 from tests.utils.datasets import write_mnist
 from tests.utils.factories import submit
-from worker.tasks import run_job
+from worker.tasks import pack_size, run_job
 
 TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 100, "epochs": 2}
 
@@ -89,3 +90,26 @@ def test_a_cancel_request_stops_the_job(database: None) -> None:
     assert run_job(job_id, "test/1") is JobStatus.cancelled
     job = _job(job_id)
     assert job.status == "cancelled" and job.epoch < 3 and job.test_accuracy is None
+
+
+@pytest.mark.parametrize(
+    ("env", "size"),
+    [
+        ({}, 1),
+        ({"CNNLAB_PACK_ON_CPU": "1"}, 8),
+        ({"CNNLAB_PACK_ON_CPU": "1", "CNNLAB_PACK_TRIALS": "1"}, 1),
+    ],
+)
+def test_a_cpu_worker_packs_only_when_told_to(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], size: int
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        assert pack_size({"device": "cpu"}) == size
+        assert pack_size({"device": "auto"}) == size  # no GPU here
+    finally:
+        for name in env:
+            monkeypatch.delenv(name)
+        get_settings.cache_clear()
