@@ -35,6 +35,12 @@ _WARM_MODULES = ("cnnlab.models", "cnnlab.checkpoint", "cnnlab.predict")
 def _warm_imports() -> None:
     for name in _WARM_MODULES:
         importlib.import_module(name)
+    from cnnlab.spec import TrainSpec
+    from cnnlab.validate import check_model
+
+    # The first model built on the meta device imports torch._dynamo: seconds otherwise paid by
+    # the first submitted job or search.
+    check_model(TrainSpec(dataset="mnist"))
 
 
 @asynccontextmanager
