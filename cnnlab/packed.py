@@ -48,7 +48,6 @@ from cnnlab.training import (
     EpochReport,
     FitResult,
     Normalize,
-    _check_resume,
     _epoch_seed,
     _Progress,
     _Throttled,
@@ -56,6 +55,7 @@ from cnnlab.training import (
     evaluate,
     make_optimizer,
     resolve_device,
+    start_model,
 )
 
 # The optimiser fields packed trials may differ in.
@@ -302,23 +302,7 @@ def _member(
     """A trial's model, optimiser and splits, built (and resumed) as fit builds them."""
     spec = trial.spec
     train_idx, val_idx = split_indices(spec, n)
-    torch.manual_seed(spec.seed)
-    model = ckpt_mod.build_model(ckpt_mod.model_config(spec, meta))
-    model = model.to(device).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(spec.optimizer, model.parameters())
-    run = _Progress()
-    if trial.resume is not None:
-        resume = trial.resume
-        _check_resume(spec, resume)
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        run = _Progress(
-            epoch=resume["epoch"],
-            metrics=list(resume["metrics"]),
-            best_val_accuracy=resume["best_val_accuracy"],
-            best_epoch=resume["best_epoch"],
-            best_state=resume["best_model_state"],
-        )
+    model, optimizer, run = start_model(spec, meta, device, trial.resume)
     return _Member(
         index=index,
         trial=trial,

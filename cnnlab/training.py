@@ -301,6 +301,30 @@ class _Progress:
     best_state: dict[str, Any] | None = None
 
 
+def start_model(
+    spec: TrainSpec, meta: DatasetMeta, device: torch.device, resume: Checkpoint | None
+) -> tuple[nn.Module, torch.optim.Optimizer, _Progress]:
+    """The spec's model (its seed's initial weights, channels-last on ``device``), its optimiser
+    and its progress so far: fresh, or as ``resume`` left them."""
+    torch.manual_seed(spec.seed)
+    model = ckpt_mod.build_model(ckpt_mod.model_config(spec, meta))
+    model = model.to(device).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(spec.optimizer, model.parameters())
+    if resume is None:
+        return model, optimizer, _Progress()
+    _check_resume(spec, resume)
+    model.load_state_dict(resume["model_state"])
+    optimizer.load_state_dict(resume["optimizer_state"])
+    run = _Progress(
+        epoch=resume["epoch"],
+        metrics=list(resume["metrics"]),
+        best_val_accuracy=resume["best_val_accuracy"],
+        best_epoch=resume["best_epoch"],
+        best_state=resume["best_model_state"],
+    )
+    return model, optimizer, run
+
+
 def fit(
     spec: TrainSpec,
     *,
@@ -328,22 +352,7 @@ def fit(
     train, val = splits.train.to(device), splits.val.to(device)
     normalize = Normalize(meta, device)
 
-    torch.manual_seed(spec.seed)
-    model = ckpt_mod.build_model(ckpt_mod.model_config(spec, meta))
-    model = model.to(device).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(spec.optimizer, model.parameters())
-    run = _Progress()
-    if resume is not None:
-        _check_resume(spec, resume)
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        run = _Progress(
-            epoch=resume["epoch"],
-            metrics=list(resume["metrics"]),
-            best_val_accuracy=resume["best_val_accuracy"],
-            best_epoch=resume["best_epoch"],
-            best_state=resume["best_model_state"],
-        )
+    model, optimizer, run = start_model(spec, meta, device, resume)
     stop_requested = _Throttled(should_stop, STOP_POLL_SECONDS)
 
     def snapshot(best_only: bool = False) -> Checkpoint:

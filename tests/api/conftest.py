@@ -115,6 +115,20 @@ SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
 GRID = {"optimizer.lr": [0.01, 0.1]}
 
 
+# A job the API accepts on the generated MNIST; ``job_id`` gives it the trained checkpoint.
+MODEL_JOB_SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
+
+
+@pytest.fixture
+def job_id(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+) -> str:
+    """Alice's job, one epoch recorded with the trained checkpoint: it predicts at once."""
+    r = client.post("/v1/jobs", json=MODEL_JOB_SPEC, headers=alice.headers)
+    give_model(db_url, r.json()["id"], trained)
+    return str(r.json()["id"])
+
+
 @pytest.fixture
 def owned(
     client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import anyio
 import httpx
@@ -19,21 +18,10 @@ from PIL import Image
 from api.main import create_app
 from api.prediction.multipart import DelimiterCounter
 from cnnlab.settings import get_settings
-from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.api.conftest import Caller
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
 from tests.utils.serving import serve
-
-SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
-
-
-@pytest.fixture
-def job_id(
-    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
-) -> str:
-    r = client.post("/v1/jobs", json=SPEC, headers=alice.headers)
-    give_model(db_url, r.json()["id"], trained)
-    return str(r.json()["id"])
 
 
 def _encoded(array: np.ndarray, fmt: str) -> bytes:

@@ -19,20 +19,9 @@ from api.main import create_app
 from api.settings import ApiSettings
 from cnnlab.checkpoint import loads
 from cnnlab.predict import Predictor
-from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
-
-SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
-
-
-@pytest.fixture
-def job_id(
-    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
-) -> str:
-    r = client.post("/v1/jobs", json=SPEC, headers=alice.headers)
-    give_model(db_url, r.json()["id"], trained)
-    return str(r.json()["id"])
 
 
 @pytest.fixture
@@ -78,7 +67,7 @@ def test_files_match_the_core_in_input_order(
 
 
 def test_409_before_the_job_has_a_model(client: ApiClient, alice: Caller, mnist: Path) -> None:
-    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    job = client.post("/v1/jobs", json=MODEL_JOB_SPEC, headers=alice.headers).json()
     body = {"instances": _images(1).tolist()}
     r = client.post(f"/v1/jobs/{job['id']}/predict", json=body, headers=alice.headers)
     assert r.status_code == 409 and r.json()["detail"]["type"] == "conflict"

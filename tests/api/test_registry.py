@@ -15,23 +15,11 @@ import torch
 from api.main import create_app
 from cnnlab.checkpoint import dumps, loads
 from cnnlab.predict import Predictor
-from tests.api.conftest import Caller, TrainedModel, give_model
+from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
 from tests.utils.exports import assert_parity, run_onnx, run_torchscript
 from tests.utils.serving import serve
-
-SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 3}
-
-
-@pytest.fixture
-def job_id(
-    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
-) -> str:
-    """Alice's job, one epoch recorded with the trained checkpoint."""
-    r = client.post("/v1/jobs", json=SPEC, headers=alice.headers)
-    give_model(db_url, r.json()["id"], trained)
-    return str(r.json()["id"])
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +109,7 @@ def test_a_version_is_frozen(
 
 
 def test_a_job_without_a_model_is_409(client: ApiClient, alice: Caller, mnist: Path) -> None:
-    job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
+    job = client.post("/v1/jobs", json=MODEL_JOB_SPEC, headers=alice.headers).json()
     r = client.post(
         "/v1/models", json={"name": "early", "job_id": job["id"]}, headers=alice.headers
     )
@@ -373,7 +361,7 @@ def test_another_users_model_is_404_like_a_missing_one(
     assert r.status_code == 404
     assert client.get("/v1/models", headers=bob.headers).json()["items"] == []
     # Both may have a model called fashion.
-    bobs_job = client.post("/v1/jobs", json=SPEC, headers=bob.headers).json()["id"]
+    bobs_job = client.post("/v1/jobs", json=MODEL_JOB_SPEC, headers=bob.headers).json()["id"]
     give_model(db_url, bobs_job, trained)
     assert _register(client, bob, bobs_job)["version"] == 1
     assert client.get("/v1/models/fashion", headers=alice.headers).json()["aliases"] == {

@@ -1,12 +1,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from cnnlab.settings import get_settings
+from cnnlab.store.db import dispose_engine
+from cnnlab.store.migrate import upgrade
+from tests.utils.datasets import write_mnist
 
 REDIS_URL = "redis://127.0.0.1:6379/5"  # this suite's own Redis database
+# Two epochs of 400 images: a job that trains in about a second.
+TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 100, "epochs": 2}
+
+
+@pytest.fixture
+def database(data_dir: Path) -> Iterator[None]:
+    """A migrated SQLite database under the test's home and a generated MNIST."""
+    write_mnist(data_dir)
+    upgrade()
+    yield
+    dispose_engine(close=True)
 
 
 @pytest.fixture

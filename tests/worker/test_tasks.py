@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
 from cnnlab.settings import get_settings
-from cnnlab.store.db import dispose_engine, session_scope
-from cnnlab.store.migrate import upgrade
+from cnnlab.store.db import session_scope
 from cnnlab.store.models import EpochMetric, Job, JobStatus
-from tests.utils.datasets import write_mnist
 from tests.utils.factories import submit
+from tests.worker.conftest import TINY
 from worker.tasks import pack_size, run_job
-
-TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 100, "epochs": 2}
-
-
-@pytest.fixture
-def database(data_dir: Path) -> Iterator[None]:
-    write_mnist(data_dir)
-    upgrade()
-    yield
-    dispose_engine(close=True)
 
 
 def _job(job_id: str) -> Job:

@@ -3,31 +3,17 @@ boundary and fails with ``time_limit_exceeded``, keeping the epochs it recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from cnnlab import budget
 from cnnlab.settings import get_settings
 from cnnlab.spec import TrainSpec
-from cnnlab.store.db import dispose_engine, session_scope
-from cnnlab.store.migrate import upgrade
+from cnnlab.store.db import session_scope
 from cnnlab.store.models import Job, JobStatus
-from tests.utils.datasets import write_mnist
 from tests.utils.factories import submit
+from tests.worker.conftest import TINY
 from worker import tasks
 from worker.tasks import run_job
-
-TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 100, "epochs": 2}
-
-
-@pytest.fixture
-def database(data_dir: Path) -> Iterator[None]:
-    write_mnist(data_dir)
-    upgrade()
-    yield
-    dispose_engine(close=True)
 
 
 def _limit(monkeypatch: pytest.MonkeyPatch, gflops: str) -> None:
