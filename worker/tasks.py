@@ -87,7 +87,7 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
         logger.info("job %s started on %s (attempt %d)", lease.job_id, worker_id, lease.attempt)
         lease.start()
     if len(leases) > 1:
-        logger.info("jobs %s train as one pack", ", ".join(lease.job_id for lease in leases))
+        logger.info("jobs %s train as one pack", _ids(leases))
     try:
         outcomes = _outcomes(leases, [c.spec for _, c in claims])
     finally:
