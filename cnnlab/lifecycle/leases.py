@@ -81,7 +81,7 @@ def claim(
         session,
         job_id,
         JobStatus.running,
-        where=(or_(Job.status == JobStatus.queued, expired(now)),),
+        where=(claimable(now),),
         attempts=Job.attempts + 1,
         started_at=func.coalesce(Job.started_at, now),
         worker_id=worker_id,
@@ -91,6 +91,11 @@ def claim(
         return None
     row = session.execute(select(Job.spec, Job.attempts).where(Job.id == job_id)).one()
     return Claim(spec=row.spec, attempt=row.attempts)
+
+
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """A job a worker may claim now: queued, or running under an expired lease."""
+    return or_(Job.status == JobStatus.queued, expired(now))
 
 
 def expired(now: datetime) -> ColumnElement[bool]:

@@ -9,7 +9,7 @@ held and does nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle.leases import (
@@ -17,9 +17,8 @@ from cnnlab.lifecycle.leases import (
     DEFAULT_MAX_ATTEMPTS,
     Claim,
     claim,
-    expired,
+    claimable,
 )
-from cnnlab.status import JobStatus
 from cnnlab.store.models import Job, utcnow
 
 
@@ -55,7 +54,7 @@ def claim_siblings(
             Job.id != job_id,
             Job.epoch == first.epoch,
             Job.cancel_requested.is_(False),
-            or_(Job.status == JobStatus.queued, expired(utcnow())),
+            claimable(utcnow()),
         )
         .order_by(Job.trial_index)
     ).all()

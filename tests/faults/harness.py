@@ -182,9 +182,12 @@ def trial_ids(search_id: str) -> list[str]:
         )
 
 
-def ended_search() -> Search | None:
-    """The one search in the database, once it has ended."""
+def ended_search(search_id: str | None = None) -> Search | None:
+    """The search (without an id: the one in the database), once it has ended."""
     with session_scope() as session:
-        found = session.scalars(select(Search)).one()
+        query = (
+            select(Search) if search_id is None else select(Search).where(Search.id == search_id)
+        )
+        found = session.scalars(query).one()
         session.expunge(found)
         return found if found.status.ended else None

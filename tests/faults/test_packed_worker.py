@@ -16,10 +16,11 @@ from sqlalchemy import select
 from cnnlab.lifecycle import cancel_job
 from cnnlab.status import SearchStatus
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import EpochMetric, Job, Search
+from cnnlab.store.models import EpochMetric, Job
 from tests.faults.harness import (
     BASE,
     SPEC,
+    ended_search,
     epoch_rows,
     owner,
     row,
@@ -39,14 +40,6 @@ PACKED_LOG = "train as one pack"
 
 def _packing() -> dict[str, str]:
     return worker_env(CNNLAB_PACK_ON_CPU="1")
-
-
-def _ended(search_id: str) -> Search | None:
-    with session_scope() as session:
-        found = session.get(Search, search_id)
-        assert found is not None
-        session.expunge(found)
-        return found if found.status.ended else None
 
 
 def _dir(path: Path) -> Path:
@@ -81,11 +74,11 @@ def test_packed_trials_run_at_once_and_match_their_runs_one_at_a_time(
 ) -> None:
     with workers(_dir(tmp_path / "packed"), 1, _packing()) as procs:
         packed = start_search({"optimizer.lr": LRS})
-        wait_until(lambda: _ended(packed), 180, "the packed search to end", poll=0.5)
+        wait_until(lambda: ended_search(packed), 180, "the packed search to end", poll=0.5)
         log = procs[0].text()
     with workers(_dir(tmp_path / "alone"), 1) as procs:
         alone = start_search({"optimizer.lr": LRS})
-        wait_until(lambda: _ended(alone), 180, "the unpacked search to end", poll=0.5)
+        wait_until(lambda: ended_search(alone), 180, "the unpacked search to end", poll=0.5)
         alone_log = procs[0].text()
     assert {row(j).status for j in trial_ids(packed)} == {"succeeded"}
     assert PACKED_LOG in log and PACKED_LOG not in alone_log
@@ -112,7 +105,7 @@ def test_a_pruned_and_a_cancelled_trial_leave_the_pack_and_the_rest_go_on(
         wait_row(ids[2], {"running"}, timeout=60)
         with session_scope() as session:
             cancel_job(session, owner(), ids[2])
-        search = wait_until(lambda: _ended(search_id), 240, "the search to end", poll=0.5)
+        search = wait_until(lambda: ended_search(search_id), 240, "the search to end", poll=0.5)
     rows = {j: row(j) for j in ids}
     statuses = [rows[j].status for j in ids]
     assert statuses[0] == "succeeded" and statuses[2:] == ["cancelled", "pruned"], statuses
@@ -142,7 +135,7 @@ def test_a_killed_pack_is_taken_over_and_resumed_every_epoch_once(
         assert len(set(pids)) == 1  # one pool process holds the whole pack
         before = {j: epoch_rows(j) for j in ids}
         os.kill(pids[0], signal.SIGKILL)
-        wait_until(lambda: _ended(search_id), 240, "the search to end", poll=0.5)
+        wait_until(lambda: ended_search(search_id), 240, "the search to end", poll=0.5)
         log = procs[0].text()
     assert log.count(PACKED_LOG) >= 2  # packed again after the takeover
     for j in ids:

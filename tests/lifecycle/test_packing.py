@@ -29,9 +29,10 @@ def test_siblings_that_pack_are_claimed_each_with_its_own_attempt(
     db_url: str, settings: Settings
 ) -> None:
     _, search_id = create(db_url, settings, grid={"optimizer.lr": LRS, "batch_size": [32, 16]})
-    ids = [t.id for t in trials(db_url, search_id)]
+    found = trials(db_url, search_id)
+    assert len(found) == 8
     by_batch: dict[int, list[str]] = {}
-    for t in trials(db_url, search_id):
+    for t in found:
         by_batch.setdefault(t.spec["batch_size"], []).append(t.id)
     first = by_batch[32][0]
     claimed = _siblings(db_url, first)
@@ -42,7 +43,6 @@ def test_siblings_that_pack_are_claimed_each_with_its_own_attempt(
         assert rows[job_id].status is JobStatus.running and rows[job_id].attempts == 1
         assert rows[job_id].worker_id == "w" and rows[job_id].lease_expires_at is not None
     assert all(rows[j].status is JobStatus.queued for j in by_batch[16])
-    assert len(ids) == 8
     # Held siblings are nobody else's to pack.
     assert _siblings(db_url, by_batch[16][0], worker="v") == by_batch[16][1:]
     with session_scope(db_url) as s:
