@@ -1,5 +1,5 @@
 """Exports of a registered model version, for the routes: read its frozen checkpoint, convert it
-off the event loop (cnnlab.export), and the headers that describe the file."""
+off the event loop (cnnlab.engine.export), and the headers that describe the file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.deps import Db
-from cnnlab.store import registry
+from cnnlab.store import model_versions as registry
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ExportedFile:
 
 
 def _checkpoint(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
-    from cnnlab.checkpoint import loads
+    from cnnlab.engine.checkpoints import loads
 
     data = db.call_read(registry.version_data, owner_id, name, version)
     return loads(data)
@@ -33,7 +33,7 @@ def _extra(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
 
 def metadata(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
     """What a caller of the exported file needs (the file holds the same in its metadata)."""
-    from cnnlab.export import export_metadata
+    from cnnlab.engine.export import export_metadata
 
     extra = _extra(db, owner_id, name, version)
     return export_metadata(_checkpoint(db, owner_id, name, version), **extra)
@@ -41,7 +41,7 @@ def metadata(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
 
 def export_version(db: Db, owner_id: int, name: str, version: int, fmt: str) -> ExportedFile:
     """The version's model as an ONNX or TorchScript file (seconds of CPU: run it in a thread)."""
-    from cnnlab.export import MEDIA_TYPES, SUFFIXES, ExportFormat, export, export_metadata
+    from cnnlab.engine.export import MEDIA_TYPES, SUFFIXES, ExportFormat, export, export_metadata
 
     kind = ExportFormat(fmt)
     extra = _extra(db, owner_id, name, version)

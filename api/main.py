@@ -29,14 +29,18 @@ Every `/v1` route needs `Authorization: Bearer <token>` (`cnnlab token create US
 
 
 # Imported lazily by spec validation and predictions; each pulls in torch.
-_WARM_MODULES = ("cnnlab.models", "cnnlab.checkpoint", "cnnlab.predict")
+_WARM_MODULES = (
+    "cnnlab.architectures.builtin",
+    "cnnlab.engine.checkpoints",
+    "cnnlab.engine.predict",
+)
 
 
 def _warm_imports() -> None:
     for name in _WARM_MODULES:
         importlib.import_module(name)
-    from cnnlab.spec import TrainSpec
-    from cnnlab.validate import check_model
+    from cnnlab.spec.train import TrainSpec
+    from cnnlab.spec.validate import check_model
 
     # The first model built on the meta device imports torch._dynamo: seconds otherwise paid by
     # the first submitted job or search.

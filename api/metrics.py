@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnlab.store.db import read_scope
-from cnnlab.store.models import EpochMetric, Job, JobStatus
+from cnnlab.store.tables import EpochMetric, Job, JobStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Requests that matched no route share one label, so scanners cannot add series.

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import Prediction
-from cnnlab.store.models import (
+from cnnlab.store.tables import (
     MODEL_ALIAS_PATTERN,
     MODEL_DESCRIPTION_LENGTH,
     MODEL_NAME_PATTERN,

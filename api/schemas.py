@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 from cnnlab.status import SearchStatus
-from cnnlab.store.models import Job, JobStatus, Search
 from cnnlab.store.searches import TrialStats
+from cnnlab.store.tables import Job, JobStatus, Search
 
 if TYPE_CHECKING:
     from cnnlab.search.plan import SearchPlan

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cnnlab.store.models import WEBHOOK_URL_LENGTH
+from cnnlab.store.tables import WEBHOOK_URL_LENGTH
 
 EventType = Literal[
     "job.succeeded",

@@ -9,8 +9,8 @@ in the same run, on the same warm tensor cache:
 1. ``cnnlab train``: the grid's four trials as four processes one after another (each with all
    the cores' threads), whole-process wall time; what ``cnnlab train`` reports as training time
    (:attr:`FitResult.seconds`) beside it;
-2. ``one at a time``: the four trials' :func:`cnnlab.training.fit` in one warm process with all
-   the cores' threads, timed around the calls (training with validation and the test pass);
+2. ``one at a time``: the four trials' :func:`cnnlab.engine.training.fit` in one warm process
+   with all the cores' threads, timed around the calls (training with validation and the test pass);
 3. ``two lanes``: the same four calls split over two warm processes with one thread each (one
    batch size 256 and one 512 trial per lane, as two workers take the grid's trials), started
    together behind a barrier; the wall time is the slower lane's.
@@ -45,10 +45,10 @@ def _fit_all(
     yield_idle_threads()
     import torch
 
-    from cnnlab.data import load_split
+    from cnnlab.datasets.loading import load_split
+    from cnnlab.engine.training import fit
     from cnnlab.settings import Settings
-    from cnnlab.spec import TrainSpec
-    from cnnlab.training import fit
+    from cnnlab.spec.train import TrainSpec
 
     torch.set_num_threads(threads)
     settings = Settings(home=Path(home), data_dir=Path(data_dir))

@@ -2,8 +2,9 @@
 
 Both sides run in this process on the same device, on real Fashion-MNIST (50k training / 10k
 validation images, batch 1024): a grid of K = 8 SGD trials (lr × momentum, one seed) that
-:mod:`cnnlab.packed` can pack. The sequential reference is ``cnnlab.training.fit`` per trial;
-the packed side is ``cnnlab.packed.fit_packed`` over all of them. Each side trains ``--batches``
+:mod:`cnnlab.engine.packed` can pack. The sequential reference is
+``cnnlab.engine.training.fit`` per trial; the packed side is ``cnnlab.engine.packed.fit_packed``
+over all of them. Each side trains ``--batches``
 batches per trial (``max_batches``, one epoch) and validates once, so the figure is a few hundred
 batches in all; the dataset is loaded before either clock starts. The largest relative
 difference of a trial's validation loss between the two sides is printed beside the speed, so
@@ -28,7 +29,7 @@ DEFAULT_BATCHES = 40  # per trial: 8 trials × 40 = 320 batches a side
 
 
 def specs(device: str) -> list[Any]:
-    from cnnlab.spec import TrainSpec
+    from cnnlab.spec.train import TrainSpec
 
     return [
         TrainSpec.model_validate(
@@ -54,10 +55,10 @@ def run(
 ) -> dict[str, Any]:
     import torch
 
-    from cnnlab.data import load_split
-    from cnnlab.packed import PackedTrial, can_pack, fit_packed
+    from cnnlab.datasets.loading import load_split
+    from cnnlab.engine.packed import PackedTrial, can_pack, fit_packed
+    from cnnlab.engine.training import FitResult, fit, resolve_device
     from cnnlab.settings import Settings
-    from cnnlab.training import FitResult, fit, resolve_device
 
     trials = specs(device)
     assert can_pack(trials)

@@ -55,8 +55,16 @@ import httpx
 from bench.reference import DEBIAN_FASHION_MNIST, TRAIN_SIZE, VAL_SIZE, stage_fashion_mnist
 from bench.runner import RunFailed, run_timed
 from cnnlab.status import ENDED_NAMES
-from tests.utils.procs import WORKER_READY, Proc
-from tests.utils.stack import CNNLAB, Stack, create_token, free_port, stack_env, started, wait_until
+from cnnlab.testing.procs import WORKER_READY, Proc
+from cnnlab.testing.stack import (
+    CNNLAB,
+    Stack,
+    create_token,
+    free_port,
+    stack_env,
+    started,
+    wait_until,
+)
 
 GRID_EPOCHS = 2
 GRID_LRS, GRID_BATCH_SIZES = [0.01, 0.1], [256, 512]
@@ -301,7 +309,7 @@ def run_search(service: Service, body: dict[str, Any]) -> SearchRun:
 
 def _warm_cache(data_dir: Path, home: Path) -> Path:
     """Decode Fashion-MNIST into ``home``'s tensor cache, as a service's first job would."""
-    from cnnlab.data import load_split
+    from cnnlab.datasets.loading import load_split
     from cnnlab.settings import Settings
 
     settings = Settings(home=home, data_dir=data_dir)

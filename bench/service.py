@@ -13,8 +13,8 @@ a model trained on real Fashion-MNIST by a job. HTTP figures come from :mod:`ben
 client lean enough that they are the server's.
 
 The stack, and the PostgreSQL database, are started by the tests' own helpers
-(:mod:`tests.utils.stack`, :mod:`tests.utils.postgres`): the benchmark runs from a checkout, as
-``python -m bench`` in the repository's root, where ``tests`` is a package.
+(:mod:`cnnlab.testing.stack`, :mod:`cnnlab.testing.postgres`): the benchmark runs from a
+checkout, as ``python -m bench`` in the repository's root.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import numpy as np
 from bench import load
 from bench.runner import RunFailed
 from cnnlab.status import ENDED_NAMES
-from tests.utils.procs import Proc
-from tests.utils.stack import (
+from cnnlab.testing.procs import Proc
+from cnnlab.testing.stack import (
     CNNLAB,
     Stack,
     create_token,
@@ -137,7 +137,7 @@ def postgres_database() -> Iterator[str | None]:
     dropped afterwards; None where no server answers."""
     import psycopg
 
-    from tests.utils.postgres import create_database, drop_database
+    from cnnlab.testing.postgres import create_database, drop_database
 
     admin = os.environ.get("CNNLAB_BENCH_POSTGRES", POSTGRES_ADMIN_URL)
     try:
@@ -206,8 +206,8 @@ def _predict_request(service: Service, path: str, **content: Any) -> bytes:
 
 
 def _prediction_figures(service: Service, client: httpx.Client, job_id: str) -> dict[str, Any]:
-    from cnnlab import checkpoint
-    from cnnlab.predict import Predictor
+    from cnnlab.engine import checkpoints as checkpoint
+    from cnnlab.engine.predict import Predictor
 
     rng = np.random.default_rng(0)
     one = [rng.integers(0, 256, (28, 28)).tolist()]

@@ -87,7 +87,7 @@ class CheckpointError(CnnlabError):
 
 
 class BudgetExceeded(CnnlabError):
-    """A spec's estimated cost is past one of this server's limits (:mod:`cnnlab.budget`):
+    """A spec's estimated cost is past one of this server's limits (:mod:`cnnlab.spec.budget`):
     ``field`` is the spec field to change, ``figure`` which estimate it is, ``value`` and
     ``limit`` the two numbers, ``setting`` the environment variable that sets the limit."""
 
@@ -120,7 +120,7 @@ class NoGpuWorker(CnnlabError):
 
 
 class TimeLimitExceeded(CnnlabError):
-    """A training attempt ran longer than its spec's budget allows (:func:`cnnlab.budget.
+    """A training attempt ran longer than its spec's budget allows (:func:`cnnlab.spec.budget.
     time_limit_seconds`)."""
 
     code = "time_limit_exceeded"

@@ -58,11 +58,11 @@ class Settings(BaseSettings):
     # past it is 422 ``storage_quota``; deleting ended jobs and searches frees their bytes.
     max_storage_bytes: int = Field(default=5 * 2**30, ge=0)
 
-    # -- compute budgets, checked at submit for jobs and every search trial (cnnlab.budget) --
+    # -- compute budgets, checked at submit for jobs and every search trial (cnnlab.spec.budget) --
     # Parameters of the spec's model (checkpoints hold 4 bytes each, twice: last and best).
     max_model_params: int = Field(default=10_000_000, ge=1)
     # Peak activation memory of one training step at the spec's batch size, as estimated by
-    # cnnlab.budget (float32 outputs of every layer, kept for the backward pass, and as much
+    # cnnlab.spec.budget (float32 outputs of every layer, kept for the backward pass, and as much
     # again for their gradients).
     max_activation_bytes: int = Field(default=8 * 2**30, ge=1)
     # A job's training compute: FLOPs per image × 3 (forward and backward) × training images
@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     # Pool processes per visible GPU on a gpu worker (``--concurrency`` overrides): trials of the
     # lab's size leave most of a GPU idle, so several train on one device at once.
     trials_per_gpu: int = Field(default=2, ge=1)
-    # Most trials of one search a worker trains as one packed model (cnnlab.packed) when their
-    # specs differ only in SGD settings and seed; 1 turns packing off.
+    # Most trials of one search a worker trains as one packed model (cnnlab.engine.packed) when
+    # their specs differ only in SGD settings and seed; 1 turns packing off.
     pack_trials: int = Field(default=8, ge=1)
     # Pack on CPU workers too. Off: on a CPU a pack is no faster than its trials one after
     # another (``python -m bench packed`` measured 0.52× on a 2-core machine).

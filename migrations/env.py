@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from cnnlab.settings import get_settings
 from cnnlab.store.db import make_engine, normalize_url
-from cnnlab.store.models import Base, UTCDateTime
+from cnnlab.store.tables import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata

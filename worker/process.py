@@ -91,7 +91,7 @@ def _connect_process_hooks(plan: WorkerPlan) -> None:
         import torch
 
         torch.set_num_threads(plan.threads)
-        import cnnlab.training  # noqa: F401  (loaded once per process, not on the first job)
+        import cnnlab.engine.training  # noqa: F401  (loaded once per process, not on the first job)
 
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES") or "none"
         logger.info("pool process ready: %d torch threads, GPU %s", plan.threads, gpu)

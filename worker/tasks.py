@@ -1,4 +1,4 @@
-"""The training task: a thin adapter between the job rows and :func:`cnnlab.training.fit`.
+"""The training task: a thin adapter between the job rows and :func:`cnnlab.engine.training.fit`.
 
 Every database touch is its own short session through :mod:`cnnlab.lifecycle`; no session is
 held while training and no ORM object leaves one. Torch and the training code are imported when a
@@ -27,16 +27,16 @@ from cnnlab.errors import CnnlabError, TimeLimitExceeded
 from cnnlab.lifecycle import LeaseSettings
 from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import JobStatus
+from cnnlab.store.tables import JobStatus
 from worker.app import TRAIN_TASK
 from worker.queue import enqueue_job
 
 if TYPE_CHECKING:
     from celery import Task
 
-    from cnnlab.checkpoint import Checkpoint
-    from cnnlab.spec import TrainSpec
-    from cnnlab.training import EpochReport, FitResult
+    from cnnlab.engine.checkpoints import Checkpoint
+    from cnnlab.engine.training import EpochReport, FitResult
+    from cnnlab.spec.train import TrainSpec
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
 def pack_size(spec: dict[str, Any]) -> int:
     """How many trials this worker trains packed with ``spec``'s: ``CNNLAB_PACK_TRIALS`` on a
     GPU (and on a CPU with ``CNNLAB_PACK_ON_CPU``), else 1."""
+    from cnnlab.engine.training import resolve_device
     from cnnlab.settings import get_settings
-    from cnnlab.training import resolve_device
 
     settings = get_settings()
     if settings.pack_trials < 2:
@@ -172,8 +172,8 @@ def _ids(leases: list[Lease]) -> str:
 def _train(
     leases: list[Lease], spec_dicts: list[dict[str, Any]]
 ) -> list[tuple[JobStatus, float | None] | CnnlabError]:
-    from cnnlab.spec import TrainSpec
-    from cnnlab.training import fit
+    from cnnlab.engine.training import fit
+    from cnnlab.spec.train import TrainSpec
 
     specs = [TrainSpec.model_validate(d) for d in spec_dicts]
     # A pack trains its trials in about the time they take one after another, at most.
@@ -186,7 +186,7 @@ def _train(
         )
         return [_ended(leases[0], limits[0], alone)]
 
-    from cnnlab.packed import PackedTrial, fit_packed
+    from cnnlab.engine.packed import PackedTrial, fit_packed
 
     trials = [
         PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
@@ -204,7 +204,7 @@ def _train(
 
 
 def _resume(job_id: str) -> Checkpoint | None:
-    from cnnlab import checkpoint
+    from cnnlab.engine import checkpoints as checkpoint
 
     with session_scope() as session:
         blob = store.resume_checkpoint(session, job_id)
@@ -217,7 +217,7 @@ def _resume(job_id: str) -> Checkpoint | None:
 def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     """Record each epoch under this attempt's fence, then let the search's pruner decide;
     True stops the job's training (taken over, or pruned)."""
-    from cnnlab import checkpoint
+    from cnnlab.engine import checkpoints as checkpoint
 
     job_id = lease.job_id
 
@@ -280,10 +280,10 @@ def _stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], b
 
 
 def _time_limit_seconds(spec: TrainSpec) -> float | None:
-    """How long this attempt may train: :func:`cnnlab.budget.time_limit_seconds` of the spec's
+    """How long this attempt may train: :func:`cnnlab.spec.budget.time_limit_seconds` of the spec's
     estimated cost (None: no limit, or no estimate; training then reports what is wrong)."""
-    from cnnlab.budget import spec_budget, time_limit_seconds
     from cnnlab.settings import get_settings
+    from cnnlab.spec.budget import spec_budget, time_limit_seconds
 
     settings = get_settings()
     try:

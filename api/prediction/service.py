@@ -15,8 +15,8 @@ from cnnlab.lru import LRU
 from cnnlab.store import jobs as store
 
 if TYPE_CHECKING:
-    from cnnlab.predict import Predictor
-    from cnnlab.store.registry import Resolved
+    from cnnlab.engine.predict import Predictor
+    from cnnlab.store.model_versions import Resolved
 
 Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a new key
 
@@ -52,8 +52,8 @@ def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCach
     epoch = store.model_epoch(session, owner_id, job_id)
 
     def load() -> Predictor:
-        from cnnlab.checkpoint import loads
-        from cnnlab.predict import Predictor
+        from cnnlab.engine.checkpoints import loads
+        from cnnlab.engine.predict import Predictor
 
         if cache.torch_threads is not None:
             set_torch_threads(cache.torch_threads)
@@ -122,13 +122,13 @@ def model_for_version(
     """The version the request names (alias, number, else ``production``, else the newest) and
     its model. Resolved from the database on every request, so a moved alias counts at once;
     cached by the version's id, as a version's weights never change."""
-    from cnnlab.store import registry
+    from cnnlab.store import model_versions as registry
 
     resolved = registry.resolve(session, owner_id, name, alias=alias, version=version)
 
     def load() -> Predictor:
-        from cnnlab.checkpoint import loads
-        from cnnlab.predict import Predictor
+        from cnnlab.engine.checkpoints import loads
+        from cnnlab.engine.predict import Predictor
 
         if cache.torch_threads is not None:
             set_torch_threads(cache.torch_threads)

@@ -28,7 +28,7 @@ from api.prediction.multipart import (
 )
 from api.schemas import PredictInstances
 from api.settings import ApiSettings
-from cnnlab.catalog import DATASETS
+from cnnlab.datasets.catalog import DATASETS
 
 
 @dataclass

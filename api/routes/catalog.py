@@ -7,8 +7,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep, UserDep
 from api.schemas import ArchitectureRead, DatasetRead, ErrorResponse
-from cnnlab.catalog import DATASETS, describe
-from cnnlab.registry import list_models
+from cnnlab.architectures.registry import list_models
+from cnnlab.datasets.catalog import DATASETS, describe
 
 router = APIRouter(tags=["catalog"], responses={401: {"model": ErrorResponse}})
 

@@ -34,7 +34,7 @@ from cnnlab.status import SearchStatus
 from cnnlab.store import jobs as store
 from cnnlab.store import searches
 from cnnlab.store.errors import NotFound
-from cnnlab.store.models import JobStatus
+from cnnlab.store.tables import JobStatus
 
 POLL_S = 0.5
 # A comment this often keeps proxies from closing an idle stream and finds gone clients.

@@ -20,15 +20,15 @@ from api.deps import DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse
 from cnnlab.lru import LRU
 from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs as store
 from cnnlab.store.errors import Conflict
-from cnnlab.store.models import JobStatus
+from cnnlab.store.tables import JobStatus
 
 if TYPE_CHECKING:  # torch is imported by the first request that needs it
     import torch
 
-    from cnnlab.samples import SampleImage
+    from cnnlab.engine.samples import SampleImage
 
 CONFUSION_CACHE_SIZE = 32
 MAX_SAMPLES = 64
@@ -95,8 +95,8 @@ def confusion_cache(request: Request) -> ConfusionCache:
 
 def sample_images(spec: dict[str, Any], n: int, settings: Settings) -> Samples:
     """The first ``n`` images of the job's training portion, with their labels."""
-    from cnnlab.catalog import get_meta
-    from cnnlab.samples import training_samples
+    from cnnlab.datasets.catalog import get_meta
+    from cnnlab.engine.samples import training_samples
 
     train_spec = TrainSpec.model_validate(spec)
     items = [Sample.build(s) for s in training_samples(train_spec, n, settings)]
@@ -106,8 +106,8 @@ def sample_images(spec: dict[str, Any], n: int, settings: Settings) -> Samples:
 
 def compute_confusion(checkpoint: bytes, settings: Settings) -> Confusion:
     """The checkpoint's model on the whole test split of its dataset."""
-    from cnnlab.checkpoint import loads
-    from cnnlab.training import confusion_on_test
+    from cnnlab.engine.checkpoints import loads
+    from cnnlab.engine.training import confusion_on_test
 
     ckpt = loads(checkpoint)
     matrix = confusion_on_test(ckpt, settings=settings)

@@ -11,10 +11,10 @@ from api import plots
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
 from cnnlab import lifecycle
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs as store
-from cnnlab.store.models import CheckpointKind, JobStatus
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
+from cnnlab.store.tables import CheckpointKind, JobStatus
 from worker.queue import enqueue_job
 
 router = APIRouter(

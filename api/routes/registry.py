@@ -25,8 +25,8 @@ from api.registry_schemas import (
     RegisteredModelRead,
 )
 from api.schemas import ErrorResponse
-from cnnlab.export import ExportFormat
-from cnnlab.store import registry as store
+from cnnlab.engine.export import ExportFormat
+from cnnlab.store import model_versions as store
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(

@@ -24,8 +24,8 @@ from api.schemas import (
 from cnnlab import lifecycle
 from cnnlab.search.plan import plan_search
 from cnnlab.store import searches as store
-from cnnlab.store.models import Search
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
+from cnnlab.store.tables import Search
 from worker.queue import enqueue_job
 
 router = APIRouter(

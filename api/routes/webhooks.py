@@ -18,7 +18,7 @@ from api.webhook_schemas import (
     WebhookRead,
 )
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
-from cnnlab.webhooks import store
+from cnnlab.webhooks import subscriptions as store
 
 router = APIRouter(
     prefix="/webhooks",

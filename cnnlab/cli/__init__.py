@@ -31,7 +31,7 @@ COMMAND_MODULES = (
     "cnnlab.cli.db",
     "cnnlab.cli.tokens",
     "cnnlab.cli.remote",
-    "cnnlab.cli.models",
+    "cnnlab.cli.export",
     "cnnlab.cli.doctor",
 )
 PLUGIN_GROUP = "cnnlab.commands"

@@ -82,7 +82,7 @@ def _when(moment: datetime | None) -> str:
 def _list(args: argparse.Namespace) -> int:
     from cnnlab.store import migrate
     from cnnlab.store.db import session_scope
-    from cnnlab.store.models import utcnow
+    from cnnlab.store.tables import utcnow
     from cnnlab.store.users import list_tokens
 
     migrate.upgrade()

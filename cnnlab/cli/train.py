@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from cnnlab.threads import yield_idle_threads
 
 if TYPE_CHECKING:
-    from cnnlab.spec import TrainSpec
+    from cnnlab.spec.train import TrainSpec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +64,7 @@ def _emit(row: dict[str, Any]) -> None:
 
 
 def _format_errors(exc: ValidationError) -> str:
-    from cnnlab.spec import field_path
+    from cnnlab.spec.train import field_path
 
     lines = []
     for err in exc.errors():
@@ -101,14 +101,14 @@ class _Table:
 
 def check_model(spec: TrainSpec) -> None:
     """An architecture that cannot take the dataset's images is a :class:`SpecError`, as when
-    the spec is submitted (:func:`cnnlab.validate.check_model`), but tried here on one image on
+    the spec is submitted (:func:`cnnlab.spec.validate.check_model`), but tried here on one image on
     the CPU: the meta device that check uses imports ``torch._dynamo`` (and sympy) on its first
     use, seconds of a local run's start-up, and this model is built for real right after. The
-    data are checked by :func:`cnnlab.training.fit` as it loads them (the same errors)."""
+    data are checked by :func:`cnnlab.engine.training.fit` as it loads them (the same errors)."""
     import torch
 
-    from cnnlab.catalog import get_meta
-    from cnnlab.checkpoint import build_model, model_config
+    from cnnlab.datasets.catalog import get_meta
+    from cnnlab.engine.checkpoints import build_model, model_config
     from cnnlab.errors import SpecError
 
     meta = get_meta(spec.dataset)
@@ -122,11 +122,11 @@ def check_model(spec: TrainSpec) -> None:
 
 def run(args: argparse.Namespace) -> int:
     yield_idle_threads()  # before torch is imported, below
-    from cnnlab import checkpoint
+    from cnnlab.engine import checkpoints as checkpoint
+    from cnnlab.engine.training import EpochReport, fit
     from cnnlab.errors import CnnlabError
     from cnnlab.settings import get_settings
-    from cnnlab.spec import TrainSpec
-    from cnnlab.training import EpochReport, fit
+    from cnnlab.spec.train import TrainSpec
 
     try:
         doc = json.loads(args.spec.read_text())

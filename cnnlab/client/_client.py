@@ -110,7 +110,7 @@ class Client:
 
     # -- jobs -------------------------------------------------------------------------------
     def submit(self, spec: dict[str, Any] | Any) -> dict[str, Any]:
-        """Submit a train spec (a dict, or a :class:`cnnlab.spec.TrainSpec`); the new job."""
+        """Submit a train spec (a dict, or a :class:`cnnlab.spec.train.TrainSpec`); the new job."""
         if hasattr(spec, "model_dump"):
             spec = spec.model_dump(mode="json")
         job: dict[str, Any] = self._json("POST", "/v1/jobs", json=spec)
@@ -267,7 +267,7 @@ class Client:
 
     def load_model(self, job_id: str, *, kind: str = "best", device: str = "cpu") -> nn.Module:
         """The job's trained network as a torch module in eval mode (needs torch)."""
-        from cnnlab.checkpoint import load_model, loads
+        from cnnlab.engine.checkpoints import load_model, loads
 
         return load_model(loads(self.checkpoint(job_id, kind=kind)), device)
 

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from cnnlab.lifecycle.transitions import move
 from cnnlab.status import JobStatus
 from cnnlab.store.jobs import get_job
-from cnnlab.store.models import Job, utcnow
+from cnnlab.store.tables import Job, utcnow
 
 
 def cancel_job(session: Session, owner_id: int, job_id: str) -> Job:

@@ -20,7 +20,7 @@ from cnnlab.lifecycle.transitions import move
 from cnnlab.settings import Settings
 from cnnlab.status import JobStatus
 from cnnlab.store import workers
-from cnnlab.store.models import Job, utcnow
+from cnnlab.store.tables import Job, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle.transitions import move
 from cnnlab.status import JobStatus
-from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, utcnow
+from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job, utcnow
 
 METRIC_FIELDS = ("train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second")
 DEFAULT_LEASE_SECONDS = 60.0

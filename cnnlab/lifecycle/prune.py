@@ -12,7 +12,7 @@ from cnnlab.lifecycle.leases import held
 from cnnlab.lifecycle.searches import curves
 from cnnlab.lifecycle.transitions import move
 from cnnlab.status import JobStatus
-from cnnlab.store.models import Job, Search, utcnow
+from cnnlab.store.tables import Job, Search, utcnow
 
 if TYPE_CHECKING:
     from cnnlab.search.pruning import Decision

@@ -15,18 +15,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError
-from cnnlab.grid import GridPoint, expand
 from cnnlab.lifecycle.cancel import request_cancel
 from cnnlab.lifecycle.gpu import check_gpu_worker
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
 from cnnlab.lifecycle.transitions import lock_search, move, refresh_search
 from cnnlab.lifecycle.winners import check_winner_name
+from cnnlab.search.grid import GridPoint, expand
 from cnnlab.settings import Settings
 from cnnlab.status import JobStatus
 from cnnlab.store import quota
 from cnnlab.store.errors import Conflict
-from cnnlab.store.models import EpochMetric, Job, Search, utcnow
 from cnnlab.store.searches import get_search, trial_scores
+from cnnlab.store.tables import EpochMetric, Job, Search, utcnow
 
 # Which trials a retry runs again: those that did not end with a model of their own.
 RETRYABLE = (JobStatus.failed, JobStatus.cancelled)

@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle.gpu import check_gpu_worker
 from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
 from cnnlab.store import quota
 from cnnlab.store.db import after_commit, session_scope, session_url
-from cnnlab.store.models import Job
+from cnnlab.store.tables import Job
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ def submit_job(
 ) -> Job:
     """Validate ``spec`` against this server's data and add the job; it is sent after commit.
     :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
+    from cnnlab.spec.validate import validate_spec
     from cnnlab.store.retention import check_storage
-    from cnnlab.validate import validate_spec
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
     validate_spec(spec, settings)
@@ -62,7 +62,7 @@ def _send(job_id: str, device: str, enqueue: Enqueue, url: str | None) -> None:
     except Exception as exc:
         log.exception("could not enqueue job %s", job_id)
         from cnnlab.lifecycle.transitions import move
-        from cnnlab.store.models import utcnow
+        from cnnlab.store.tables import utcnow
 
         error = {
             "type": "queue_unavailable",

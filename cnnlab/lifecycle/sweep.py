@@ -18,7 +18,7 @@ from cnnlab.lifecycle.leases import (
 )
 from cnnlab.lifecycle.transitions import move
 from cnnlab.status import JobStatus
-from cnnlab.store.models import Job, utcnow
+from cnnlab.store.tables import Job, utcnow
 
 
 @dataclass

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from cnnlab.lifecycle import outbox
 from cnnlab.status import ENDED, JobStatus, SearchStatus
-from cnnlab.store.models import Job, Search, utcnow
 from cnnlab.store.searches import best_trial
+from cnnlab.store.tables import Job, Search, utcnow
+from cnnlab.webhooks import outbox
 
 # Which statuses a job may move to each status from (the table in this package's docstring).
 TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {

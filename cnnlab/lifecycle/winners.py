@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError, SpecError
-from cnnlab.store import registry
-from cnnlab.store.models import Search
+from cnnlab.store import model_versions as registry
+from cnnlab.store.tables import Search
 
 log = logging.getLogger(__name__)
 

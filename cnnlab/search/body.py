@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.errors import BudgetExceeded, SpecError
-from cnnlab.grid import GridPoint
+from cnnlab.search.grid import GridPoint
 from cnnlab.search.pruning import Rule, parse_pruner
 from cnnlab.search.trials import trial_points
 from cnnlab.settings import Settings
@@ -74,7 +74,7 @@ def check_body(
 
 
 def _validate(points: list[GridPoint], settings: Settings, prefix: str) -> None:
-    from cnnlab.validate import validate_spec
+    from cnnlab.spec.validate import validate_spec
 
     for point in points:
         try:

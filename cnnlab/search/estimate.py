@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from cnnlab.grid import GridPoint
+from cnnlab.search.grid import GridPoint
 from cnnlab.search.space import SearchSpace
-from cnnlab.spec import TrainSpec, val_count
+from cnnlab.spec.train import TrainSpec, val_count
 
 # Training images per second assumed when this server has measured none for a dataset and
 # device: a small CNN on two CPU cores (CIFAR-10's colour images cost about four times more).
@@ -96,7 +96,7 @@ class Estimate:
 
 
 def train_images(spec: TrainSpec, train_split: int) -> int:
-    """Training images per epoch: what :func:`cnnlab.spec.train_count` says for a valid spec,
+    """Training images per epoch: what :func:`cnnlab.spec.train.train_count` says for a valid spec,
     and never more than the split leaves after validation for a bound that is not one."""
     rest = max(0, train_split - val_count(spec, train_split))
     return rest if spec.train_size is None else min(spec.train_size, rest)

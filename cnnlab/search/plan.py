@@ -15,7 +15,7 @@ from cnnlab.search.estimate import Estimate, Speed, default_speed, estimate
 from cnnlab.search.sampling import tpe_startup_trials
 from cnnlab.search.space import SearchSpace, parse_space, validate_base
 from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store.searches import recent_throughput
 
 # Recorded epochs the measured speed is the median of.
@@ -35,7 +35,7 @@ class SearchPlan:
 
 
 def _train_split(dataset: str, settings: Settings) -> int:
-    from cnnlab.catalog import get_meta, split_sizes
+    from cnnlab.datasets.catalog import get_meta, split_sizes
 
     try:
         return split_sizes(dataset, settings).train

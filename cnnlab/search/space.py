@@ -20,8 +20,8 @@ from optuna.distributions import (
 from pydantic import ValidationError
 
 from cnnlab.errors import SpecError
-from cnnlab.grid import check_path
-from cnnlab.spec import TrainSpec, field_path
+from cnnlab.search.grid import check_path
+from cnnlab.spec.train import TrainSpec, field_path
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 MAX_PATHS = 16

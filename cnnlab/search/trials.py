@@ -1,5 +1,5 @@
 """One entry point from a search body to its trials, whatever the sampler: each trial's params and
-validated spec (a :class:`~cnnlab.grid.GridPoint`, as a grid search has always produced)."""
+validated spec (a :class:`~cnnlab.search.grid.GridPoint`, as a grid search has always produced)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from cnnlab.errors import SpecError
-from cnnlab.grid import MAX_GRID_POINTS, GridPoint, expand
+from cnnlab.search.grid import MAX_GRID_POINTS, GridPoint, expand
 from cnnlab.search.sampling import Mode, Past, Sampler, draw, plan
 from cnnlab.search.space import SearchSpace, build_spec, parse_space, validate_base
 

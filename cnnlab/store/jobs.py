@@ -7,8 +7,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cnnlab.store.errors import Conflict, NotFound
-from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus
 
 
 def list_jobs(

@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.store.errors import TooManyActiveJobs
-from cnnlab.store.models import Job, JobStatus, User
+from cnnlab.store.tables import Job, JobStatus, User
 
 ACTIVE = (JobStatus.queued, JobStatus.running)
 

@@ -22,7 +22,7 @@ from cnnlab.settings import Settings
 from cnnlab.status import ENDED, SearchStatus
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.jobs import get_job
-from cnnlab.store.models import (
+from cnnlab.store.tables import (
     Checkpoint,
     EpochMetric,
     Job,

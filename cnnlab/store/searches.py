@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cnnlab.store.errors import NotFound
-from cnnlab.store.models import EpochMetric, Job, JobStatus, Search
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.store.tables import EpochMetric, Job, JobStatus, Search
 
 # Trials that may be a search's best: finished ones, and pruned ones (their metrics are real,
 # if cut short) when no finished trial beats them.

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from cnnlab.store.models import TOKEN_NAME_LENGTH, Token, User, utcnow
+from cnnlab.store.tables import TOKEN_NAME_LENGTH, Token, User, utcnow
 
 TOKEN_PREFIX = "cnl_"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

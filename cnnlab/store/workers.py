@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cnnlab.store.models import Worker, utcnow
+from cnnlab.store.tables import Worker, utcnow
 
 # The queue ``device: cuda`` jobs go to (worker.app.GPU_QUEUE; the core cannot import it).
 GPU_QUEUE = "gpu"

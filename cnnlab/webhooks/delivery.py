@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab import __version__
 from cnnlab.settings import get_settings
-from cnnlab.store.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
+from cnnlab.store.tables import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
 from cnnlab.webhooks.urls import UnsafeWebhookUrl, check_url
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from api.main import create_app
 from cnnlab.settings import get_settings
 from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine, session_scope
-from cnnlab.store.models import User
+from cnnlab.store.tables import User
 from cnnlab.store.users import create_token, get_or_create_user
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import write_mnist
@@ -83,10 +83,10 @@ class TrainedModel:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    from cnnlab.checkpoint import dumps
+    from cnnlab.engine.checkpoints import dumps
+    from cnnlab.engine.training import fit
     from cnnlab.settings import Settings
-    from cnnlab.spec import TrainSpec
-    from cnnlab.training import fit
+    from cnnlab.spec.train import TrainSpec
 
     root = tmp_path_factory.mktemp("trained")
     write_mnist(root / "data", n_train=300, n_test=50)

@@ -25,7 +25,7 @@ def test_datasets_say_what_is_here(
 
 
 def test_architectures_lists_the_registry(client: ApiClient, alice: Caller) -> None:
-    from cnnlab.registry import list_models
+    from cnnlab.architectures.registry import list_models
 
     r = client.get("/v1/architectures", headers=alice.headers)
     assert r.status_code == 200 and [m["name"] for m in r.json()] == list_models()

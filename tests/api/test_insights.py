@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import JobStatus
+from cnnlab.store.tables import JobStatus
 from tests.api.conftest import SPEC, Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 

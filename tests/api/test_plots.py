@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cnnlab.store.models import JobStatus
+from cnnlab.store.tables import JobStatus
 from tests.api.conftest import Caller, TrainedModel, give_model
 from tests.api.test_searches import BASE, finish
 from tests.utils.api_client import ApiClient

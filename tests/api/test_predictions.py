@@ -17,8 +17,8 @@ from PIL import Image
 
 from api.main import create_app
 from api.settings import ApiSettings
-from cnnlab.checkpoint import loads
-from cnnlab.predict import Predictor
+from cnnlab.engine.checkpoints import loads
+from cnnlab.engine.predict import Predictor
 from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
@@ -154,7 +154,7 @@ def test_models_are_cached_until_a_better_checkpoint(
     # epoch is what the answer reports.)
     ckpt = loads(trained.checkpoint)
     ckpt["epoch"] = 2
-    from cnnlab.checkpoint import dumps
+    from cnnlab.engine.checkpoints import dumps
 
     with session_scope(db_url) as s:
         lifecycle.record_epoch(s, job_id, metrics(2, 0.9), last=dumps(ckpt), best=dumps(ckpt))

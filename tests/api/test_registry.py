@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from api.main import create_app
-from cnnlab.checkpoint import dumps, loads
-from cnnlab.predict import Predictor
+from cnnlab.engine.checkpoints import dumps, loads
+from cnnlab.engine.predict import Predictor
 from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images

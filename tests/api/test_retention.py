@@ -12,7 +12,7 @@ from cnnlab import lifecycle
 from cnnlab.settings import get_settings
 from cnnlab.status import JobStatus
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Checkpoint, EpochMetric, Job, Search
+from cnnlab.store.tables import Checkpoint, EpochMetric, Job, Search
 from tests.api.conftest import GRID, SPEC, Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 

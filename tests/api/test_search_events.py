@@ -15,7 +15,7 @@ from api.routes import events
 from api.routes.events import SearchPosition, SearchSnapshot, search_frames
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import JobStatus
+from cnnlab.store.tables import JobStatus
 from tests.api.conftest import GRID, SPEC, Caller
 from tests.api.test_searches import finish
 from tests.utils.api_client import ApiClient

@@ -9,7 +9,7 @@ import pytest
 
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import JobStatus
+from cnnlab.store.tables import JobStatus
 from tests.api.conftest import Caller
 from tests.utils.api_client import ApiClient
 from tests.utils.factories import metrics

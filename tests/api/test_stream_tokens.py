@@ -12,7 +12,7 @@ from sqlalchemy import update
 from api.main import create_app
 from api.settings import ApiSettings
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Token, utcnow
+from cnnlab.store.tables import Token, utcnow
 from cnnlab.store.users import hash_token, new_token, revoke_token
 from tests.api.conftest import SPEC, Caller, make_caller
 from tests.utils.factories import unique_name

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from api.main import create_app
-from cnnlab.lifecycle import outbox
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
+from cnnlab.webhooks import outbox
 from tests.api.conftest import Caller
 from tests.utils.api_client import ApiClient
 

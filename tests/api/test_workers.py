@@ -18,7 +18,7 @@ from cnnlab.lifecycle.gpu import fail_jobs_without_gpu_worker
 from cnnlab.settings import get_settings
 from cnnlab.store import workers
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Worker, utcnow
+from cnnlab.store.tables import Worker, utcnow
 from tests.api.conftest import Caller
 from tests.utils.api_client import ApiClient
 from worker.app import GPU_QUEUE

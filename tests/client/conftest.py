@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from cnnlab.client import Client
+from cnnlab.testing.stack import Stack
 from tests.utils.service import TINY_MNIST_SPEC, service
-from tests.utils.stack import Stack
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bench import load
-from tests.utils.stack import Stack
+from cnnlab.testing.stack import Stack
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from cnnlab.testing.procs import REPO
+from cnnlab.testing.stack import Stack
 from tests.utils.datasets import patterned_images
-from tests.utils.procs import REPO
 from tests.utils.service import TINY_MNIST_SPEC, cnnlab_cli
-from tests.utils.stack import Stack
 
 
 @pytest.fixture

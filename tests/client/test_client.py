@@ -14,9 +14,9 @@ from PIL import Image
 
 from cnnlab.cli.remote import EpochBar
 from cnnlab.client import ApiError, Client, ClientError
+from cnnlab.testing.stack import Stack, free_port
 from tests.utils.datasets import patterned_images
 from tests.utils.service import TINY_MNIST_SPEC
-from tests.utils.stack import Stack, free_port
 
 
 def test_submit_then_wait_returns_the_ended_job(

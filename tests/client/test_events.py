@@ -9,8 +9,8 @@ import pytest
 
 from api.routes.events import Position, Snapshot, frames
 from cnnlab.client import ApiError, Client, Event
+from cnnlab.testing.stack import Stack, create_token
 from tests.utils.service import TINY_MNIST_SPEC
-from tests.utils.stack import Stack, create_token
 
 
 def _job(status: str, epoch: int = 0, epochs: int = 3) -> dict[str, Any]:

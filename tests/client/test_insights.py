@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from cnnlab.client import Client
+from cnnlab.testing.stack import Stack
 from tests.utils.service import TINY_MNIST_SPEC
-from tests.utils.stack import Stack
 
 
 @pytest.fixture

@@ -9,7 +9,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.budget import (
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.engine.checkpoints import build_model, model_config
+from cnnlab.errors import BudgetExceeded, SpecError
+from cnnlab.settings import Settings
+from cnnlab.spec.budget import (
     TIME_LIMIT_BASE_SECONDS,
     TIME_LIMIT_SECONDS_PER_STEP,
     Budget,
@@ -17,11 +21,7 @@ from cnnlab.budget import (
     estimate,
     time_limit_seconds,
 )
-from cnnlab.catalog import get_meta
-from cnnlab.checkpoint import build_model, model_config
-from cnnlab.errors import BudgetExceeded, SpecError
-from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 
 # The spec: accepted before budgets, and far past every default limit.
 HUGE = {

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab import catalog, data
+from cnnlab.datasets import catalog
+from cnnlab.datasets import loading as data
 from cnnlab.errors import DatasetUnavailable
 from cnnlab.settings import get_settings
 from tests.utils.datasets import patterned_images, write_cifar10, write_idx_dataset, write_mnist

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab import checkpoint
+from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.predict import Predictor
+from cnnlab.engine.training import fit
 from cnnlab.errors import BadInput, CheckpointError
-from cnnlab.predict import Predictor
-from cnnlab.spec import TrainSpec
-from cnnlab.training import fit
+from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import patterned_images, write_cifar10, write_mnist
 
 

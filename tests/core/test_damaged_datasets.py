@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.catalog import DatasetDamaged, describe, split_sizes
-from cnnlab.data import load_split
+from cnnlab.datasets.catalog import DatasetDamaged, describe, split_sizes
+from cnnlab.datasets.loading import load_split
 from cnnlab.errors import DatasetUnavailable
 from cnnlab.settings import Settings, get_settings
-from cnnlab.spec import TrainSpec
-from cnnlab.validate import validate_spec
+from cnnlab.spec.train import TrainSpec
+from cnnlab.spec.validate import validate_spec
 from tests.utils.datasets import write_cifar10, write_idx_dataset, write_mnist
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab import checkpoint
-from cnnlab.catalog import get_meta
-from cnnlab.data import load_split
-from cnnlab.spec import TrainSpec
-from cnnlab.training import (
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.datasets.loading import load_split
+from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.training import (
     Normalize,
     accuracy_on_test,
     confusion_matrix,
@@ -19,6 +18,7 @@ from cnnlab.training import (
     evaluate,
     fit,
 )
+from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import write_mnist
 
 SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}

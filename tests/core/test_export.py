@@ -2,7 +2,7 @@
 
 The ONNX file runs in onnxruntime on the CPU, the TorchScript file under plain
 ``torch.jit.load``; both must give the same class, and probabilities within 1e-4, as
-:class:`cnnlab.predict.Predictor` for the same images.
+:class:`cnnlab.engine.predict.Predictor` for the same images.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from cnnlab.catalog import DATASETS
-from cnnlab.checkpoint import build_model, cpu_state, make, model_config
-from cnnlab.export import (
+from cnnlab.datasets.catalog import DATASETS
+from cnnlab.engine.checkpoints import build_model, cpu_state, make, model_config
+from cnnlab.engine.export import (
     INPUT_NAME,
     ExportFormat,
     export,
     export_metadata,
 )
-from cnnlab.predict import Predictor
+from cnnlab.engine.predict import Predictor
+from cnnlab.engine.training import fit
 from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec
-from cnnlab.training import fit
+from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import patterned_images, write_mnist
 from tests.utils.exports import assert_parity, load_torchscript, nchw, run_onnx, run_torchscript
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cnnlab.errors import SpecError
-from cnnlab.grid import MAX_GRID_POINTS, expand
+from cnnlab.search.grid import MAX_GRID_POINTS, expand
 
 BASE = {"dataset": "mnist", "epochs": 2}
 

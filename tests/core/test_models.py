@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.catalog import DATASETS
-from cnnlab.registry import create_model, list_models
+from cnnlab.architectures.registry import create_model, list_models
+from cnnlab.datasets.catalog import DATASETS
 
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))

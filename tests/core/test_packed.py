@@ -1,4 +1,4 @@
-"""Packed trials give each trial the results its own ``fit`` would (cnnlab/packed.py).
+"""Packed trials give each trial the results its own ``fit`` would (cnnlab/engine/packed.py).
 
 Tolerance: a packed trial's per-epoch train_loss, val_loss and val_accuracy are within 1e-5
 relative (1e-4 with batch norm, whose statistics are reduced in another order) of its unpacked
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab import checkpoint
+from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.packed import PackedTrial, can_pack, fit_packed, pack_groups, pack_key
+from cnnlab.engine.predict import Predictor
+from cnnlab.engine.training import EpochReport, FitResult, fit
 from cnnlab.errors import Diverged
-from cnnlab.packed import PackedTrial, can_pack, fit_packed, pack_groups, pack_key
-from cnnlab.predict import Predictor
-from cnnlab.spec import TrainSpec
-from cnnlab.training import EpochReport, FitResult, fit
+from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import patterned_images, write_mnist
 
 COMPARED = ("train_loss", "val_loss", "val_accuracy")

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab import checkpoint
-from cnnlab.data import load_split
+from cnnlab.datasets.loading import load_split
+from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.training import fit
 from cnnlab.errors import CheckpointError
 from cnnlab.settings import get_settings
-from cnnlab.spec import TrainSpec
-from cnnlab.training import fit
+from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import write_mnist
 
 
@@ -53,7 +53,7 @@ def test_a_cache_file_that_is_no_tensor_file_is_decoded_again(data_dir: Path) ->
     first = load_split("mnist", train=False, settings=settings)
     (cached,) = [p for p in settings.cache_dir.glob("mnist-*-test.pt")]
     # Another process's memo is gone; the file holds an object weights_only refuses.
-    from cnnlab import data
+    from cnnlab.datasets import loading as data
 
     data._memo.clear()
     torch.save({"images": NotAllowed()}, cached)

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from cnnlab.grid import GridPoint, expand
 from cnnlab.search.estimate import (
     CUDA_SPEEDUP,
     Speed,
@@ -15,8 +14,9 @@ from cnnlab.search.estimate import (
     train_images,
     worst_case,
 )
+from cnnlab.search.grid import GridPoint, expand
 from cnnlab.search.space import parse_space
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 
 BASE: dict[str, Any] = {"dataset": "mnist", "val_size": 10_000, "epochs": 2, "device": "cpu"}
 SPLITS = {"mnist": 60_000}

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from cnnlab.errors import SpecError
-from cnnlab.grid import expand
+from cnnlab.search.grid import expand
 from cnnlab.search.sampling import Mode, Past, TrialOutcome, draw, plan, tpe_startup_trials
 from cnnlab.search.space import parse_space
 from cnnlab.search.trials import MAX_TRIALS, next_point, trial_points

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cnnlab.data import make_splits
+from cnnlab.datasets.loading import make_splits
 from cnnlab.errors import SpecError
 from cnnlab.settings import get_settings
-from cnnlab.spec import TrainSpec, check_against_dataset, train_count, val_count
-from cnnlab.validate import validate_spec
+from cnnlab.spec.train import TrainSpec, check_against_dataset, train_count, val_count
+from cnnlab.spec.validate import validate_spec
 from tests.utils.datasets import write_mnist
 
 
@@ -147,7 +147,7 @@ def test_spec_validation_only_raises_typed_errors(doc: dict) -> None:
 def test_no_silent_coercion(doc: dict, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         TrainSpec.model_validate(doc)
-    from cnnlab.spec import field_path
+    from cnnlab.spec.train import field_path
 
     assert field_path(info.value.errors()[0]["loc"]) == field
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab import checkpoint
+from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.training import EpochReport, accuracy_on_test, fit
 from cnnlab.errors import CheckpointError, Diverged
-from cnnlab.spec import TrainSpec
-from cnnlab.training import EpochReport, accuracy_on_test, fit
+from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import write_cifar10, write_mnist
 
 COMPARED = ("epoch", "train_loss", "val_loss", "val_accuracy")

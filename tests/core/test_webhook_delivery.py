@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cnnlab.lifecycle import outbox
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Webhook, WebhookDelivery, utcnow
-from cnnlab.webhooks import UnsafeWebhookUrl, check_url, deliver_due
+from cnnlab.store.tables import Webhook, WebhookDelivery, utcnow
+from cnnlab.webhooks import UnsafeWebhookUrl, check_url, deliver_due, outbox
 from cnnlab.webhooks.delivery import CLAIM_SECONDS, FIRST_RETRY, claim_due
-from cnnlab.webhooks.store import create_webhook, list_deliveries
+from cnnlab.webhooks.subscriptions import create_webhook, list_deliveries
 from tests.utils.factories import make_user
 from tests.utils.receiver import Receiver
 

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.utils.procs import Proc
-from tests.utils.stack import CNNLAB, Stack, free_port, stack_env, started
+from cnnlab.testing.procs import Proc
+from cnnlab.testing.stack import CNNLAB, Stack, free_port, stack_env, started
 
 FAST_SPEC = {
     "dataset": "fashion_mnist",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from cnnlab.cli import build_parser
-from tests.utils.procs import REPO
+from cnnlab.testing.procs import REPO
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 

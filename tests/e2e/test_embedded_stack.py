@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.predict import Predictor
+from cnnlab.engine.predict import Predictor
+from cnnlab.testing.stack import ENDED, Stack, wait_for_job, wait_until
 from tests.e2e.conftest import FAST_SPEC
-from tests.utils.stack import ENDED, Stack, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from cnnlab.testing.procs import Proc
+from cnnlab.testing.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_for_job
 from tests.utils.datasets import write_mnist
-from tests.utils.procs import Proc
-from tests.utils.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_for_job
 from worker.process import visible_gpus
 
 pytestmark = [

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cnnlab.testing.procs import WORKER_READY, Proc
+from cnnlab.testing.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_for_job
 from tests.e2e.conftest import FAST_SPEC
-from tests.utils.procs import WORKER_READY, Proc
-from tests.utils.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

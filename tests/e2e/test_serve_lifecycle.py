@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.testing.procs import Proc
+from cnnlab.testing.stack import CNNLAB, Stack, free_port, stack_env, wait_for_job, wait_until
 from tests.e2e.conftest import FAST_SPEC
-from tests.utils.procs import Proc
-from tests.utils.stack import CNNLAB, Stack, free_port, stack_env, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from cnnlab.lifecycle import create_search
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import EpochMetric, Job, Search
+from cnnlab.store.tables import EpochMetric, Job, Search
 from cnnlab.store.users import get_or_create_user
-from tests.utils.procs import WORKER_READY, Proc
-from tests.utils.stack import CNNLAB, ENDED, wait_until
+from cnnlab.testing.procs import WORKER_READY, Proc
+from cnnlab.testing.stack import CNNLAB, ENDED, wait_until
 from worker.queue import enqueue_job
 
 # Short leases and sweeps so a dead worker's job moves on within seconds.

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from cnnlab.lifecycle import cancel_job, cancel_search, create_search
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Job, Search
+from cnnlab.store.tables import Job, Search
 from cnnlab.store.users import get_or_create_user
 from tests.faults.harness import SPEC, TINY, row, wait_ended, wait_row, workers
 from tests.utils.factories import submit

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.testing.procs import Proc
+from cnnlab.testing.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_until
 from tests.faults.harness import TINY
 from tests.utils.datasets import write_mnist
-from tests.utils.procs import Proc
-from tests.utils.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_until
 from worker.queue import enqueue_job
 
 pytestmark = pytest.mark.slow

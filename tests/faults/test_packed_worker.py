@@ -16,7 +16,8 @@ from sqlalchemy import select
 from cnnlab.lifecycle import cancel_job
 from cnnlab.status import SearchStatus
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import EpochMetric, Job
+from cnnlab.store.tables import EpochMetric, Job
+from cnnlab.testing.stack import wait_until
 from tests.faults.harness import (
     BASE,
     SPEC,
@@ -30,7 +31,6 @@ from tests.faults.harness import (
     worker_env,
     workers,
 )
-from tests.utils.stack import wait_until
 
 pytestmark = pytest.mark.slow
 

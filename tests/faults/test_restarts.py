@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.testing.procs import WORKER_READY, Proc
+from cnnlab.testing.stack import CNNLAB, ENDED, Stack, free_port, wait_until
 from tests.faults.harness import FAST_RECOVERY, epoch_rows, row, start_worker, worker_env
 from tests.utils.datasets import write_mnist
-from tests.utils.procs import WORKER_READY, Proc
-from tests.utils.stack import CNNLAB, ENDED, Stack, free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

@@ -14,14 +14,15 @@ import pytest
 from sqlalchemy import select
 
 from cnnlab import lifecycle
-from cnnlab.checkpoint import loads
+from cnnlab.engine.checkpoints import loads
+from cnnlab.engine.predict import Predictor
 from cnnlab.lifecycle import create_search
-from cnnlab.predict import Predictor
 from cnnlab.settings import get_settings
 from cnnlab.status import SearchStatus
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Checkpoint, CheckpointKind, EpochMetric, Job
+from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job
 from cnnlab.store.users import get_or_create_user
+from cnnlab.testing.stack import wait_until
 from tests.faults.harness import (
     BASE,
     SPEC,
@@ -36,7 +37,6 @@ from tests.faults.harness import (
     wait_row,
     workers,
 )
-from tests.utils.stack import wait_until
 from worker.queue import enqueue_job
 
 pytestmark = pytest.mark.slow

@@ -15,11 +15,11 @@ import pytest
 from cnnlab import lifecycle
 from cnnlab.status import JobStatus
 from cnnlab.store.db import session_scope
-from cnnlab.webhooks.store import create_webhook
+from cnnlab.testing.stack import wait_until
+from cnnlab.webhooks.subscriptions import create_webhook
 from tests.faults.harness import worker_env, workers
 from tests.utils.factories import make_job, make_user, metrics
 from tests.utils.receiver import Receiver
-from tests.utils.stack import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,10 @@ import pytest
 from cnnlab import __version__
 from cnnlab.store import workers
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Worker
+from cnnlab.store.tables import Worker
+from cnnlab.testing.stack import wait_until
 from tests.faults.harness import worker_env
 from tests.faults.harness import workers as running_workers
-from tests.utils.stack import wait_until
 
 pytestmark = pytest.mark.slow
 

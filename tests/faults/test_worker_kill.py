@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.testing.procs import WORKER_READY
 from tests.faults.harness import (
     SPEC,
     epoch_rows,
@@ -20,7 +21,6 @@ from tests.faults.harness import (
     workers,
 )
 from tests.utils.factories import submit
-from tests.utils.procs import WORKER_READY
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from cnnlab import lifecycle
 from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import EpochMetric, Job, JobStatus
+from cnnlab.store.tables import EpochMetric, Job, JobStatus
 from tests.utils.factories import make_job, make_user, metrics
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from cnnlab import lifecycle
 from cnnlab.status import SearchStatus
 from cnnlab.store import jobs as store
-from cnnlab.store.models import EpochMetric, Job, JobStatus, Search, utcnow
+from cnnlab.store.tables import EpochMetric, Job, JobStatus, Search, utcnow
 from tests.utils.factories import make_job, make_user, metrics
 
 

@@ -13,16 +13,16 @@ from sqlalchemy.orm import Session
 from cnnlab import lifecycle
 from cnnlab.settings import Settings
 from cnnlab.status import JobStatus
-from cnnlab.store import registry
+from cnnlab.store import model_versions as registry
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import (
+from cnnlab.store.tables import (
     Checkpoint,
     CheckpointKind,
     Job,
     WebhookDelivery,
     WebhookEvent,
 )
-from cnnlab.webhooks.store import create_webhook
+from cnnlab.webhooks.subscriptions import create_webhook
 from tests.utils.datasets import write_mnist
 from tests.utils.factories import make_job, make_user, metrics
 

@@ -20,7 +20,7 @@ from cnnlab.status import JobStatus, SearchStatus
 from cnnlab.store import searches
 from cnnlab.store.db import session_scope
 from cnnlab.store.errors import Conflict
-from cnnlab.store.models import Job, Search
+from cnnlab.store.tables import Job, Search
 from tests.utils.datasets import write_mnist
 from tests.utils.factories import make_user, metrics
 
@@ -296,7 +296,7 @@ def test_the_sweeper_s_advance_adds_what_a_dead_worker_did_not(
 
 
 def test_the_best_trial_is_registered_when_the_search_ends(db_url: str, settings: Settings) -> None:
-    from cnnlab.store import registry
+    from cnnlab.store import model_versions as registry
 
     target = {"name": "fashion", "alias": "candidate"}
     owner, search_id = create(db_url, settings, grid={"seed": [1, 2]}, register_best_as=target)

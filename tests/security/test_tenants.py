@@ -7,7 +7,7 @@ import hashlib
 from sqlalchemy import select
 
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Token
+from cnnlab.store.tables import Token
 from cnnlab.store.users import authenticate
 from tests.api.conftest import Caller
 from tests.api.test_auth import OWNED

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from cnnlab.store import db
-from tests.utils.postgres import SERVER
+from cnnlab.testing.postgres import SERVER
 
 
 def _backend_pid(session: Session) -> int:

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from cnnlab import lifecycle
 from cnnlab.store import jobs
 from cnnlab.store.errors import Conflict, InvalidCursor, NotFound
-from cnnlab.store.models import CheckpointKind, JobStatus, utcnow
 from cnnlab.store.paging import decode_cursor, encode_cursor
+from cnnlab.store.tables import CheckpointKind, JobStatus, utcnow
 from tests.utils.factories import make_job, make_user, metrics
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from cnnlab.store import migrate
 from cnnlab.store.db import make_engine
-from cnnlab.store.models import Base
+from cnnlab.store.tables import Base
 from tests.utils.postgres import throwaway_database
 
 TABLES = {

@@ -16,7 +16,7 @@ from cnnlab.status import SearchStatus
 from cnnlab.store import jobs, searches
 from cnnlab.store.db import session_scope
 from cnnlab.store.errors import NotFound
-from cnnlab.store.models import JobStatus, Search
+from cnnlab.store.tables import JobStatus, Search
 from tests.utils.datasets import write_mnist
 from tests.utils.factories import make_user, metrics
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab.cli import main
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Token, utcnow
+from cnnlab.store.tables import Token, utcnow
 from cnnlab.store.users import (
     authenticate,
     list_tokens,

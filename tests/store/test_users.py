@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cnnlab.store.models import Token
+from cnnlab.store.tables import Token
 from cnnlab.store.users import (
     authenticate,
     create_token,

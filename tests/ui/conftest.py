@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from cnnlab.client import Client
-from tests.utils.procs import REPO
+from cnnlab.testing.procs import REPO
+from cnnlab.testing.stack import Stack
 from tests.utils.service import TINY_MNIST_SPEC, service
-from tests.utils.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -17,9 +17,9 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from cnnlab.client import Client
+from cnnlab.testing.stack import Stack
 from tests.ui.conftest import PHONE, sign_in
 from tests.utils.service import TINY_MNIST_SPEC
-from tests.utils.stack import Stack
 
 FASHION = {"dataset": "fashion_mnist", "train_size": 2000, "val_size": 1000, "batch_size": 256}
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from cnnlab.export import INPUT_NAME, OUTPUT_NAME, TORCHSCRIPT_METADATA_FILE
+from cnnlab.engine.export import INPUT_NAME, OUTPUT_NAME, TORCHSCRIPT_METADATA_FILE
 
 # Probabilities of an exported file and of cnnlab's prediction agree within this.
 TOLERANCE = 1e-4

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle import submit_job
 from cnnlab.settings import get_settings
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Job, JobStatus, User
+from cnnlab.store.tables import Job, JobStatus, User
 from cnnlab.store.users import create_token, get_or_create_user
 from worker.queue import enqueue_job
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cnnlab.testing.procs import REPO, Proc
+from cnnlab.testing.stack import CNNLAB, Stack, create_token, free_port, stack_env, started
 from tests.utils.datasets import write_mnist
-from tests.utils.procs import REPO, Proc
-from tests.utils.stack import CNNLAB, Stack, create_token, free_port, stack_env, started
 
 # Tiny generated MNIST: a job of this spec trains in about a second per epoch.
 TINY_MNIST_SPEC = {

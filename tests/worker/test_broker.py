@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from cnnlab.settings import get_settings
-from tests.utils.procs import REPO, WORKER_READY, Proc, running
+from cnnlab.testing.procs import REPO, WORKER_READY, Proc, running
 from tests.worker.probe import send
 from worker.broker import broker_path
 from worker.queue import enqueue_job

@@ -13,7 +13,7 @@ import pytest
 from cnnlab.store import workers
 from cnnlab.store.db import dispose_engine, session_scope
 from cnnlab.store.migrate import upgrade
-from cnnlab.store.models import Worker
+from cnnlab.store.tables import Worker
 from worker import heartbeat
 from worker.heartbeat import Heartbeat, gpu_names, worker_id
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from cnnlab.settings import get_settings
-from tests.utils.procs import CNNLAB, REPO
+from cnnlab.testing.procs import CNNLAB, REPO
 from worker.process import plan_worker, worker_argv
 
 CORES = os.cpu_count() or 1

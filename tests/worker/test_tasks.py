@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import EpochMetric, Job, JobStatus
+from cnnlab.store.tables import EpochMetric, Job, JobStatus
 from tests.utils.factories import submit
 from tests.worker.conftest import TINY
 from worker.tasks import pack_size, run_job

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import budget
 from cnnlab.settings import get_settings
-from cnnlab.spec import TrainSpec
+from cnnlab.spec import budget
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store.db import session_scope
-from cnnlab.store.models import Job, JobStatus
+from cnnlab.store.tables import Job, JobStatus
 from tests.utils.factories import submit
 from tests.worker.conftest import TINY
 from worker import tasks

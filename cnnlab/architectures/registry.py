@@ -1,7 +1,7 @@
 """The model registry: spec validation, grid search and the builder all go through it.
 
 A builder takes the dataset's input shape and class count plus the spec's model options and returns
-an ``nn.Module``. Registration happens when :mod:`cnnlab.models` is imported, which
+an ``nn.Module``. Registration happens when :mod:`cnnlab.architectures.builtin` is imported, which
 :func:`list_models` and :func:`create_model` do on first use (so importing this module is cheap).
 """
 
@@ -23,7 +23,7 @@ def register_model(fn: Builder) -> Builder:
 
 
 def _load_builtins() -> None:
-    import cnnlab.models  # noqa: F401  (registers the built-in models)
+    import cnnlab.architectures.builtin  # noqa: F401  (registers the built-in models)
 
 
 def list_models() -> list[str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cnnlab.budget import check_budget, estimate
-from cnnlab.catalog import get_meta, split_sizes
+from cnnlab.datasets.catalog import get_meta, split_sizes
 from cnnlab.errors import DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec, check_against_dataset
+from cnnlab.spec.budget import check_budget, estimate
+from cnnlab.spec.train import TrainSpec, check_against_dataset
 
 
 def check_model(spec: TrainSpec) -> None:
@@ -14,7 +14,7 @@ def check_model(spec: TrainSpec) -> None:
     so an architecture that cannot fit the dataset's images is a spec error, not a failed job."""
     import torch
 
-    from cnnlab.checkpoint import build_model, model_config
+    from cnnlab.engine.checkpoints import build_model, model_config
 
     meta = get_meta(spec.dataset)
     try:
@@ -26,8 +26,8 @@ def check_model(spec: TrainSpec) -> None:
 
 def validate_spec(spec: TrainSpec, settings: Settings) -> None:
     """Raise :class:`DatasetUnavailable`, :class:`SpecError` or :class:`BudgetExceeded` (the
-    spec's estimated cost is past this server's limits: :mod:`cnnlab.budget`) before any work is
-    queued.
+    spec's estimated cost is past this server's limits: :mod:`cnnlab.spec.budget`) before any work
+    is queued.
 
     With downloads allowed, missing data is not an error: the published split sizes stand in.
     """

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.checkpoint import Checkpoint, load_model
+from cnnlab.engine.checkpoints import Checkpoint, load_model
+from cnnlab.engine.training import Normalize
 from cnnlab.errors import BadInput
-from cnnlab.training import Normalize
 
 # An image file may be at most this many times the model's input size along each side (it is
 # resized to the input size): 224×224 for 28×28 models, 256×256 for 32×32 ones. The claim in the

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnlab.catalog import get_meta
-from cnnlab.data import load_split, split_indices
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.datasets.loading import load_split, split_indices
 from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 
 
 @dataclass(frozen=True)

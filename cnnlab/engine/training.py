@@ -20,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab import checkpoint as ckpt_mod
-from cnnlab.catalog import DatasetMeta, get_meta
-from cnnlab.checkpoint import Checkpoint
-from cnnlab.data import ImageSet, load_split, make_splits
+from cnnlab.datasets.catalog import DatasetMeta, get_meta
+from cnnlab.datasets.loading import ImageSet, load_split, make_splits
+from cnnlab.engine import checkpoints as ckpt_mod
+from cnnlab.engine.checkpoints import Checkpoint
 from cnnlab.errors import CheckpointError, CnnlabError, Diverged, OutOfMemory
 from cnnlab.settings import Settings, get_settings
-from cnnlab.spec import OptimizerSpec, TrainSpec
+from cnnlab.spec.train import OptimizerSpec, TrainSpec
 
 EVAL_BATCH_SIZE = 2048
 STOP_POLL_SECONDS = 0.5

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cnnlab.status import JobStatus, SearchStatus
-from cnnlab.store.models import (
+from cnnlab.store.searches import TrialStats, trials_with_stats
+from cnnlab.store.tables import (
     Job,
     Search,
     Webhook,
@@ -29,7 +30,6 @@ from cnnlab.store.models import (
     new_id,
     utcnow,
 )
-from cnnlab.store.searches import TrialStats, trials_with_stats
 
 EVENT_TYPES = (
     "job.succeeded",
@@ -137,7 +137,7 @@ def alias_moved(
     hooks = subscribers(session, owner_id, "model.alias_moved")
     if not hooks:
         return None
-    from cnnlab.store.registry import get_version  # the registry calls this module
+    from cnnlab.store.model_versions import get_version  # the registry calls this module
 
     data: dict[str, Any] = {
         "name": name,

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cnnlab.errors import SpecError
-from cnnlab.spec import TrainSpec, field_path
+from cnnlab.spec.train import TrainSpec, field_path
 
 MAX_GRID_POINTS = 64
 MAX_VALUES_PER_AXIS = 16

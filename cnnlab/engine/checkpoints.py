@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.catalog import DatasetMeta
+from cnnlab.architectures.registry import create_model
+from cnnlab.datasets.catalog import DatasetMeta
 from cnnlab.errors import CheckpointError
-from cnnlab.registry import create_model
-from cnnlab.spec import TrainSpec
+from cnnlab.spec.train import TrainSpec
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1

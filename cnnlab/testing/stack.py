@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from cnnlab.status import ENDED_NAMES
-from tests.utils.procs import CNNLAB, REPO, Proc
+from cnnlab.testing.procs import CNNLAB, REPO, Proc
 
 T = TypeVar("T")
 ENDED = ENDED_NAMES  # the statuses a job or a search ends in

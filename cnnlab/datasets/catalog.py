@@ -236,7 +236,7 @@ def split_sizes(name: str, settings: Settings) -> SplitSizes:
 
     IDX files carry the count in their header (their lengths are checked against it). CIFAR-10
     batches don't, so their counts come from a small sidecar file written when the batches were
-    first decoded (see :mod:`cnnlab.data`). Damaged files are :class:`DatasetDamaged`.
+    first decoded (see :mod:`cnnlab.datasets.loading`). Damaged files are :class:`DatasetDamaged`.
     """
     files = locate(name, settings)
     meta = files.meta
@@ -246,7 +246,7 @@ def split_sizes(name: str, settings: Settings) -> SplitSizes:
     if sidecar.is_file():
         return SplitSizes(**json.loads(sidecar.read_text()))
     # Decoding reads (and checks) the batches: a damaged one is DatasetDamaged.
-    from cnnlab.data import load_split  # decodes and writes the sidecar
+    from cnnlab.datasets.loading import load_split  # decodes and writes the sidecar
 
     train = load_split(name, train=True, settings=settings)
     test = load_split(name, train=False, settings=settings)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnlab.catalog import (
+from cnnlab.datasets.catalog import (
     DatasetDamaged,
     DatasetFiles,
     cache_key,
@@ -31,7 +31,7 @@ from cnnlab.catalog import (
 )
 from cnnlab.errors import DatasetUnavailable
 from cnnlab.settings import Settings, get_settings
-from cnnlab.spec import TrainSpec, check_against_dataset, train_count, val_count
+from cnnlab.spec.train import TrainSpec, check_against_dataset, train_count, val_count
 
 
 @dataclass(frozen=True)

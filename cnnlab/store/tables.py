@@ -58,7 +58,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime; use cnnlab.store.models.utcnow()")
+            raise ValueError("naive datetime; use cnnlab.store.tables.utcnow()")
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -232,8 +232,8 @@ class Checkpoint(Base):
 
 # -- the model registry ------------------------------------------------------------------------
 # A user's named models, each a series of frozen versions, and aliases ("production") that point
-# at one version. The rows are the registry's alone (cnnlab.store.registry): a version is a copy,
-# not a job status, so job ids here are pointers (lineage), not foreign keys, and a version
+# at one version. The rows are the registry's alone (cnnlab.store.model_versions): a version is a
+# copy, not a job status, so job ids here are pointers (lineage), not foreign keys, and a version
 # outlives the job it came from.
 
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"

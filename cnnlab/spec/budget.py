@@ -30,10 +30,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cnnlab.catalog import get_meta, split_sizes
+from cnnlab.datasets.catalog import get_meta, split_sizes
 from cnnlab.errors import BudgetExceeded, DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
-from cnnlab.spec import TrainSpec, train_count, val_count
+from cnnlab.spec.train import TrainSpec, train_count, val_count
 
 BYTES_PER_VALUE = 4  # float32
 # Time allowed per attempt whatever its size (start-up, loading and caching the data, the test
@@ -80,7 +80,7 @@ def trace_model(spec: TrainSpec) -> _Trace:
     import torch
     from torch import nn
 
-    from cnnlab.checkpoint import build_model, model_config
+    from cnnlab.engine.checkpoints import build_model, model_config
 
     meta = get_meta(spec.dataset)
     flops = 0

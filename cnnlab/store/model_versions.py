@@ -20,11 +20,11 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError
-from cnnlab.lifecycle import outbox
 from cnnlab.status import JobStatus
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.jobs import get_job
-from cnnlab.store.models import (
+from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.store.tables import (
     MODEL_ALIAS_PATTERN,
     MODEL_DESCRIPTION_LENGTH,
     MODEL_NAME_PATTERN,
@@ -37,7 +37,7 @@ from cnnlab.store.models import (
     new_id,
     utcnow,
 )
-from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.webhooks import outbox
 
 # The alias a prediction by name uses when it names neither an alias nor a version.
 DEFAULT_ALIAS = "production"

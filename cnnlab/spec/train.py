@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cnnlab.catalog import DATASETS
+from cnnlab.datasets.catalog import DATASETS
 
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
@@ -37,7 +37,7 @@ class ModelSpec(_Strict):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        from cnnlab.registry import list_models
+        from cnnlab.architectures.registry import list_models
 
         if v not in list_models():
             raise ValueError(f"unknown arch {v!r}; choose from {list_models()}")

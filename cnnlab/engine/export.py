@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.checkpoint import Checkpoint, check, load_model
+from cnnlab.engine.checkpoints import Checkpoint, check, load_model
 
 EXPORT_FORMAT = "cnnlab-export"
 EXPORT_VERSION = 1
@@ -49,7 +49,7 @@ SUFFIXES = {ExportFormat.onnx: ".onnx", ExportFormat.torchscript: ".pt"}
 
 class PortableModel(nn.Module):
     """The checkpoint's network with cnnlab's input handling around it: 0-255 pixels in,
-    probabilities out (the arithmetic of :class:`cnnlab.training.Normalize`)."""
+    probabilities out (the arithmetic of :class:`cnnlab.engine.training.Normalize`)."""
 
     scale: torch.Tensor
     shift: torch.Tensor

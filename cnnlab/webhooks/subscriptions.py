@@ -10,16 +10,16 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cnnlab.lifecycle.outbox import EVENT_TYPES
 from cnnlab.store.errors import NotFound
-from cnnlab.store.models import (
+from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.store.tables import (
     Webhook,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEvent,
     new_id,
 )
-from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.webhooks.outbox import EVENT_TYPES
 from cnnlab.webhooks.urls import InvalidWebhook, check_url
 
 SECRET_PREFIX = "whsec_"

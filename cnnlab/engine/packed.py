@@ -5,7 +5,7 @@ The trials' parameters are stacked along a new first dimension and one forward/b
 runs all of them (:func:`torch.func.functional_call` under :func:`torch.func.vmap`, which turns
 each convolution into one grouped convolution). Everything else stays per trial: each has its
 own ``torch.optim.SGD`` over views of its slice of the stacked tensors (so its update is exactly
-the one :func:`cnnlab.training.fit` makes), its own batch order (the one its seed gives
+the one :func:`cnnlab.engine.training.fit` makes), its own batch order (the one its seed gives
 unpacked), its own validation split, metrics, checkpoints, ``on_epoch`` / ``should_stop``, and
 its own end: a trial that is pruned, cancelled, finished or diverged leaves the pack and the rest
 are stacked again without it.
@@ -35,14 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from cnnlab import checkpoint as ckpt_mod
-from cnnlab.catalog import DatasetMeta, get_meta
-from cnnlab.checkpoint import Checkpoint
-from cnnlab.data import ImageSet, load_split, split_indices
-from cnnlab.errors import CnnlabError, Diverged, OutOfMemory
-from cnnlab.settings import Settings, get_settings
-from cnnlab.spec import TrainSpec, check_against_dataset
-from cnnlab.training import (
+from cnnlab.datasets.catalog import DatasetMeta, get_meta
+from cnnlab.datasets.loading import ImageSet, load_split, split_indices
+from cnnlab.engine import checkpoints as ckpt_mod
+from cnnlab.engine.checkpoints import Checkpoint
+from cnnlab.engine.training import (
     STOP_POLL_SECONDS,
     EpochMetrics,
     EpochReport,
@@ -57,6 +54,9 @@ from cnnlab.training import (
     resolve_device,
     start_model,
 )
+from cnnlab.errors import CnnlabError, Diverged, OutOfMemory
+from cnnlab.settings import Settings, get_settings
+from cnnlab.spec.train import TrainSpec, check_against_dataset
 
 # The optimiser fields packed trials may differ in.
 FREE_OPTIMIZER_FIELDS = ("lr", "momentum", "weight_decay", "nesterov")
@@ -96,7 +96,7 @@ def can_pack(specs: Sequence[TrainSpec]) -> bool:
 
 @dataclass
 class PackedTrial:
-    """One trial of a pack: its spec and what :func:`cnnlab.training.fit` would take for it."""
+    """One trial of a pack: its spec and what :func:`~cnnlab.engine.training.fit` takes for it."""
 
     spec: TrainSpec
     on_epoch: Callable[[EpochReport], bool | None] | None = None
@@ -128,7 +128,7 @@ class _Member:
         return self.trial.spec
 
     def snapshot(self, meta: DatasetMeta, best_only: bool = False) -> Checkpoint:
-        """The checkpoint :func:`cnnlab.training.fit` would make at this point."""
+        """The checkpoint :func:`cnnlab.engine.training.fit` would make at this point."""
         run = self.run
         best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(self.model)
         return ckpt_mod.make(
@@ -226,7 +226,7 @@ def fit_packed(
     max_batches: int | None = None,
 ) -> list[FitResult | CnnlabError]:
     """Train ``trials`` (one pack: :func:`can_pack` of their specs) side by side, each as
-    :func:`cnnlab.training.fit` would, with its own callbacks and resume checkpoint.
+    :func:`cnnlab.engine.training.fit` would, with its own callbacks and resume checkpoint.
 
     Returns, per trial in order, its :class:`FitResult`, or the error that ended it alone
     (:class:`Diverged`); an error that ends the pack (out of memory, a bad checkpoint) is raised.
@@ -235,7 +235,7 @@ def fit_packed(
     started = time.perf_counter()
     specs = [t.spec for t in trials]
     if not can_pack(specs):
-        raise ValueError("these specs cannot train as one pack (see cnnlab.packed.pack_key)")
+        raise ValueError("these specs cannot train as one pack (see cnnlab.engine.packed.pack_key)")
     starts = {t.resume["epoch"] if t.resume is not None else 0 for t in trials}
     if len(starts) > 1:
         raise ValueError(f"packed trials must resume after the same epoch, not {sorted(starts)}")

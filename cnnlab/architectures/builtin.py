@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.registry import register_model
+from cnnlab.architectures.registry import register_model
 
 
 def _head(features: int, num_classes: int, dropout: float) -> nn.Sequential:

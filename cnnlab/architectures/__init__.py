@@ -1,0 +1,1 @@
+"""The model architectures a spec may name, and the registry they are built through."""

@@ -1,0 +1,1 @@
+"""The torch engine: training (one trial or a pack), checkpoints, predictions, exports, samples."""

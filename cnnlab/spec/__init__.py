@@ -1,0 +1,1 @@
+"""The train spec, and the checks a spec passes before it may train (data, budget)."""

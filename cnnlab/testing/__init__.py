@@ -1,0 +1,1 @@
+"""Helpers that start real cnnlab processes and stacks, shared by the tests and the benchmarks."""
