@@ -15,11 +15,12 @@ import pytest
 from cnnlab.testing.procs import WORKER_READY, Proc
 from cnnlab.testing.stack import CNNLAB, ENDED, Stack, free_port, stack_env, started, wait_for_job
 from tests.e2e.conftest import FAST_SPEC
+from tests.utils.redis import redis_url as redis_db_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-REDIS_URL = "redis://127.0.0.1:6379/6"  # this suite's own Redis database
+REDIS_URL = redis_db_url(6)  # this suite's own Redis database
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from cnnlab.settings import get_settings
 from cnnlab.store.db import dispose_engine
 from cnnlab.store.migrate import upgrade
 from tests.utils.datasets import write_mnist
+from tests.utils.redis import redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/5"  # this suite's own Redis database
+REDIS_URL = redis_url(5)  # this suite's own Redis database
 # Two epochs of 400 images: a job that trains in about a second.
 TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 100, "epochs": 2}
 
