@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     # Deliver webhooks to private, loopback and link-local addresses too (tests, a lab's own
     # network). Off: such a URL is refused when the webhook is created and again at delivery.
     webhook_allow_private: bool = False
+    # Webhooks one user may have; one more is 422 ``too_many_webhooks``.
+    max_webhooks_per_user: int = Field(default=20, ge=1)
+    # Seconds one webhook request may take in all (connect, send, the answer's headers), however
+    # the receiver paces its bytes; past it the attempt fails and is retried.
+    webhook_deadline_seconds: float = Field(default=10.0, gt=0)
+    # Encrypts webhook signing secrets at rest (any long random string). Unset: a key kept in
+    # ``$CNNLAB_HOME/secret.key``, made on first use; processes on several hosts need this set.
+    secret_key: str | None = None
 
 
 @lru_cache

@@ -37,8 +37,10 @@ Cursor = Annotated[str | None, Query(description="`next` of the previous page")]
     responses={
         422: {
             "model": ErrorResponse,
-            "description": "`url` not http(s), or its host resolves to a private, loopback or "
-            "link-local address; `events` empty or unknown",
+            "description": "`url` not http(s), not a URL the sender can parse (control "
+            "characters), or its host resolves to a private, loopback or link-local address; "
+            "`events` empty or unknown; `too_many_webhooks`: the caller has "
+            "`CNNLAB_MAX_WEBHOOKS_PER_USER` already",
         }
     },
 )
@@ -53,6 +55,7 @@ async def create_webhook(
         body.url,
         list(body.events),
         allow_private=settings.webhook_allow_private,
+        max_webhooks=settings.max_webhooks_per_user,
     )
     return WebhookCreated.model_validate(hook)
 
@@ -76,6 +79,13 @@ async def delete_webhook(webhook_id: str, db: DbDep, user: UserDep) -> Response:
     """Stop sending: pending deliveries are dropped with it."""
     await db.run(store.delete_webhook, user.id, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{webhook_id}/rotate-secret", response_model=WebhookCreated)
+async def rotate_secret(webhook_id: str, db: DbDep, user: UserDep) -> WebhookCreated:
+    """A new signing secret for the webhook, shown only in this answer; every request from now
+    on (retries of earlier events included) is signed with it, the old one no longer."""
+    return WebhookCreated.model_validate(await db.run(store.rotate_secret, user.id, webhook_id))
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryList)

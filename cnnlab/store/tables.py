@@ -334,7 +334,8 @@ WEBHOOK_EVENT_TYPE_LENGTH = 32
 
 class Webhook(Base):
     """Where to POST a user's events, and which types. ``secret`` signs every request; it is
-    stored as given (it must be, to sign) and shown to the user once, at creation."""
+    stored encrypted (:mod:`cnnlab.webhooks.secret_box`) and shown to the user once, at creation
+    or rotation."""
 
     __tablename__ = "webhooks"
 
@@ -342,7 +343,7 @@ class Webhook(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(String(WEBHOOK_URL_LENGTH))
     events: Mapped[list[str]] = mapped_column(JSON)
-    secret: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_webhooks_owner_created", "owner_id", "created_at", "id"),)

@@ -16,10 +16,17 @@ id) but is never lost. Each request::
     {"id": ..., "type": ..., "created_at": ..., "data": {...}}
 
 A 2xx answer delivers it; 410 deletes the webhook (the receiver unsubscribed); anything else
-(another status, an error, a timeout, an address refused) is retried after 30 s, then twice as
-long each time (at most :data:`MAX_DELAY`) until a day after the event, when the delivery is
-given up. The host is resolved and checked before every attempt (:mod:`cnnlab.webhooks.urls`)
-and the request goes to the checked address, so a name cannot be re-pointed in between.
+(another status, an error of any kind, a timeout, an address refused) is retried after 30 s,
+then twice as long each time (at most :data:`MAX_DELAY`) until a day after the event, when the
+delivery is given up. One that is claimed well past that day (its dispatcher died, or it came
+back from a claim that expired) is given up at the claim, not sent. The host is resolved and
+checked before every attempt (:mod:`cnnlab.webhooks.urls`) and the request goes to the checked
+address, so a name cannot be re-pointed in between.
+
+No receiver can hold the others up: the requests run concurrently on an event loop, each under a
+whole-request deadline (``webhook_deadline_seconds``, however slowly the receiver drips its
+answer) besides the per-read :data:`TIMEOUT_SECONDS`, and each outcome is recorded, in a short
+transaction of its own, as soon as its request ends.
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+import anyio
+import anyio.to_thread
 import httpx
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -42,6 +51,7 @@ from sqlalchemy.orm import Session
 from cnnlab import __version__
 from cnnlab.settings import get_settings
 from cnnlab.store.tables import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent, utcnow
+from cnnlab.webhooks.secret_box import unseal
 from cnnlab.webhooks.urls import UnsafeWebhookUrl, check_url
 
 logger = logging.getLogger(__name__)
@@ -52,10 +62,12 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 RETRY_FOR = timedelta(days=1)
 FIRST_RETRY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=6)
-# Connect, write and read each; a slow receiver costs a dispatcher thread at most this per read.
+# Connect, write and read each (the whole request has the settings' webhook_deadline_seconds).
 TIMEOUT_SECONDS = 5.0
 # How long a claimed delivery is left to the dispatcher that claimed it.
 CLAIM_SECONDS = 120.0
+# A delivery claimed this long past its last try (a day after the event) is given up unsent.
+GIVE_UP_GRACE = timedelta(seconds=CLAIM_SECONDS)
 # Deliveries taken per call, and requests in flight at once.
 BATCH = 32
 PARALLEL = 8
@@ -129,30 +141,65 @@ def deliver_due(
     allow_private: bool | None = None,
     limit: int = BATCH,
     timeout: float = TIMEOUT_SECONDS,
+    deadline: float | None = None,
 ) -> list[Attempted]:
     """Claim the deliveries due at ``now`` (default: the time now), POST them, record each
-    outcome; what each attempt got. ``session_factory()`` is a context manager giving a session
-    that commits at its end (e.g. ``partial(session_scope, url)``)."""
+    outcome as its request ends; what each attempt got. ``session_factory()`` is a context
+    manager giving a session that commits at its end (e.g. ``partial(session_scope, url)``).
+    ``timeout`` bounds each read, ``deadline`` (default: the settings') each whole request."""
     now = now or utcnow()
+    settings = get_settings()
     if allow_private is None:
-        allow_private = get_settings().webhook_allow_private
+        allow_private = settings.webhook_allow_private
+    if deadline is None:
+        deadline = settings.webhook_deadline_seconds
     with session_factory() as session:
         due = claim_due(session, now, limit)
     if not due:
         return []
-    with (
-        httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-        ThreadPoolExecutor(max_workers=min(PARALLEL, len(due))) as pool,
+    run = partial(_deliver_all, session_factory, due, now, allow_private, timeout, deadline)
+    return anyio.run(run)
+
+
+async def _deliver_all(
+    session_factory: SessionFactory,
+    due: list[Due],
+    now: datetime,
+    allow_private: bool,
+    timeout: float,
+    deadline: float,
+) -> list[Attempted]:
+    outcomes: list[Attempted] = []
+    slots = anyio.Semaphore(PARALLEL)
+
+    async def deliver_one(client: httpx.AsyncClient, d: Due) -> None:
+        async with slots:
+            attempted = await send(client, d, allow_private=allow_private, deadline=deadline)
+        outcomes.append(attempted)
+        await anyio.to_thread.run_sync(_record, session_factory, d, attempted, now)
+
+    async with (
+        httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+        anyio.create_task_group() as tasks,
     ):
-        outcomes = list(pool.map(lambda d: send(client, d, allow_private=allow_private), due))
-    with session_factory() as session:
-        for d, outcome in zip(due, outcomes, strict=True):
-            record_outcome(session, d, outcome, now)
+        for d in due:
+            tasks.start_soon(deliver_one, client, d)
     return outcomes
 
 
+def _record(session_factory: SessionFactory, due: Due, attempted: Attempted, now: datetime) -> None:
+    """Record one outcome in a transaction of its own. Should that fail, the claim expires and
+    the delivery is tried again: the others' outcomes are recorded all the same."""
+    try:
+        with session_factory() as session:
+            record_outcome(session, due, attempted, now)
+    except Exception:
+        logger.exception("recording webhook delivery %s failed", due.delivery_id)
+
+
 def claim_due(session: Session, now: datetime, limit: int = BATCH) -> list[Due]:
-    """Take up to ``limit`` due deliveries for :data:`CLAIM_SECONDS` (the caller commits)."""
+    """Take up to ``limit`` due deliveries for :data:`CLAIM_SECONDS` (the caller commits).
+    Those past their last try (:data:`GIVE_UP_GRACE` after a day) are given up instead."""
     stmt = (
         select(WebhookDelivery, WebhookEvent, Webhook.url, Webhook.secret)
         .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
@@ -167,6 +214,12 @@ def claim_due(session: Session, now: datetime, limit: int = BATCH) -> list[Due]:
     claimed = []
     for delivery, event, url, secret in session.execute(stmt).all():
         attempt = delivery.attempts + 1  # read before the update (it refreshes ``delivery``)
+        expired = now >= event.created_at + RETRY_FOR + GIVE_UP_GRACE
+        values: dict[str, object] = (
+            {"next_attempt_at": None, "given_up": True, "last_error": "given up: a day passed"}
+            if expired
+            else {"attempts": attempt, "next_attempt_at": until}
+        )
         # Conditional: of two dispatchers that read the same row (SQLite), one claims it.
         taken = session.execute(
             update(WebhookDelivery)
@@ -175,8 +228,11 @@ def claim_due(session: Session, now: datetime, limit: int = BATCH) -> list[Due]:
                 WebhookDelivery.attempts == attempt - 1,
                 WebhookDelivery.next_attempt_at <= now,
             )
-            .values(attempts=attempt, next_attempt_at=until)
+            .values(**values)
         )
+        if expired:
+            logger.warning("webhook delivery %s given up unsent: a day has passed", delivery.id)
+            continue
         if taken.rowcount:  # type: ignore[attr-defined]
             claimed.append(
                 Due(
@@ -193,8 +249,11 @@ def claim_due(session: Session, now: datetime, limit: int = BATCH) -> list[Due]:
     return claimed
 
 
-def send(client: httpx.Client, due: Due, *, allow_private: bool) -> Attempted:
-    """POST one delivery to the address its URL's host resolves to now, if that is allowed."""
+async def send(
+    client: httpx.AsyncClient, due: Due, *, allow_private: bool, deadline: float
+) -> Attempted:
+    """POST one delivery to the address its URL's host resolves to now, if that is allowed,
+    within ``deadline`` seconds in all. Never raises: whatever goes wrong is the outcome."""
 
     def outcome(status_code: int | None, error: str | None = None) -> Attempted:
         if error is not None:
@@ -202,10 +261,30 @@ def send(client: httpx.Client, due: Due, *, allow_private: bool) -> Attempted:
         return Attempted(due.delivery_id, due.event_id, status_code, error)
 
     try:
-        target = check_url(due.url, allow_private=allow_private)
+        with anyio.fail_after(deadline):
+            return await _post(client, due, allow_private, outcome)
+    except TimeoutError:
+        return outcome(None, f"timed out (the request took over {deadline:g}s)")
     except UnsafeWebhookUrl as exc:
         return outcome(None, f"refused: {exc.message}")
+    except httpx.TimeoutException:
+        return outcome(None, f"timed out (after {client.timeout.read or 0:g}s)")
+    except Exception as exc:  # any failure is this attempt's, never the round's
+        return outcome(None, f"{type(exc).__name__}: {exc}")
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    due: Due,
+    allow_private: bool,
+    outcome: Callable[[int | None], Attempted],
+) -> Attempted:
+    # Resolving the host blocks: in a thread (cancelled with the deadline, abandoned if stuck).
+    target = await anyio.to_thread.run_sync(
+        partial(check_url, due.url, allow_private=allow_private), abandon_on_cancel=True
+    )
     url = httpx.URL(due.url)
+    secret = unseal(due.secret)
     timestamp = str(int(time.time()))
     headers = {
         "Host": url.netloc.decode("ascii"),
@@ -213,20 +292,15 @@ def send(client: httpx.Client, due: Due, *, allow_private: bool) -> Attempted:
         "User-Agent": f"cnnlab-webhooks/{__version__}",
         "X-Cnnlab-Event-Id": due.event_id,
         "X-Cnnlab-Timestamp": timestamp,
-        "X-Cnnlab-Signature": sign(due.secret, timestamp, due.body),
+        "X-Cnnlab-Signature": sign(secret, timestamp, due.body),
     }
     # To the address just checked, with the name for TLS (SNI and certificate check).
     pinned = url.copy_with(host=target.addresses[0])
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    try:
-        with client.stream(
-            "POST", pinned, content=due.body, headers=headers, extensions=extensions
-        ) as response:
-            return outcome(response.status_code)  # the body is not read
-    except httpx.TimeoutException:
-        return outcome(None, f"timed out (after {client.timeout.read or 0:g}s)")
-    except httpx.HTTPError as exc:
-        return outcome(None, f"{type(exc).__name__}: {exc}")
+    async with client.stream(
+        "POST", pinned, content=due.body, headers=headers, extensions=extensions
+    ) as response:
+        return outcome(response.status_code)  # the body is not read
 
 
 def record_outcome(session: Session, due: Due, attempted: Attempted, now: datetime) -> None:

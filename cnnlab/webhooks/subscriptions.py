@@ -1,5 +1,7 @@
 """A user's webhooks and their deliveries, for the API. Everything is per owner: someone else's
-webhook is :class:`NotFound` exactly like a missing one."""
+webhook is :class:`NotFound` exactly like a missing one. Signing secrets are stored encrypted
+(:mod:`cnnlab.webhooks.secret_box`) and returned in plain text only by :func:`create_webhook` and
+:func:`rotate_secret`, once."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from cnnlab.errors import CnnlabError
+from cnnlab.settings import get_settings
 from cnnlab.store.errors import NotFound
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
 from cnnlab.store.tables import (
@@ -20,9 +24,34 @@ from cnnlab.store.tables import (
     new_id,
 )
 from cnnlab.webhooks.outbox import EVENT_TYPES
+from cnnlab.webhooks.secret_box import PLAIN_PREFIX, seal
 from cnnlab.webhooks.urls import InvalidWebhook, check_url
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = PLAIN_PREFIX
+
+
+class TooManyWebhooks(CnnlabError):
+    """The owner has as many webhooks as one user may (422)."""
+
+    code = "too_many_webhooks"
+    status_code = 422
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"you have {limit} webhooks, the most one user may have: delete one first",
+            limit=limit,
+        )
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A webhook as created or rotated, with its secret in plain text (shown once)."""
+
+    id: str
+    url: str
+    events: list[str]
+    created_at: datetime
+    secret: str
 
 
 @dataclass
@@ -52,25 +81,49 @@ def new_secret() -> str:
 
 
 def create_webhook(
-    session: Session, owner_id: int, url: str, events: list[str], *, allow_private: bool
-) -> Webhook:
+    session: Session,
+    owner_id: int,
+    url: str,
+    events: list[str],
+    *,
+    allow_private: bool,
+    max_webhooks: int | None = None,
+) -> NewSecret:
     """A new webhook for ``events`` (in the order given, once each) with a new signing secret.
-    The URL must be one :func:`~cnnlab.webhooks.urls.check_url` accepts."""
+    The URL must be one :func:`~cnnlab.webhooks.urls.check_url` accepts; the owner may have at
+    most ``max_webhooks`` (None: the settings' ``max_webhooks_per_user``)."""
     unknown = [e for e in events if e not in EVENT_TYPES]
     if unknown or not events:
         reason = f"unknown event type {unknown[0]!r}" if unknown else "none given"
         raise InvalidWebhook("events", f"{reason} (one or more of {', '.join(EVENT_TYPES)})")
     check_url(url, allow_private=allow_private)
+    if max_webhooks is None:
+        max_webhooks = get_settings().max_webhooks_per_user
+    owned = session.scalar(
+        select(func.count()).select_from(Webhook).where(Webhook.owner_id == owner_id)
+    )
+    if (owned or 0) >= max_webhooks:
+        raise TooManyWebhooks(max_webhooks)
+    secret = new_secret()
     hook = Webhook(
         id=new_id(),
         owner_id=owner_id,
         url=url,
         events=list(dict.fromkeys(events)),
-        secret=new_secret(),
+        secret=seal(secret),
     )
     session.add(hook)
     session.flush()
-    return hook
+    return NewSecret(hook.id, hook.url, list(hook.events), hook.created_at, secret)
+
+
+def rotate_secret(session: Session, owner_id: int, webhook_id: str) -> NewSecret:
+    """Give the webhook a new signing secret; deliveries from now on are signed with it."""
+    hook = get_webhook(session, owner_id, webhook_id)
+    secret = new_secret()
+    hook.secret = seal(secret)
+    session.flush()
+    return NewSecret(hook.id, hook.url, list(hook.events), hook.created_at, secret)
 
 
 def list_webhooks(

@@ -2,6 +2,12 @@
 would not expect (private, loopback, link-local, multicast, reserved) unless the settings'
 ``webhook_allow_private`` says so. Checked when a webhook is created and again before every
 delivery (what a name resolves to may change), on every address the name resolves to.
+
+A URL is parsed by the parser that sends it (``httpx.URL``), so one accepted here is one the
+dispatcher can send; control characters are refused outright. An IPv6 address that carries an
+IPv4 one (IPv4-mapped, 6to4 ``2002::/16``, Teredo ``2001::/32``) is judged by that IPv4 address
+too, and the old site-local ``fec0::/10`` and IETF protocol assignments ``192.0.0.0/24`` are
+never public.
 """
 
 from __future__ import annotations
@@ -9,7 +15,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+
+import httpx
 
 from cnnlab.errors import CnnlabError
 
@@ -17,6 +24,11 @@ SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Special-purpose blocks Python's ``is_global`` does not (in every version) call non-global.
+_NEVER_PUBLIC = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (RFC 6890)
+    ipaddress.ip_network("fec0::/10"),  # site-local (deprecated, still routed on some networks)
+)
 
 
 class InvalidWebhook(CnnlabError):
@@ -48,27 +60,44 @@ class Target:
     addresses: tuple[str, ...]
 
 
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo's server and client)."""
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
 def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif inner and not all(is_public(a) for a in inner):
+            return False
+    if any(address in network for network in _NEVER_PUBLIC):
+        return False
     return address.is_global and not (address.is_multicast or address.is_reserved)
 
 
 def parse(url: str) -> tuple[str, str, int]:
-    """The URL's scheme, host and port; :class:`UnsafeWebhookUrl` when it is not one to use."""
+    """The URL's scheme, host and port as ``httpx.URL`` (the sender) reads them;
+    :class:`UnsafeWebhookUrl` when it is not one to use."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise UnsafeWebhookUrl("control characters are not allowed in a URL")
     try:
-        parts = urlsplit(url)
+        parts = httpx.URL(url)
         port = parts.port
-    except ValueError as exc:
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
         raise UnsafeWebhookUrl(f"not a URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise UnsafeWebhookUrl("only http and https URLs are allowed")
-    if not parts.hostname:
+    if not parts.host:
         raise UnsafeWebhookUrl("the URL has no host")
-    if parts.username or parts.password:
+    if parts.userinfo:
         raise UnsafeWebhookUrl("credentials in the URL are not allowed")
-    return scheme, parts.hostname, port or _DEFAULT_PORTS[scheme]
+    return scheme, parts.host, port or _DEFAULT_PORTS[scheme]
 
 
 def resolve(host: str, port: int) -> tuple[str, ...]:
