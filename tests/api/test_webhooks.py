@@ -1,5 +1,6 @@
-"""/v1/webhooks over the real app: create (the secret shown once), list, read, delete, the
-deliveries with their attempts; per user; 422 for URLs and events cnnlab will not take."""
+"""/v1/webhooks over the real app: create (the secret shown once), list, read, delete, rotate
+the secret, the deliveries with their attempts; per user, at most so many; 422 for URLs and
+events cnnlab will not take."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 from api.main import create_app
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
+from cnnlab.store.tables import Webhook
 from cnnlab.webhooks import outbox
+from cnnlab.webhooks.secret_box import unseal
 from tests.api.conftest import Caller
 from tests.utils.api_client import ApiClient
 
@@ -68,6 +71,10 @@ def test_another_users_webhook_is_404_like_a_missing_one(
         ({"url": "http://[::1]/hook", "events": ["job.failed"]}, "url"),
         ({"url": "ftp://93.184.215.14/hook", "events": ["job.failed"]}, "url"),
         ({"url": "not a url", "events": ["job.failed"]}, "url"),
+        ({"url": "https://93.184.215.14/ho\x7fok", "events": ["job.failed"]}, "url"),
+        ({"url": "http://[2002:a00:1::1]/hook", "events": ["job.failed"]}, "url"),
+        ({"url": "http://[fec0::1]/hook", "events": ["job.failed"]}, "url"),
+        ({"url": "http://192.0.0.170/hook", "events": ["job.failed"]}, "url"),
         ({"url": PUBLIC, "events": []}, "events"),
         ({"url": PUBLIC, "events": ["job.exploded"]}, "events.0"),
         ({"url": PUBLIC}, "events"),
@@ -108,3 +115,38 @@ def test_deliveries_list_each_attempt(client: ApiClient, alice: Caller, db_url: 
     assert delivery["next_attempt_at"] is not None
     r = client.get(f"/v1/webhooks/{hook_id}/deliveries?limit=0", headers=alice.headers)
     assert r.status_code == 422
+
+
+def test_rotating_a_secret_shows_the_new_one_once_and_signs_with_it(
+    client: ApiClient, alice: Caller, bob: Caller, db_url: str
+) -> None:
+    created = client.post("/v1/webhooks", json=BODY, headers=alice.headers).json()
+    r = client.post(f"/v1/webhooks/{created['id']}/rotate-secret", headers=alice.headers)
+    assert r.status_code == 200, r.text
+    rotated = r.json()
+    assert rotated["id"] == created["id"] and rotated["secret"].startswith("whsec_")
+    assert rotated["secret"] != created["secret"]
+    assert "secret" not in client.get(f"/v1/webhooks/{created['id']}", headers=alice.headers).json()
+    with session_scope(db_url) as s:
+        stored = s.get(Webhook, created["id"])
+        assert stored is not None and unseal(stored.secret) == rotated["secret"]
+        assert rotated["secret"] not in stored.secret
+    r = client.post(f"/v1/webhooks/{created['id']}/rotate-secret", headers=bob.headers)
+    assert r.status_code == 404
+
+
+def test_a_user_has_at_most_the_settings_webhooks(
+    db_url: str, alice: Caller, bob: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: no cap; one user could fan every event out to any number of receivers.
+    monkeypatch.setenv("CNNLAB_MAX_WEBHOOKS_PER_USER", "2")
+    get_settings.cache_clear()
+    with ApiClient(create_app()) as client:
+        for _ in range(2):
+            assert client.post("/v1/webhooks", json=BODY, headers=alice.headers).status_code == 201
+        r = client.post("/v1/webhooks", json=BODY, headers=alice.headers)
+        assert r.status_code == 422 and r.json()["detail"]["type"] == "too_many_webhooks"
+        assert client.post("/v1/webhooks", json=BODY, headers=bob.headers).status_code == 201
+        hook_id = client.get("/v1/webhooks", headers=alice.headers).json()["items"][0]["id"]
+        client.request("DELETE", f"/v1/webhooks/{hook_id}", headers=alice.headers)
+        assert client.post("/v1/webhooks", json=BODY, headers=alice.headers).status_code == 201

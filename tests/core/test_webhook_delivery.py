@@ -1,6 +1,7 @@
 """Webhook delivery against a real HTTP receiver on 127.0.0.1: signed requests, retries with
-backoff, 410 unsubscribes, timeouts, give-up after a day, claims taken over after a crash, and
-private addresses refused unless allowed (SQLite and PostgreSQL)."""
+backoff, 410 unsubscribes, timeouts and the whole-request deadline, give-up after a day, claims
+taken over after a crash, a URL the sender refuses, private and special-purpose addresses refused
+unless allowed, and secrets encrypted at rest (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,22 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from cnnlab.settings import get_settings
+from cnnlab.settings import Settings, get_settings
 from cnnlab.store.db import session_scope
-from cnnlab.store.tables import Webhook, WebhookDelivery, utcnow
-from cnnlab.webhooks import UnsafeWebhookUrl, check_url, deliver_due, outbox
+from cnnlab.store.tables import Webhook, WebhookDelivery, new_id, utcnow
+from cnnlab.testing.stack import wait_until
+from cnnlab.webhooks import UnsafeWebhookUrl, check_url, deliver_due, outbox, sign
 from cnnlab.webhooks.delivery import CLAIM_SECONDS, FIRST_RETRY, claim_due
-from cnnlab.webhooks.subscriptions import create_webhook, list_deliveries
+from cnnlab.webhooks.secret_box import KEY_FILE, SecretUnreadable, seal, unseal
+from cnnlab.webhooks.subscriptions import create_webhook, list_deliveries, new_secret
 from tests.utils.factories import make_user
-from tests.utils.receiver import Receiver
+from tests.utils.receiver import Dripper, Receiver
 
 
 @pytest.fixture
@@ -241,3 +245,140 @@ def test_only_http_urls_with_a_host_are_taken(url: str) -> None:
 def test_a_public_address_is_taken() -> None:
     target = check_url("https://93.184.215.14:8443/hook", allow_private=False)
     assert target.addresses == ("93.184.215.14",) and target.port == 8443
+
+
+def poison(db_url: str, url: str) -> tuple[int, str]:
+    """A user whose webhook URL has a control character, stored as URLs were before they were
+    checked with the sending parser (inserted directly); (owner, webhook id)."""
+    with session_scope(db_url) as s:
+        owner, _ = make_user(s)
+        hook = Webhook(
+            id=new_id(),
+            owner_id=owner.id,
+            url=url.replace("/hook", "/ho\x7fok"),
+            events=["job.succeeded"],
+            secret=seal(new_secret()),
+        )
+        s.add(hook)
+        return owner.id, hook.id
+
+
+def test_a_url_the_sender_refuses_is_a_failed_attempt_and_the_round_goes_on(
+    db_url: str, receiver: Receiver
+) -> None:
+    # Before: httpx.URL raised InvalidURL inside send(), the pool re-raised it, every outcome of
+    # the round was lost and its deliveries stayed claimed, back every 120 s for ever.
+    bad_owner, _ = poison(db_url, receiver.url)
+    good_owner, _, _ = subscribe(db_url, receiver.url)
+    bad_event, good_event = emit(db_url, bad_owner), emit(db_url, good_owner)
+    t0 = utcnow()
+    attempted = deliver_due(partial(session_scope, db_url), t0, allow_private=True)
+    by_event = {a.event_id: a for a in attempted}
+    assert by_event[good_event].delivered
+    failed = by_event[bad_event]
+    assert failed.status_code is None and failed.error and "control characters" in failed.error
+    row = delivery_row(db_url, bad_event)
+    assert row is not None and row.next_attempt_at == t0 + FIRST_RETRY  # not a 120 s claim
+    assert row.last_error == failed.error and not row.given_up
+    good_row = delivery_row(db_url, good_event)
+    assert good_row is not None and good_row.delivered_at is not None
+
+
+def test_a_dripping_receiver_is_cut_at_the_whole_request_deadline(db_url: str) -> None:
+    # Before: the 5 s timeout was per read; a byte every 0.8 s held the request for its whole
+    # answer (~29 s in the report, over a minute here).
+    with Dripper(interval=0.4) as dripper, Receiver() as fast:
+        owner, _, _ = subscribe(db_url, dripper.url)
+        with session_scope(db_url) as s:
+            create_webhook(s, owner, fast.url, ["job.succeeded"], allow_private=True)
+        event_id = emit(db_url, owner)
+        attempts = deliver(db_url, event_id, utcnow(), deadline=1.5)
+        [cut] = [a for a in attempts if not a.delivered]
+        assert cut.error is not None and "took over 1.5s" in cut.error
+        assert [a.delivered for a in attempts].count(True) == 1 and len(fast.requests) == 1
+        wait_until(lambda: dripper.closed_early or None, 20, "the sender to hang up")
+    assert dripper.requests == 1
+
+
+def test_a_delivery_claimed_past_its_last_try_is_given_up_unsent(
+    db_url: str, receiver: Receiver
+) -> None:
+    # Before: a delivery whose outcome was never recorded came back after every claim, for
+    # ever; the day's limit applied only when an outcome was written.
+    owner, hook_id, _ = subscribe(db_url, receiver.url)
+    event_id = emit(db_url, owner)
+    t0 = utcnow()
+    assert deliver(db_url, event_id, t0 + timedelta(days=1, minutes=5)) == []
+    assert receiver.requests == []
+    row = delivery_row(db_url, event_id)
+    assert row is not None and row.given_up and row.next_attempt_at is None
+    with session_scope(db_url) as s:
+        [view] = list_deliveries(s, owner, hook_id).items
+    assert view.state == "failed"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+        "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",  # Teredo, client 10.0.0.1
+        "http://[fec0::1]/hook",  # site-local
+        "http://192.0.0.9/hook",  # IETF protocol assignments
+        "http://192.0.0.170/hook",
+    ],
+)
+def test_addresses_that_embed_or_are_special_purpose_are_refused(url: str) -> None:
+    with pytest.raises(UnsafeWebhookUrl):
+        check_url(url, allow_private=False)
+
+
+def test_a_6to4_address_of_a_public_ipv4_is_taken() -> None:
+    assert check_url("http://[2002:808:808::1]/hook", allow_private=False).addresses
+
+
+@pytest.mark.parametrize("char", ["\x7f", "\x00", "\n", "\t"])
+def test_control_characters_are_refused_like_the_sender_refuses_them(char: str) -> None:
+    with pytest.raises(UnsafeWebhookUrl, match="control characters"):
+        check_url(f"http://93.184.215.14/ho{char}ok", allow_private=True)
+
+
+def test_secrets_are_stored_encrypted_and_still_sign(db_url: str, receiver: Receiver) -> None:
+    owner, hook_id, secret = subscribe(db_url, receiver.url)
+    with session_scope(db_url) as s:
+        stored = s.get(Webhook, hook_id)
+        assert stored is not None
+        assert secret not in stored.secret and unseal(stored.secret) == secret
+    event_id = emit(db_url, owner)
+    [attempt] = deliver(db_url, event_id, utcnow())
+    assert attempt.delivered
+    [(headers, body)] = receiver.requests
+    expected = hmac.new(
+        secret.encode(), f"{headers['x-cnnlab-timestamp']}.".encode() + body, hashlib.sha256
+    )
+    assert headers["x-cnnlab-signature"] == f"sha256={expected.hexdigest()}"
+
+
+def test_a_secret_stored_in_plain_text_before_encryption_still_signs(
+    db_url: str, receiver: Receiver
+) -> None:
+    owner, hook_id, _ = subscribe(db_url, receiver.url)
+    legacy = new_secret()
+    with session_scope(db_url) as s:
+        s.execute(update(Webhook).where(Webhook.id == hook_id).values(secret=legacy))
+    [attempt] = deliver(db_url, emit(db_url, owner), utcnow())
+    assert attempt.delivered
+    [(headers, body)] = receiver.requests
+    assert headers["x-cnnlab-signature"] == sign(legacy, headers["x-cnnlab-timestamp"], body)
+
+
+def test_without_a_configured_key_one_is_made_once_under_the_home(cnnlab_home: Path) -> None:
+    settings = get_settings()
+    assert settings.secret_key is None
+    sealed = seal("whsec_x", settings)
+    key_file = cnnlab_home / KEY_FILE
+    assert key_file.is_file() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert unseal(sealed, settings) == "whsec_x"
+    other = Settings(home=cnnlab_home, secret_key="a-configured-key")
+    with pytest.raises(SecretUnreadable):
+        unseal(sealed, other)
