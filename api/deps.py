@@ -11,13 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AuthCache, CurrentUser, lookup
-from api.errors import Unauthorized
-from api.ratelimit import RateLimited, app_limits
+from api.auth import STATE_KEY, CurrentUser, authenticate_request
 from api.settings import ApiSettings
 from cnnlab.settings import Settings
 from cnnlab.store.db import read_scope, session_scope
-from cnnlab.store.users import hash_token
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -91,45 +88,16 @@ def client_address(request: Request) -> str:
 
 async def get_current_user(
     request: Request,
-    db: DbDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
-    """The token's user; 401 for a missing or bad token, 429 past the request limits (the
-    token's rate, or its address's failed token checks: see :mod:`api.ratelimit`)."""
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    token = credentials.credentials
-    token_hash = hash_token(token)
-    limits = app_limits(request.app)
-    cache: AuthCache = request.app.state.auth_cache
-    user = cache.get(token)
-    if user is None:
-        if token_hash in limits.failed_tokens:
-            raise Unauthorized("invalid or revoked token")  # the same answer, without a query
-        # Only new tokens not verified lately reach the database, so only they are throttled:
-        # a guesser's address is stopped while its clients with good tokens keep going.
-        address = client_address(request)
-        wait = limits.auth_failures.wait(address)
-        if wait:
-            raise RateLimited(
-                "too many failed token checks from this address; try again later",
-                limit_name="auth_failures",
-                retry_after=wait,
-            )
-        user = await db.read(lookup, token)
-        if user is None:
-            limits.failed_tokens.add(token_hash)
-            limits.auth_failures.spend(address)
-            raise Unauthorized("invalid or revoked token")
-        cache.put(token, user)
-    wait = limits.requests.take(token_hash)
-    if wait:
-        raise RateLimited(
-            f"over {limits.requests.capacity:g} requests a minute for this token",
-            limit_name="requests",
-            retry_after=wait,
-        )
-    return user
+    """The token's user, as :class:`api.auth.TokenGate` found it before the body was read (or,
+    in an app without the gate, checked here): 401 for a missing or bad token, 429 past the
+    request limits (see :mod:`api.auth`)."""
+    user: CurrentUser | None = request.scope.get("state", {}).get(STATE_KEY)
+    if user is not None:
+        return user
+    authorization = None if credentials is None else f"Bearer {credentials.credentials}"
+    return await authenticate_request(request.app, authorization, client_address(request))
 
 
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]

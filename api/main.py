@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import dashboard, docs
-from api.auth import AuthCache
+from api.auth import AuthCache, TokenGate
 from api.errors import install_error_handlers
 from api.metrics import install as install_metrics
 from api.prediction.limits import BodyLimit
 from api.prediction.service import PredictorCache
+from api.ratelimit import close_limits
 from api.routes import health, me, retention, v1
 from api.security import SecurityHeaders
 from api.settings import ApiSettings
@@ -56,6 +57,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # seconds, so do it in the background now rather than inside the first request.
     threading.Thread(target=_warm_imports, name="cnnlab-warm-imports", daemon=True).start()
     yield
+    await close_limits(app)
     app.state.predictors.clear()
     dispose_engine(close=True)
 
@@ -78,9 +80,9 @@ def create_app(
     app.state.auth_cache = AuthCache(app.state.api_settings.auth_cache_seconds)
     app.state.predictors = PredictorCache(app.state.api_settings.predictor_cache_size)
     install_error_handlers(app)
-    app.add_middleware(
-        BodyLimit, limit=app.state.api_settings.max_body_bytes, exempt_suffixes=("/predict",)
-    )
+    # Inside the body limit: a /v1 request's token is checked before anything reads its body.
+    app.add_middleware(TokenGate, fastapi_app=app)
+    app.add_middleware(BodyLimit, limit=app.state.api_settings.max_body_bytes)
     install_metrics(app)  # outermost: counts every answer, 413s and 500s included
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no-referrer, no framing: every answer
     app.include_router(health.router)

@@ -1,21 +1,30 @@
-"""In-process request limits: token buckets per key, and counters of open things per key.
+"""Request limits: token buckets per key, and counters of open things per key.
 
-Each API process keeps its own: with K processes behind a balancer a client gets up to K times
-each limit. They are checked on the event loop (one thread), so they need no locks; the number
-of keys kept is bounded (least recently used forgotten first), so a flood of new keys costs
-memory only up to that bound.
+The request rate (per user, all of the user's tokens together) and the failed token checks (per
+client address) are token buckets. When the broker is Redis they live there
+(:class:`RedisTokenBuckets`, one atomic script per check), so every API process shares them: a
+limit is the cluster's. With the embedded broker (one host) each process keeps its own
+(:class:`TokenBuckets`): with K processes a client gets up to K times each limit. Open event
+streams and predictions in progress are counted per process (:class:`Slots`).
+
+In-process counters are checked on the event loop (one thread), so they need no locks; the
+number of keys kept is bounded (least recently used forgotten first), so a flood of new keys
+costs memory only up to that bound.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Protocol
 
 from cnnlab.errors import CnnlabError
 from cnnlab.lru import LRU
 from cnnlab.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 MAX_KEYS = 100_000
 
@@ -107,6 +116,74 @@ class TokenBuckets:
             bucket = self._bucket(key)
             bucket.tokens = max(0.0, bucket.tokens - 1)
 
+    async def check(self, key: Hashable) -> float:
+        """:meth:`take`, with the shared buckets' signature."""
+        return self.take(key)
+
+
+class Buckets(Protocol):
+    capacity: float
+
+    async def check(self, key: Hashable) -> float:
+        """Take a token for ``key``: 0 if it had one, else the seconds until it will."""
+        ...
+
+
+# A token bucket in one Redis hash: tokens and the time they were counted; refilled, then taken
+# from, atomically. Redis' own clock, so API hosts' clocks need not agree. Returns the wait.
+_TAKE = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(held[1]) or capacity
+local stamp = tonumber(held[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
+return tostring(wait)
+"""
+
+
+class RedisTokenBuckets:
+    """:class:`TokenBuckets` kept in Redis, shared by every API process using it. Should Redis
+    not answer, the check falls back to this process's own buckets (and says so in the log)."""
+
+    def __init__(self, url: str, name: str, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.prefix = f"cnnlab:limits:{name}:"
+        self.url = url
+        self.local = TokenBuckets(per_minute)
+        self._client: Any = None
+        self._script: Any = None
+
+    async def check(self, key: Hashable) -> float:
+        if self.capacity <= 0:
+            return 0.0
+        try:
+            if self._script is None:
+                import redis.asyncio
+
+                self._client = redis.asyncio.Redis.from_url(
+                    self.url, socket_timeout=1.0, socket_connect_timeout=1.0
+                )
+                self._script = self._client.register_script(_TAKE)
+            wait = await self._script(keys=[f"{self.prefix}{key}"], args=[self.capacity, self.rate])
+            return float(wait)
+        except Exception as exc:  # Redis down: limit per process rather than not at all
+            logger.warning("rate limits: Redis unavailable (%s); counting per process", exc)
+            await self.aclose()
+            return self.local.take(key)
+
+    async def aclose(self) -> None:
+        client, self._client, self._script = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
 
 class Recent:
     """Keys seen within the last ``ttl`` seconds (at most ``max_keys`` of them)."""
@@ -165,17 +242,38 @@ class Slots:
         return release
 
 
+def shared_through_redis(settings: Settings) -> bool:
+    """Whether request limits are shared by all API processes (the broker is Redis)."""
+    return settings.broker_url.startswith(("redis://", "rediss://"))
+
+
+def buckets(settings: Settings, name: str, per_minute: int) -> Buckets:
+    if shared_through_redis(settings):
+        return RedisTokenBuckets(settings.broker_url, name, per_minute)
+    return TokenBuckets(per_minute)
+
+
 class AppLimits:
     """One app's limiters, made from its settings on first use (see :func:`app_limits`)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.requests = TokenBuckets(settings.rate_limit_per_minute)
-        self.auth_failures = TokenBuckets(settings.auth_failures_per_minute)
+        # Per user (all the user's tokens together), and per client address.
+        self.requests = buckets(settings, "requests", settings.rate_limit_per_minute)
+        self.auth_failures = buckets(settings, "auth_failures", settings.auth_failures_per_minute)
         # Tokens found unknown or revoked within the last minute (by hash): one sent again is
         # 401 at once, without a query, and is no new guess.
         self.failed_tokens = Recent(60.0)
         self.streams = Slots(settings.max_event_streams)
         self.predictions = Slots(settings.max_concurrent_predictions)
+
+
+async def close_limits(app: Any) -> None:
+    """Close the app's connections to Redis (when the app shuts down)."""
+    limits: AppLimits | None = getattr(app.state, "limits", None)
+    if limits is not None:
+        for bucket in (limits.requests, limits.auth_failures):
+            if isinstance(bucket, RedisTokenBuckets):
+                await bucket.aclose()
 
 
 def app_limits(app: Any) -> AppLimits:

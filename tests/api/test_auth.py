@@ -39,6 +39,7 @@ OWNED = [
     ("PUT", "/v1/models/{model}/aliases/{alias}", {"json": {"version": 1}}),
     ("GET", "/v1/webhooks/{webhook}", {}),
     ("GET", "/v1/webhooks/{webhook}/deliveries", {}),
+    ("POST", "/v1/webhooks/{webhook}/rotate-secret", {}),
     # Last: they delete what the routes above read.
     ("DELETE", "/v1/webhooks/{webhook}", {}),
     ("DELETE", "/v1/models/{model}/aliases/{alias}", {}),

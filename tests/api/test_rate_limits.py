@@ -1,4 +1,5 @@
-"""Request limits: requests per token, failed token checks per address, open event streams."""
+"""Request limits: requests per user (all their tokens; shared through Redis when it is the
+broker), failed token checks per address (failures only), open event streams."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from api.main import create_app
 from api.ratelimit import TokenBuckets
 from cnnlab.settings import get_settings
+from cnnlab.store.db import session_scope
+from cnnlab.store.users import create_token
 from tests.api.conftest import SPEC, Caller
 from tests.utils.api_client import ApiClient
+from tests.utils.redis import redis_url
 from tests.utils.serving import serve
 
 
@@ -30,7 +35,7 @@ def _assert_429(r: httpx.Response, limit_name: str) -> None:
     assert detail["retry_after"] == int(r.headers["retry-after"])
 
 
-def test_requests_per_token_are_limited(db_url: str, alice: Caller, bob: Caller) -> None:
+def test_requests_per_user_are_limited(db_url: str, alice: Caller, bob: Caller) -> None:
     with _client(rate_limit_per_minute=3) as client:
         for _ in range(3):
             assert client.get("/v1/jobs", headers=alice.headers).status_code == 200
@@ -38,9 +43,54 @@ def test_requests_per_token_are_limited(db_url: str, alice: Caller, bob: Caller)
         _assert_429(r, "requests")
         # A minute's worth refills at 3 a minute: the next token in 20 s.
         assert int(r.headers["retry-after"]) in range(19, 21)
-        # Another token has its own bucket; unauthenticated routes have none.
+        # Another user has their own bucket; unauthenticated routes have none.
         assert client.get("/v1/jobs", headers=bob.headers).status_code == 200
         assert client.get("/healthz").status_code == 200
+
+
+def test_all_of_a_users_tokens_share_one_rate(db_url: str, alice: Caller) -> None:
+    # Before: the bucket was per token, so N tokens gave N times the rate.
+    with session_scope(db_url) as s:
+        tokens = [create_token(s, alice.user.name) for _ in range(3)]
+    with _client(rate_limit_per_minute=3) as client:
+        for token in tokens:
+            assert client.get("/v1/jobs", headers=bearer(token)).status_code == 200
+        for token in [*tokens, alice.token]:
+            _assert_429(client.get("/v1/jobs", headers=bearer(token)), "requests")
+
+
+def test_with_redis_as_the_broker_the_rate_is_shared_by_every_api_process(
+    db_url: str, alice: Caller
+) -> None:
+    # Two apps stand for two API processes; with the embedded broker each counts on its own.
+    shared = redis.Redis.from_url(redis_url(6))
+    with shared:  # user ids repeat across tests' SQLite databases: start from empty buckets
+        for key in shared.scan_iter("cnnlab:limits:*"):
+            shared.delete(key)
+    update = {"rate_limit_per_minute": 4, "broker_url": redis_url(6)}
+    first, second = _client(**update), _client(**update)
+    with first, second:
+        for client in (first, second, first, second):
+            assert client.get("/v1/jobs", headers=alice.headers).status_code == 200
+        _assert_429(first.get("/v1/jobs", headers=alice.headers), "requests")
+        _assert_429(second.get("/v1/jobs", headers=alice.headers), "requests")
+    own = {"rate_limit_per_minute": 2}
+    with _client(**own) as one, _client(**own) as other:
+        for client in (one, one, other, other):
+            assert client.get("/v1/jobs", headers=alice.headers).status_code == 200
+
+
+def test_shared_limits_fall_back_to_the_process_when_redis_is_down(
+    db_url: str, alice: Caller
+) -> None:
+    with _client(rate_limit_per_minute=2, broker_url="redis://127.0.0.1:1/0") as client:
+        for _ in range(2):
+            assert client.get("/v1/jobs", headers=alice.headers).status_code == 200
+        _assert_429(client.get("/v1/jobs", headers=alice.headers), "requests")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_the_default_lets_a_busy_client_through(client: ApiClient, alice: Caller) -> None:
@@ -60,26 +110,32 @@ def test_a_bucket_refills_with_time() -> None:
     assert TokenBuckets(0).take("k") == 0  # 0 turns the limit off
 
 
-def test_failed_token_checks_are_throttled_per_address(
+def test_failed_token_checks_are_throttled_per_address_and_only_failures_count(
     db_url: str, alice: Caller, bob: Caller
 ) -> None:
-    with _client(auth_failures_per_minute=3) as client:
-        # Alice's token is checked (and remembered) before the guessing starts.
-        assert client.get("/v1/jobs", headers=alice.headers).status_code == 200
+    # Two clients behind one address (as behind a TLS proxy): one floods bad tokens.
+    # Before: once the address was over its failures, a valid token not checked within the
+    # last 5 s (Bob's here) was 429 too, so anyone could lock everyone out without a token.
+    app = create_app(settings=get_settings().model_copy(update={"auth_failures_per_minute": 3}))
+    with ApiClient(app) as guesser, ApiClient(app) as honest:
         for i in range(3):
-            r = client.get("/v1/jobs", headers={"Authorization": f"Bearer guess-{i}"})
+            r = guesser.get("/v1/jobs", headers={"Authorization": f"Bearer guess-{i}"})
             assert r.status_code == 401
-        r = client.get("/v1/jobs", headers={"Authorization": "Bearer guess-3"})
+        r = guesser.get("/v1/jobs", headers={"Authorization": "Bearer guess-3"})
         _assert_429(r, "auth_failures")
         assert int(r.headers["retry-after"]) in range(19, 21)
-        # From that address, a token not verified lately waits too, good or not...
-        _assert_429(client.get("/v1/jobs", headers=bob.headers), "auth_failures")
-        # ...but one verified within the auth cache's time goes on.
-        assert client.get("/v1/jobs", headers=alice.headers).status_code == 200
+        # A valid token is looked up first: never refused for the address's failures.
+        assert honest.get("/v1/jobs", headers=bob.headers).status_code == 200
+        assert honest.get("/v1/jobs", headers=alice.headers).status_code == 200
+        for _ in range(5):
+            assert honest.get("/v1/me", headers=bob.headers).status_code == 200
+        _assert_429(
+            guesser.get("/v1/jobs", headers={"Authorization": "Bearer guess-4"}), "auth_failures"
+        )
         # A request without a token is no guess, nor is a failed token sent again: 401 as ever.
-        assert client.get("/v1/jobs").status_code == 401
+        assert guesser.get("/v1/jobs").status_code == 401
         assert (
-            client.get("/v1/jobs", headers={"Authorization": "Bearer guess-1"}).status_code == 401
+            guesser.get("/v1/jobs", headers={"Authorization": "Bearer guess-1"}).status_code == 401
         )
 
 

@@ -14,6 +14,8 @@ import httpx
 from anyio.from_thread import start_blocking_portal
 from fastapi import FastAPI
 
+from api.ratelimit import close_limits
+
 
 class ApiClient:
     def __init__(self, app: FastAPI) -> None:
@@ -35,6 +37,8 @@ class ApiClient:
 
     def close(self) -> None:
         self._portal.call(self._client.aclose)
+        # What the app's shutdown does (this client runs no lifespan): its Redis connections.
+        self._portal.call(close_limits, self.app)
         self._stack.close()
 
     def __enter__(self) -> ApiClient:
