@@ -54,10 +54,15 @@ def _error(text: str) -> dict[str, Any]:
     response_model=ModelVersionRead,
     responses={
         409: _error("the job has no such checkpoint yet (its first epoch has not ended)"),
-        422: _error("a name not of the form `[a-z0-9][a-z0-9._-]{0,62}`, or another bad field"),
+        422: _error(
+            "a name not of the form `[a-z0-9][a-z0-9._-]{0,62}`, or another bad field; "
+            "`storage_quota`: the copy would take the caller past their storage quota"
+        ),
     },
 )
-async def register_version(body: ModelVersionCreate, db: DbDep, user: UserDep) -> ModelVersionRead:
+async def register_version(
+    body: ModelVersionCreate, db: DbDep, user: UserDep, settings: SettingsDep
+) -> ModelVersionRead:
     """Copy a job's checkpoint as the next version (1, 2, ...) of the caller's model `name`,
     created on first use. The copy is frozen: later epochs of the job do not change it."""
     view = await db.run(
@@ -67,6 +72,7 @@ async def register_version(body: ModelVersionCreate, db: DbDep, user: UserDep) -
         body.job_id,
         body.checkpoint,
         body.description,
+        settings=settings,
     )
     return ModelVersionRead.model_validate(view)
 

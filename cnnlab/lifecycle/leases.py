@@ -18,7 +18,9 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle.transitions import move
+from cnnlab.settings import get_settings
 from cnnlab.status import JobStatus
+from cnnlab.store.retention import StorageQuotaExceeded, storage_used
 from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job, utcnow
 
 METRIC_FIELDS = ("train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second")
@@ -174,7 +176,11 @@ def record_epoch(
     "last" checkpoint and, when this epoch improved, the "best"; the lease is renewed.
 
     With ``attempt``, nothing is written unless that attempt still holds the job (False: a newer
-    claim took it over, and this worker must stop)."""
+    claim took it over, and this worker must stop).
+
+    Checkpoints count towards the owner's storage quota: when this epoch's would take the owner
+    past ``max_storage_bytes``, nothing of it is written and the job fails with
+    ``storage_quota`` (False: the worker stops); it keeps the checkpoints of earlier epochs."""
     epoch = int(metrics["epoch"])
     owned = Job.id == job_id if attempt is None else held(job_id, attempt)
     # The fence first: on PostgreSQL the row lock it takes also orders this against a takeover.
@@ -184,6 +190,11 @@ def record_epoch(
         .values(epoch=epoch, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
     )
     if attempt is not None and not fenced.rowcount:  # type: ignore[attr-defined]
+        return False
+    exceeded = _over_quota(session, job_id, last, best)
+    if exceeded is not None:
+        error = exceeded.to_dict() | {"epoch": epoch}
+        finish_job(session, job_id, JobStatus.failed, error=error, attempt=attempt)
         return False
     values = {k: metrics.get(k) for k in METRIC_FIELDS}
     row = session.scalar(
@@ -202,6 +213,30 @@ def record_epoch(
     )
     session.execute(update(Job).where(Job.id == job_id).values(best_val_accuracy=best_val))
     return True
+
+
+def _over_quota(
+    session: Session, job_id: str, last: bytes, best: bytes | None
+) -> StorageQuotaExceeded | None:
+    """The quota error if writing these checkpoints (replacing the job's own of the same kinds)
+    would take the job's owner past ``max_storage_bytes``; None when it fits, or no limit."""
+    limit = get_settings().max_storage_bytes
+    if not limit:
+        return None
+    owner_id = session.scalar(select(Job.owner_id).where(Job.id == job_id))
+    if owner_id is None:
+        return None
+    kinds = [CheckpointKind.last] if best is None else [CheckpointKind.last, CheckpointKind.best]
+    replaced = session.scalar(
+        select(func.coalesce(func.sum(func.length(Checkpoint.data)), 0)).where(
+            Checkpoint.job_id == job_id, Checkpoint.kind.in_(kinds)
+        )
+    )
+    used = storage_used(session, owner_id).used_bytes - int(replaced or 0)
+    after = used + len(last) + (len(best) if best is not None else 0)
+    if after <= limit:
+        return None
+    return StorageQuotaExceeded(after, limit, writing="checkpoint")
 
 
 def _put_checkpoint(

@@ -20,10 +20,12 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError
+from cnnlab.settings import Settings, get_settings
 from cnnlab.status import JobStatus
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.jobs import get_job
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
+from cnnlab.store.retention import check_storage
 from cnnlab.store.tables import (
     MODEL_ALIAS_PATTERN,
     MODEL_DESCRIPTION_LENGTH,
@@ -128,10 +130,13 @@ def register_version(
     job_id: str,
     kind: CheckpointKind = CheckpointKind.best,
     description: str = "",
+    *,
+    settings: Settings | None = None,
 ) -> VersionView:
     """Copy the job's ``kind`` checkpoint as the next version of the owner's model ``name``
     (created on first use). :class:`NotFound` for a job not the owner's, :class:`Conflict` for a
-    job without that checkpoint yet."""
+    job without that checkpoint yet, :class:`StorageQuotaExceeded` when the copy would take the
+    owner past the storage quota (``settings``: default the process's)."""
     check_name(name)
     kind = CheckpointKind(kind)
     if len(description) > MODEL_DESCRIPTION_LENGTH:
@@ -150,6 +155,9 @@ def register_version(
             job_id=job_id,
         )
     epoch, data = ckpt
+    check_storage(
+        session, owner_id, settings or get_settings(), adding=len(data), writing="model_version"
+    )
     val_accuracy = session.scalar(
         select(EpochMetric.val_accuracy).where(
             EpochMetric.job_id == job_id, EpochMetric.epoch == epoch

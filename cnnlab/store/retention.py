@@ -35,18 +35,21 @@ ENDED_SEARCH = tuple(s for s in SearchStatus if s.ended)
 
 
 class StorageQuotaExceeded(CnnlabError):
-    """The caller already stores as many bytes as one user may."""
+    """The caller already stores as many bytes as one user may, or would with what is being
+    written (``writing``: a ``model_version`` or a job's ``checkpoint``)."""
 
     code = "storage_quota"
     status_code = 422
 
-    def __init__(self, used: int, limit: int) -> None:
+    def __init__(self, used: int, limit: int, *, writing: str | None = None) -> None:
+        would = "would store" if writing else "store"
         super().__init__(
-            f"you store {used} bytes of checkpoints and model versions; at most {limit} are "
+            f"you {would} {used} bytes of checkpoints and model versions; at most {limit} are "
             "allowed: delete ended jobs or searches (DELETE /v1/jobs/{id}, "
             "DELETE /v1/searches/{id}) or model versions you no longer need",
             used_bytes=used,
             limit_bytes=limit,
+            **({"writing": writing} if writing else {}),
         )
 
 
@@ -93,16 +96,25 @@ def storage_used(session: Session, owner_id: int) -> StorageUsage:
     )
 
 
-def check_storage(session: Session, owner_id: int, settings: Settings) -> None:
+def check_storage(
+    session: Session,
+    owner_id: int,
+    settings: Settings,
+    *,
+    adding: int = 0,
+    writing: str | None = None,
+) -> None:
     """Raise :class:`StorageQuotaExceeded` if the owner already stores ``max_storage_bytes``
-    (0: no limit). Called first thing by a submission: a new job's bytes are not known before it
-    trains, so the check is that there is room left at all."""
+    (0: no limit), or would past it with ``adding`` bytes more (``writing`` says of what: a
+    model version, a dataset upload). Called first thing by a submission: a new job's bytes are
+    not known before it trains, so the check is that there is room left at all; its checkpoints
+    are checked as they are written (:func:`cnnlab.lifecycle.record_epoch`)."""
     limit = settings.max_storage_bytes
     if not limit:
         return
     used = storage_used(session, owner_id).used_bytes
-    if used >= limit:
-        raise StorageQuotaExceeded(used, limit)
+    if used >= limit or (adding and used + adding > limit):
+        raise StorageQuotaExceeded(used + adding, limit, writing=writing)
 
 
 # -- deletion ----------------------------------------------------------------------------------

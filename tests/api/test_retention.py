@@ -1,5 +1,5 @@
 """Deleting ended jobs and searches (``DELETE /v1/jobs/{id}``, ``/v1/searches/{id}``), what they
-free, what they refuse, and the per-user storage quota at submit."""
+free, what they refuse, and the per-user storage quota at submit and at registration."""
 
 from __future__ import annotations
 
@@ -174,3 +174,29 @@ def test_submitting_past_the_storage_quota_is_422(
             client.request("DELETE", f"/v1/jobs/{job_id}", headers=alice.headers).status_code == 204
         )
         assert client.post("/v1/jobs", json=SPEC, headers=alice.headers).status_code == 201
+
+
+def test_registering_a_version_past_the_storage_quota_is_422(
+    alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+) -> None:
+    # Before: register_version never checked the quota; 20 registrations past a 600 kB quota
+    # all answered 201 while POST /v1/jobs was already refused.
+    size = len(trained.checkpoint)
+    settings = get_settings().model_copy(update={"max_storage_bytes": 3 * size})
+    with ApiClient(create_app(settings=settings)) as client:
+        job_id = _ended_job(client, alice, db_url, trained, epochs=1)  # 2 checkpoints: 2 sizes
+        body = {"name": "capped", "job_id": job_id}
+        assert client.post("/v1/models", json=body, headers=alice.headers).status_code == 201
+        for _ in range(3):
+            r = client.post("/v1/models", json=body, headers=alice.headers)
+            assert r.status_code == 422, r.text
+            detail = r.json()["detail"]
+            assert detail["type"] == "storage_quota" and detail["writing"] == "model_version"
+            assert detail["used_bytes"] == 4 * size and detail["limit_bytes"] == 3 * size
+        assert _used(client, alice) == 3 * size
+        # Deleting the job frees room for more versions (the copies outlive it).
+        assert (
+            client.request("DELETE", f"/v1/jobs/{job_id}", headers=alice.headers).status_code == 204
+        )
+        versions = client.get("/v1/models/capped", headers=alice.headers).json()["versions"]
+        assert len(versions) == 1
