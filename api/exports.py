@@ -1,13 +1,24 @@
 """Exports of a registered model version, for the routes: read its frozen checkpoint, convert it
-off the event loop (cnnlab.engine.export), and the headers that describe the file."""
+off the event loop (cnnlab.engine.export), and the headers that describe the file.
+
+A conversion costs seconds of CPU and runs one at a time in the process (the exporters share
+global state), so each process converts at most ``max_concurrent_exports`` at once, and a request
+past that is 503 ``overloaded`` with ``Retry-After`` rather than a threadpool thread left waiting.
+A version's weights are frozen, so each file made is kept (``export_cache_size`` files, least
+recently used dropped first) by owner, version id (never reused) and format.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from api.deps import Db
+from api.ratelimit import Overloaded
+from api.settings import ApiSettings
+from cnnlab.lru import LRU
 from cnnlab.store import model_versions as registry
 
 
@@ -37,6 +48,43 @@ def metadata(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
 
     extra = _extra(db, owner_id, name, version)
     return export_metadata(_checkpoint(db, owner_id, name, version), **extra)
+
+
+class ExportService:
+    """One app's export slots and its cache of files made."""
+
+    def __init__(self, api_settings: ApiSettings) -> None:
+        self.max_concurrent = api_settings.max_concurrent_exports
+        self.slots = threading.BoundedSemaphore(self.max_concurrent)
+        self.cache: LRU[tuple[int, str, str], ExportedFile] = LRU(api_settings.export_cache_size)
+
+
+def export_service(app: Any) -> ExportService:
+    service: ExportService | None = getattr(app.state, "exports", None)
+    if service is None:
+        service = app.state.exports = ExportService(app.state.api_settings)
+    return service
+
+
+def export_cached(
+    db: Db, service: ExportService, owner_id: int, name: str, version: int, fmt: str
+) -> ExportedFile:
+    """The file from the cache, or made now if a slot is free (:class:`Overloaded` if not).
+    Runs in a thread."""
+    key = (owner_id, db.call_read(registry.version_id, owner_id, name, version), fmt)
+    cached = service.cache.get(key)
+    if cached is not None:
+        return cached
+    if not service.slots.acquire(blocking=False):
+        raise Overloaded(
+            f"{service.max_concurrent} exports already running in this process; try again shortly"
+        )
+    try:
+        exported = export_version(db, owner_id, name, version, fmt)
+    finally:
+        service.slots.release()
+    service.cache.put(key, exported)
+    return exported
 
 
 def export_version(db: Db, owner_id: int, name: str, version: int, fmt: str) -> ExportedFile:

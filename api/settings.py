@@ -29,3 +29,7 @@ class ApiSettings(BaseSettings):
     predictor_cache_size: int = Field(default=8, ge=1)
     # Torch threads per forward pass in the API process (requests already run in parallel).
     predict_threads: int = Field(default=1, ge=1)
+    # Model exports (ONNX, TorchScript) converted at once by one API process; one more is 503
+    # with Retry-After. Files made are kept for repeat downloads: this many per process.
+    max_concurrent_exports: int = Field(default=2, ge=1)
+    export_cache_size: int = Field(default=16, ge=0)

@@ -203,12 +203,14 @@ async def predict(
         200: {
             "description": "the file; its metadata also in `X-Cnnlab-*` headers",
             "content": {"application/onnx": {}, "application/octet-stream": {}},
-        }
+        },
+        503: _error("this process is converting its most exports at once (`Retry-After`)"),
     },
 )
 async def export_version(
     name: str,
     version: VersionNumber,
+    request: Request,
     db: DbDep,
     user: UserDep,
     format: Annotated[ExportFormat, Query(description="`onnx` or `torchscript`")],
@@ -218,8 +220,9 @@ async def export_version(
     normalisation and class names are in the file's metadata (ONNX `metadata_props`,
     TorchScript extra file `cnnlab.json`), in the `X-Cnnlab-*` headers, and at
     `.../export/metadata`."""
+    service = exports.export_service(request.app)
     exported = await run_in_threadpool(
-        exports.export_version, db, user.id, name, version, format.value
+        exports.export_cached, db, service, user.id, name, version, format.value
     )
     return Response(
         exported.data, media_type=exported.media_type, headers=exports.headers(exported)

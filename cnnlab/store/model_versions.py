@@ -452,6 +452,23 @@ def get_version(session: Session, owner_id: int, name: str, version: int) -> Ver
     return _view(name, row, list(aliases))
 
 
+def version_id(session: Session, owner_id: int, name: str, version: int) -> str:
+    """The id of one of the owner's versions (never reused: a cache key for what is made from
+    its frozen weights)."""
+    found = session.scalar(
+        select(ModelVersion.id)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(
+            RegisteredModel.owner_id == owner_id,
+            RegisteredModel.name == name,
+            ModelVersion.version == version,
+        )
+    )
+    if found is None:
+        raise NotFound("model version", f"{name}/{version}")
+    return str(found)
+
+
 def version_data(session: Session, owner_id: int, name: str, version: int) -> bytes:
     """The checkpoint bytes of one version."""
     data = session.scalar(

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from api.exports import export_service
 from api.main import create_app
+from api.settings import ApiSettings
 from cnnlab.engine.checkpoints import dumps, loads
 from cnnlab.engine.predict import Predictor
 from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel, give_model
@@ -411,6 +413,58 @@ def test_export_errors(client: ApiClient, alice: Caller, job_id: str) -> None:
     assert client.get(url.format(v=1), headers=alice.headers).status_code == 422
     r = client.get(url.format(v=2), params={"format": "onnx"}, headers=alice.headers)
     assert r.status_code == 404
+
+
+def test_an_export_is_made_once_per_version_and_format(
+    client: ApiClient, alice: Caller, bob: Caller, job_id: str, other_checkpoint: bytes, db_url: str
+) -> None:
+    # Before: every request converted the model again under one process-wide lock (42 at once
+    # of a 7.9k-parameter model: the last answered after 39 s).
+    _register(client, alice, job_id)
+    url = "/v1/models/fashion/versions/1/export"
+    first = client.get(url, params={"format": "onnx"}, headers=alice.headers)
+    cache = export_service(client.app).cache
+    assert (cache.hits, len(cache)) == (0, 1)
+    again = client.get(url, params={"format": "onnx"}, headers=alice.headers)
+    assert again.status_code == 200 and again.content == first.content
+    assert again.headers["x-cnnlab-version"] == "1" and cache.hits == 1
+    assert client.get(url, params={"format": "torchscript"}, headers=alice.headers).is_success
+    assert len(cache) == 2
+    # A version deleted and made again from other weights is another version: not the cache's.
+    assert client.request(
+        "DELETE", "/v1/models/fashion/versions/1", headers=alice.headers
+    ).is_success
+    _record_epoch(db_url, job_id, 2, other_checkpoint)
+    number = _register(client, alice, job_id)["version"]
+    newer = client.get(
+        f"/v1/models/fashion/versions/{number}/export",
+        params={"format": "onnx"},
+        headers=alice.headers,
+    )
+    assert newer.status_code == 200 and newer.content != first.content and len(cache) == 3
+    # Another user's request for the same name is theirs: 404, nothing from the cache.
+    assert client.get(url, params={"format": "onnx"}, headers=bob.headers).status_code == 404
+
+
+def test_exports_past_the_process_limit_are_503_with_retry_after(
+    db_url: str, alice: Caller, job_id: str
+) -> None:
+    app = create_app(api_settings=ApiSettings(max_concurrent_exports=1))
+    with ApiClient(app) as client:
+        _register(client, alice, job_id)
+        url = "/v1/models/fashion/versions/1/export"
+        assert client.get(url, params={"format": "onnx"}, headers=alice.headers).is_success
+        service = export_service(app)
+        assert service.slots.acquire(blocking=False)  # an export in progress
+        try:
+            r = client.get(url, params={"format": "torchscript"}, headers=alice.headers)
+            assert r.status_code == 503, r.text
+            assert r.json()["detail"]["type"] == "overloaded" and r.headers["retry-after"] == "1"
+            # What was made already is still served.
+            assert client.get(url, params={"format": "onnx"}, headers=alice.headers).is_success
+        finally:
+            service.slots.release()
+        assert client.get(url, params={"format": "torchscript"}, headers=alice.headers).is_success
 
 
 def test_openapi_documents_the_registry(client: ApiClient) -> None:
