@@ -18,6 +18,7 @@ the user's requests a minute, all their tokens together.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import Unauthorized, error_body
@@ -126,6 +128,13 @@ async def authenticate_request(app: Any, authorization: str | None, address: str
 STATE_KEY = "cnnlab_user"
 
 
+@dataclass(frozen=True)
+class RouteLabel:
+    """The ``route`` a refused request would have reached, for the request metrics' labels."""
+
+    path: str
+
+
 class TokenGate:
     """Pure ASGI: every request under ``prefix`` is authenticated before anything reads its
     body; a refused one is answered here (401 or 429) without reading it."""
@@ -134,6 +143,18 @@ class TokenGate:
         self.app = app
         self.fastapi_app = fastapi_app
         self.prefix = prefix
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def route_label(self, path: str) -> RouteLabel | None:
+        """The path template ``path`` matches (as the OpenAPI document lists them; paths
+        without parameters first, as the routes are declared), or None."""
+        if self._templates is None:
+            paths = sorted(self.fastapi_app.openapi()["paths"], key=lambda p: "{" in p)
+            self._templates = [(compile_path(p)[0], p) for p in paths]
+        for pattern, template in self._templates:
+            if pattern.fullmatch(path):
+                return RouteLabel(template)
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not str(scope["path"]).startswith(self.prefix):
@@ -149,6 +170,9 @@ class TokenGate:
         try:
             user = await authenticate_request(self.fastapi_app, authorization, address)
         except CnnlabError as exc:
+            label = self.route_label(str(scope["path"]))
+            if label is not None:
+                scope["route"] = label
             headers = getattr(exc, "headers", None)
             response = JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers)
             await response(scope, receive, send)

@@ -91,4 +91,5 @@ def create_app(
     app.include_router(me.router, prefix="/v1")
     app.include_router(dashboard.router)
     docs.install(app)
+    docs.document_common_responses(app)
     return app

@@ -3,7 +3,8 @@
 Each app has its own registry (tests build many apps in one process). Requests are counted by
 method, route template (``/v1/jobs/{job_id}``, never the raw path, so the series stay few) and
 status, with a latency histogram; predictions by images classified, with their latency; jobs by
-status are read from the database when scraped (one ``GROUP BY`` over the jobs table).
+status are read from the database when scraped (aggregates only: ``GROUP BY`` queries, and no
+job's spec beyond its ``device`` field), at most once every ``ops_cache_seconds``.
 
 With several API processes, each keeps its own counters: scrape each, or sum them.
 """
@@ -110,11 +111,16 @@ class ServiceState(Collector):
             counts = dict(
                 session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
             )
-            queued = session.scalars(select(Job.spec).where(Job.status == JobStatus.queued))
-            depth = Tally(queue_for(str(spec.get("device", "auto"))) for spec in queued)
+            device = Job.spec["device"].as_string()
+            queued = session.execute(
+                select(device, func.count()).where(Job.status == JobStatus.queued).group_by(device)
+            ).all()
+            depth: Tally[str] = Tally()
+            for name, count in queued:
+                depth[queue_for(str(name or "auto"))] += int(count)
             workers = live_workers(session, get_settings().worker_live_seconds)
             recent = session.execute(
-                select(EpochMetric.images_per_second, Job.spec)
+                select(EpochMetric.images_per_second, device)
                 .join(Job, Job.id == EpochMetric.job_id)
                 .where(EpochMetric.images_per_second.is_not(None))
                 .order_by(EpochMetric.id.desc())
@@ -128,9 +134,9 @@ class ServiceState(Collector):
             queues.add_metric([queue], depth.get(queue, 0))
             serving.add_metric([queue], sum(1 for w in workers if queue in w.queues))
         by_device: dict[str, list[float]] = {}
-        for images_per_second, spec in recent:
-            device = "cuda" if spec.get("device") == "cuda" else "cpu"
-            by_device.setdefault(device, []).append(float(images_per_second))
+        for images_per_second, name in recent:
+            kind = "cuda" if name == "cuda" else "cpu"
+            by_device.setdefault(kind, []).append(float(images_per_second))
         for device, values in sorted(by_device.items()):
             values = values[:RECENT_EPOCHS]
             speed.add_metric([device], sum(values) / len(values))

@@ -33,3 +33,6 @@ class ApiSettings(BaseSettings):
     # with Retry-After. Files made are kept for repeat downloads: this many per process.
     max_concurrent_exports: int = Field(default=2, ge=1)
     export_cache_size: int = Field(default=16, ge=0)
+    # Seconds one process reuses its /readyz answer and /metrics' database figures (0: check
+    # on every call), so a flood of probes or scrapes costs the database one check a second.
+    ops_cache_seconds: float = Field(default=1.0, ge=0)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.main import create_app
+from api.settings import ApiSettings
 from tests.api.conftest import SPEC, Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[ApiClient]:
+    """The app reading the database at every scrape (no reuse of the last one's figures)."""
+    with ApiClient(create_app(api_settings=ApiSettings(ops_cache_seconds=0))) as c:
+        yield c
 
 
 def _samples(client: ApiClient) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -109,3 +121,53 @@ def test_queues_workers_and_training_speed_are_read_at_scrape_time(
     scraped = _samples(client)
     assert _value(scraped["cnnlab_epochs"]) - _value(after["cnnlab_epochs"]) == 1
     assert _value(scraped["cnnlab_recent_images_per_second"], device="cpu") > 0
+
+
+def test_a_scrape_reads_aggregates_and_no_spec(
+    client: ApiClient, alice: Caller, mnist: Path, db_url: str
+) -> None:
+    # Before: every scrape loaded every queued job's spec.
+    from sqlalchemy import event
+
+    from cnnlab.store.db import get_engine
+
+    for _ in range(3):
+        client.post("/v1/jobs", json=SPEC, headers=alice.headers)
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    engine = get_engine(db_url)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert _value(_samples(client)["cnnlab_queued_jobs"], queue="cpu") >= 3
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements
+    # The spec column itself is never read; its device field is (JSON_EXTRACT, ->>).
+    whole_spec = re.compile(r"(?<!\()jobs\.spec\b(?!\s*->)", re.IGNORECASE)
+    assert not [s for s in statements if whole_spec.search(s)]
+
+
+def test_a_flood_of_scrapes_and_probes_costs_one_check_each(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: each /metrics and /readyz queried the database, with no limit.
+    from api.metrics import ServiceState
+    from api.routes import health
+
+    collected = []
+    collect = ServiceState.collect
+    monkeypatch.setattr(
+        ServiceState, "collect", lambda self: (collected.append(1), (yield from collect(self)))
+    )
+    probed = []
+    check = health.check_database
+    monkeypatch.setattr(health, "check_database", lambda url: (probed.append(1), check(url)))
+    app = create_app(api_settings=ApiSettings(ops_cache_seconds=3600))
+    with ApiClient(app) as client:
+        for _ in range(50):
+            assert client.get("/metrics").status_code == 200
+            assert client.get("/readyz").status_code == 200
+    assert len(collected) == 1 and len(probed) == 1

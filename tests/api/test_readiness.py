@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -41,8 +42,8 @@ def test_a_broker_that_is_down_is_named(db_url: str) -> None:
     assert status == 503 and body["status"] == "unavailable"
     checks = body["checks"]
     assert isinstance(checks, dict)
-    assert checks["database"] == "ok" and checks["broker"] != "ok"
-    assert "refused" in checks["broker"].lower() or "connect" in checks["broker"].lower()
+    # Which is down, and nothing of why (before: the driver's message, with host and user).
+    assert checks == {"database": "ok", "broker": "unavailable"}
 
 
 def test_an_embedded_broker_it_cannot_open_is_named(db_url: str, tmp_path: Path) -> None:
@@ -62,7 +63,8 @@ def test_a_database_that_is_down_is_named(db_url: str) -> None:
     assert status == 503
     checks = body["checks"]
     assert isinstance(checks, dict)
-    assert checks["database"] != "ok" and checks["broker"] == "ok"
+    assert checks == {"database": "unavailable", "broker": "ok"}
+    assert "127.0.0.1" not in json.dumps(body) and "cnnlab@" not in json.dumps(body)
     # Liveness is not readiness: the process still answers.
     with ApiClient(
         create_app(settings=get_settings().model_copy(update={"database_url": url}))

@@ -125,3 +125,47 @@ def test_no_5xx_and_every_answer_fits_the_schema(
             failures.append(f"{operation.label}: {exc}")
     assert sent >= MAX_EXAMPLES
     assert not failures, "\n\n".join(failures)
+
+
+def test_every_v1_operation_lists_what_any_route_can_answer(db_url: str) -> None:
+    # Before: 429 rate_limited was answered by DELETE /v1/jobs/{id}, DELETE /v1/searches/{id} and
+    # GET /v1/me without being in their responses (their routers were outside the /v1 router).
+    doc = create_app().openapi()
+    operations = [
+        (path, method, op)
+        for path, item in doc["paths"].items()
+        if path.startswith("/v1")
+        for method, op in item.items()
+    ]
+    assert len(operations) > 40
+    for path, method, op in operations:
+        codes = set(op["responses"])
+        assert {"401", "413", "422", "429"} <= codes, (method, path, codes)
+        if "requestBody" in op:
+            assert "415" in codes, (method, path)
+        for code in ("429", "503"):
+            if code in codes:
+                assert "Retry-After" in op["responses"][code]["headers"], (method, path, code)
+    by_route = {(m, p): op for p, m, op in operations}
+    for route in (("delete", "/v1/jobs/{job_id}"), ("delete", "/v1/searches/{search_id}")):
+        assert "429" in by_route[route]["responses"]
+    assert "429" in by_route[("get", "/v1/me")]["responses"]
+    assert "503" in by_route[("get", "/v1/models/{name}/versions/{version}/export")]["responses"]
+
+
+def test_the_429_that_get_me_answers_is_the_documented_one(
+    db_url: str, alice: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CNNLAB_RATE_LIMIT_PER_MINUTE", "2")
+    get_settings.cache_clear()
+    app = create_app()
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operation = schema["/v1/me"]["GET"]
+    headers = {"Authorization": f"Bearer {alice.token}"}
+    statuses = []
+    for _ in range(3):
+        case = operation.Case()
+        response = case.call(headers=headers)
+        case.validate_response(response, checks=CHECKS)
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 429]
