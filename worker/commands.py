@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     api = subparsers.add_parser("api", help="run the HTTP API only")
     _add_http_args(api)
+    api.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="proxies whose X-Forwarded-For gives the client's address (comma-separated; "
+        "default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
+    )
     api.set_defaults(func=cmd_api)
 
     worker = subparsers.add_parser("worker", help="run one Celery worker")
@@ -91,6 +97,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         timeout_graceful_shutdown=3,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     return 0
 
