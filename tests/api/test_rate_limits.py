@@ -205,3 +205,17 @@ def test_open_event_streams_are_capped_per_user(
             assert time.monotonic() < deadline, "the closed stream was never given back"
             time.sleep(0.2)
         assert held[1].response.is_closed is False
+
+
+def test_behind_a_trusted_proxy_failures_count_per_forwarded_address(db_url: str) -> None:
+    # uvicorn trusts X-Forwarded-For from --forwarded-allow-ips (by default 127.0.0.1, the
+    # proxy here): each client behind the proxy has its own failure budget.
+    settings = get_settings().model_copy(update={"auth_failures_per_minute": 2})
+    with serve(create_app(settings=settings)) as url, httpx.Client(base_url=url) as http:
+
+        def check(client_address: str, token: str) -> int:
+            headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": client_address}
+            return http.get("/v1/jobs", headers=headers).status_code
+
+        assert [check("203.0.113.7", f"guess-{i}") for i in range(3)] == [401, 401, 429]
+        assert check("198.51.100.2", "typo") == 401  # another client: not throttled
