@@ -14,6 +14,7 @@ costs memory only up to that bound.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -27,6 +28,8 @@ from cnnlab.settings import Settings
 logger = logging.getLogger(__name__)
 
 MAX_KEYS = 100_000
+# Seconds the shared limits count per process after Redis failed to answer, before trying again.
+RETRY_REDIS_S = 5.0
 
 
 class RateLimited(CnnlabError):
@@ -150,7 +153,8 @@ return tostring(wait)
 
 class RedisTokenBuckets:
     """:class:`TokenBuckets` kept in Redis, shared by every API process using it. Should Redis
-    not answer, the check falls back to this process's own buckets (and says so in the log)."""
+    not answer, the checks fall back to this process's own buckets for :data:`RETRY_REDIS_S`
+    (and say so in the log), so an outage costs no request a timeout after the first."""
 
     def __init__(self, url: str, name: str, per_minute: int) -> None:
         self.capacity = float(per_minute)
@@ -160,10 +164,13 @@ class RedisTokenBuckets:
         self.local = TokenBuckets(per_minute)
         self._client: Any = None
         self._script: Any = None
+        self._down_until = float("-inf")
 
     async def check(self, key: Hashable) -> float:
         if self.capacity <= 0:
             return 0.0
+        if time.monotonic() < self._down_until:
+            return self.local.take(key)
         try:
             if self._script is None:
                 import redis.asyncio
@@ -176,13 +183,15 @@ class RedisTokenBuckets:
             return float(wait)
         except Exception as exc:  # Redis down: limit per process rather than not at all
             logger.warning("rate limits: Redis unavailable (%s); counting per process", exc)
+            self._down_until = time.monotonic() + RETRY_REDIS_S
             await self.aclose()
             return self.local.take(key)
 
     async def aclose(self) -> None:
         client, self._client, self._script = self._client, None, None
         if client is not None:
-            await client.aclose()
+            with contextlib.suppress(Exception):  # a connection already broken: nothing to do
+                await client.aclose()
 
 
 class Recent:
