@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER = "embedded"
@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     webhook_deadline_seconds: float = Field(default=10.0, gt=0)
     # Encrypts webhook signing secrets at rest (any long random string). Unset: a key kept in
     # ``$CNNLAB_HOME/secret.key``, made on first use; processes on several hosts need this set.
-    secret_key: str | None = None
+    secret_key: SecretStr | None = None
 
 
 @lru_cache

@@ -41,8 +41,8 @@ def _fernet_key(material: str) -> bytes:
 
 def key_material(settings: Settings) -> str:
     """``CNNLAB_SECRET_KEY``, or the home's key file (created on first use)."""
-    if settings.secret_key:
-        return settings.secret_key
+    if settings.secret_key is not None and settings.secret_key.get_secret_value():
+        return settings.secret_key.get_secret_value()
     path = settings.home / KEY_FILE
     try:
         return path.read_text().strip()
