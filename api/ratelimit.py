@@ -95,13 +95,6 @@ class TokenBuckets:
             bucket.stamp = now
         return bucket
 
-    def wait(self, key: Hashable) -> float:
-        """Seconds until ``key`` has a token (0: it has one now); takes nothing."""
-        if not self.enabled:
-            return 0.0
-        bucket = self._bucket(key)
-        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
-
     def take(self, key: Hashable) -> float:
         """Take a token for ``key``: 0 if it had one, else the seconds until it will (nothing
         taken)."""
@@ -112,12 +105,6 @@ class TokenBuckets:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / self.rate
-
-    def spend(self, key: Hashable) -> None:
-        """Take a token for ``key`` whether or not it has one (down to an empty bucket)."""
-        if self.enabled:
-            bucket = self._bucket(key)
-            bucket.tokens = max(0.0, bucket.tokens - 1)
 
     async def check(self, key: Hashable) -> float:
         """:meth:`take`, with the shared buckets' signature."""

@@ -83,7 +83,7 @@ class Due:
     delivery_id: str
     webhook_id: str
     url: str
-    secret: str
+    secret: str  # as stored (encrypted: cnnlab.webhooks.secret_box)
     event_id: str
     event_created_at: datetime
     body: bytes

@@ -123,7 +123,9 @@ def test_failed_token_checks_are_throttled_per_address_and_only_failures_count(
             assert r.status_code == 401
         r = guesser.get("/v1/jobs", headers={"Authorization": "Bearer guess-3"})
         _assert_429(r, "auth_failures")
-        assert int(r.headers["retry-after"]) in range(19, 21)
+        # At most the 20 s a token takes to come back at 3 a minute (less if the lookups were
+        # slow: the bucket refills meanwhile).
+        assert 1 <= int(r.headers["retry-after"]) <= 20
         # A valid token is looked up first: never refused for the address's failures.
         assert honest.get("/v1/jobs", headers=bob.headers).status_code == 200
         assert honest.get("/v1/jobs", headers=alice.headers).status_code == 200
