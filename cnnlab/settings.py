@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     # network). Off: such a URL is refused when the webhook is created and again at delivery.
     webhook_allow_private: bool = False
 
+    # -- batch predictions (cnnlab.engine.batch) --
+    # Bytes of one archive of images posted for a batch prediction (stored until the job is
+    # deleted); past it the upload stops with 413 before the rest is read.
+    batch_max_bytes: int = Field(default=512 * 2**20, ge=1)
+    # Files of one archive; past it the archive is refused (413) before any is decoded.
+    batch_max_files: int = Field(default=100_000, ge=1)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -31,6 +31,8 @@ TABLES = {
     "workers",
     "webhooks",
     "webhook_events",
+    "job_inputs",
+    "batch_prediction_rows",
     "webhook_deliveries",
     "webhook_attempts",
 }
