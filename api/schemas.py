@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import SearchStatus
@@ -45,6 +45,35 @@ class JobRead(_Read):
     cancel_requested: bool
     search_id: str | None = Field(description="the search this job is a trial of")
     params: dict[str, Any] | None = Field(description="a trial's grid point")
+    kind: str = Field(
+        default="train", description="`train`, or `evaluate`, `compare`, `batch_predict`"
+    )
+    environment: dict[str, Any] | None = Field(
+        default=None,
+        description="the receipt, written when a worker starts it: cnnlab, Python, torch, "
+        "torchvision, CUDA and cuDNN versions, device, dataset (name, version, checksum), seed, "
+        "deterministic",
+    )
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="once it succeeded: per-class precision, recall, F1 and the confusion "
+        "matrix with class names (`validation` and `test`), the most confident validation "
+        "mistakes (pictures at `mistakes.png`)",
+    )
+
+    @field_validator("result", mode="before")
+    @classmethod
+    def _no_pixels(cls, value: Any) -> Any:
+        return without_pixels(value)
+
+
+def without_pixels(value: Any) -> Any:
+    """A result without the base64 images of its mistakes (served as PNGs, not inline)."""
+    if isinstance(value, dict):
+        return {k: without_pixels(v) for k, v in value.items() if k != "png"}
+    if isinstance(value, list):
+        return [without_pixels(v) for v in value]
+    return value
 
 
 class JobList(BaseModel):

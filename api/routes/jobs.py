@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +13,7 @@ from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
 from cnnlab import lifecycle
 from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs as store
+from cnnlab.store.errors import Conflict
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 from cnnlab.store.tables import CheckpointKind, JobStatus
 from worker.queue import enqueue_job
@@ -57,10 +58,20 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
     status: JobStatus | None = None,
     search_id: str | None = None,
+    kind: Annotated[
+        Literal["train", "evaluate", "compare", "batch_predict"],
+        Query(description="training jobs unless asked for evaluations and the like"),
+    ] = "train",
 ) -> JobList:
     """The caller's jobs, newest first."""
     page = await db.read(
-        store.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
+        store.list_jobs,
+        user.id,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        search_id=search_id,
+        kind=kind,
     )
     return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
 
@@ -115,4 +126,27 @@ async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
     """Train and validation loss, and validation accuracy, per epoch."""
     rows = await db.read(store.job_metrics, user.id, job_id)
     png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
+    return Response(content=png, media_type="image/png")
+
+
+@router.get(
+    "/{job_id}/mistakes.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}},
+        409: {"model": ErrorResponse, "description": "no report yet (the job has not succeeded)"},
+    },
+)
+async def job_mistakes(job_id: str, db: DbDep, user: UserDep) -> Response:
+    """The best model's most confident wrong validation predictions, with true and predicted
+    class names."""
+    from api.scoring_plots import mistakes_png
+
+    job = await db.read(store.get_job, user.id, job_id)
+    validation = (job.result or {}).get("validation")
+    if validation is None:
+        raise Conflict(
+            f"job {job_id!r} has no report yet: it is made when the job succeeds", job_id=job_id
+        )
+    png = await run_in_threadpool(mistakes_png, validation.get("mistakes", []))
     return Response(content=png, media_type="image/png")

@@ -33,7 +33,9 @@ def dataset_items(ref: str, images: torch.Tensor, start: int) -> Iterator[Item]:
         yield index, f"{ref}/{index}", images[index].numpy(), None
 
 
-def chunks(items: Iterator[Item], size: int = CHUNK) -> Iterator[list[Item]]:
+def chunks(items: Iterator[Item], size: int | None = None) -> Iterator[list[Item]]:
+    """Items in lists of ``size`` (default :data:`CHUNK`): one forward pass and one commit each."""
+    size = size or CHUNK
     chunk: list[Item] = []
     for item in items:
         chunk.append(item)

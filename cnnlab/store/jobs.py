@@ -8,7 +8,14 @@ from sqlalchemy.orm import Session
 
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
-from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus
+from cnnlab.store.tables import (
+    JOB_KIND_TRAIN,
+    Checkpoint,
+    CheckpointKind,
+    EpochMetric,
+    Job,
+    JobStatus,
+)
 
 
 def list_jobs(
@@ -19,8 +26,12 @@ def list_jobs(
     cursor: str | None = None,
     status: JobStatus | None = None,
     search_id: str | None = None,
+    kind: str | None = JOB_KIND_TRAIN,
 ) -> Page[Job]:
+    """The owner's jobs of ``kind`` (None: every kind), newest first."""
     stmt = select(Job).where(Job.owner_id == owner_id)
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
     if status is not None:
         stmt = stmt.where(Job.status == status)
     if search_id is not None:
@@ -118,3 +129,24 @@ def resume_checkpoint(session: Session, job_id: str) -> bytes | None:
             Checkpoint.job_id == job_id, Checkpoint.kind == CheckpointKind.last
         )
     )
+
+
+def get_job_of_kind(session: Session, owner_id: int, job_id: str, kind: str, what: str) -> Job:
+    """The owner's job of ``kind``, :class:`NotFound` as ``what`` for any other."""
+    job = session.scalar(_OWNED_JOB, {"job_id": job_id, "owner": owner_id})
+    if job is None or job.kind != kind:
+        raise NotFound(what, job_id)
+    return job
+
+
+def model_jobs(
+    session: Session, owner_id: int, model_id: str, kind: str, limit: int = 500
+) -> list[Job]:
+    """The owner's jobs of ``kind`` on one registered model, newest first."""
+    stmt = (
+        select(Job)
+        .where(Job.owner_id == owner_id, Job.model_id == model_id, Job.kind == kind)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
