@@ -60,14 +60,17 @@ class EvaluationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int | None = Field(default=None, ge=1, description="the version to score")
-    alias: str | None = Field(default=None, description="or the alias whose version to score")
+    alias: str | None = Field(
+        default=None,
+        description="or the alias whose version to score (neither: `production`, else the newest)",
+    )
     dataset: str = Field(description="a built-in dataset (its test split)", examples=["mnist"])
 
     def ref(self) -> dict[str, Any]:
-        if (self.version is None) == (self.alias is None):
-            if self.alias is None and self.version is None:
-                return {"alias": registry.DEFAULT_ALIAS}
+        if self.version is not None and self.alias is not None:
             raise InvalidRequest("alias", "give a version or an alias, not both")
+        if self.version is None and self.alias is None:
+            return {}  # the version `production` points at, else the newest
         return {"version": self.version} if self.version is not None else {"alias": self.alias}
 
 
@@ -232,8 +235,6 @@ async def create_batch_prediction(
     if alias is not None and version is not None:
         raise InvalidRequest("alias", "give an alias or a version, not both")
     ref = {"version": version} if version is not None else {"alias": alias}
-    if alias is None and version is None:
-        ref = {"alias": registry.DEFAULT_ALIAS}
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     dataset, archive = None, None
     if kind == "application/json":

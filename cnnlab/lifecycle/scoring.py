@@ -44,7 +44,7 @@ def _resolve(
     found = registry.resolve(
         session, owner_id, name, alias=ref.get("alias"), version=ref.get("version")
     )
-    label = ref.get("alias") or f"v{found.version}"
+    label = found.alias or f"v{found.version}"
     record = {"version": found.version, "version_id": found.version_id, "label": label}
     return record, registry.signature_of(session, found.version_id)
 
