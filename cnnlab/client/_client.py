@@ -13,6 +13,7 @@ import httpx
 from cnnlab.client._errors import ClientError, error_from
 from cnnlab.client._events import Event, SSEParser
 from cnnlab.client._images import as_items, request_body
+from cnnlab.client._scoring import ScoringCalls
 from cnnlab.status import ENDED_NAMES
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def resolve_token(token: str | None = None, token_file: str | Path | None = None
     return token
 
 
-class Client:
+class Client(ScoringCalls):
     """A session with one cnnlab server as one user (the owner of ``token``)."""
 
     def __init__(

@@ -67,18 +67,18 @@ def iter_members(path: Path, max_files: int | None = None) -> Iterator[Member]:
         ) from exc
     with tf:
         try:
-            for info in tf:
-                if info.isdir():
+            for member in tf:
+                if member.isdir():
                     continue
                 counted()
-                if not info.isfile():
-                    yield Member(info.name, None, "not a regular file (link or device)")
+                if not member.isfile():
+                    yield Member(member.name, None, "not a regular file (link or device)")
                     continue
-                if info.size > MAX_MEMBER_BYTES:
-                    yield Member(info.name, None, f"over {MAX_MEMBER_BYTES} bytes")
+                if member.size > MAX_MEMBER_BYTES:
+                    yield Member(member.name, None, f"over {MAX_MEMBER_BYTES} bytes")
                     continue
-                f = tf.extractfile(info)
-                yield Member(info.name, f.read() if f is not None else b"")
+                f = tf.extractfile(member)
+                yield Member(member.name, f.read() if f is not None else b"")
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BadArchive(f"the archive is damaged ({type(exc).__name__})") from exc
 

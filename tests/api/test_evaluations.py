@@ -320,3 +320,24 @@ def test_every_new_route_is_404_across_tenants(
         client.get(f"/v1/evaluations/{ev['id']}", headers=alice.headers).json()["status"]
         == "queued"
     )
+
+
+def test_a_jobs_mistakes_picture_and_report(
+    client: ApiClient, alice: Caller, job_id: str, db_url: str
+) -> None:
+    import torch
+
+    from cnnlab.engine.evaluation import png_base64
+
+    path = f"/v1/jobs/{job_id}/mistakes.png"
+    assert client.get(path, headers=alice.headers).status_code == 409
+    mistake = {"index": 3, "true": "7", "predicted": "1", "confidence": 0.9}
+    pixels = png_base64(torch.zeros((1, 28, 28), dtype=torch.uint8))
+    result = {"validation": {"accuracy": 0.5, "mistakes": [{**mistake, "png": pixels}]}}
+    with session_scope(db_url) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(result=result))
+    png = client.get(path, headers=alice.headers)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    shown = client.get(f"/v1/jobs/{job_id}", headers=alice.headers).json()
+    assert shown["result"]["validation"]["mistakes"] == [mistake]
+    assert client.get(path, headers=Caller(alice.user, "nope").headers).status_code == 401
