@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import SearchStatus
 from cnnlab.store.searches import TrialStats
-from cnnlab.store.tables import Job, JobStatus, Search
+from cnnlab.store.tables import (
+    JOB_MAX_TAGS,
+    JOB_NAME_LENGTH,
+    JOB_NOTES_LENGTH,
+    JOB_TAG_PATTERN,
+    Job,
+    JobStatus,
+    Search,
+)
 
 if TYPE_CHECKING:
     from cnnlab.search.plan import SearchPlan
@@ -48,6 +56,9 @@ class JobRead(_Read):
     kind: str = Field(
         default="train", description="`train`, or `evaluate`, `compare`, `batch_predict`"
     )
+    name: str | None = Field(default=None, description="the owner's name for it")
+    tags: list[str] = Field(default_factory=list, description="the owner's tags, sorted")
+    notes: str | None = Field(default=None)
     environment: dict[str, Any] | None = Field(
         default=None,
         description="the receipt, written when a worker starts it: cnnlab, Python, torch, "
@@ -74,6 +85,35 @@ def without_pixels(value: Any) -> Any:
     if isinstance(value, list):
         return [without_pixels(v) for v in value]
     return value
+
+
+class JobSubmit(TrainSpec):
+    """A train spec, and optionally the job's ``name``, ``tags`` and ``notes`` (not part of
+    the spec: they are the owner's words for the job, editable later)."""
+
+    name: str | None = Field(default=None, max_length=JOB_NAME_LENGTH, examples=["baseline"])
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=JOB_MAX_TAGS,
+        description=f"each matching `{JOB_TAG_PATTERN}`",
+        examples=[["baseline", "lr-sweep"]],
+    )
+    notes: str | None = Field(default=None, max_length=JOB_NOTES_LENGTH)
+
+    def split(self) -> tuple[TrainSpec, dict[str, Any]]:
+        """The spec, and the labels."""
+        labels = {"name": self.name, "tags": self.tags, "notes": self.notes}
+        return TrainSpec.model_validate(self.model_dump(exclude=set(labels))), labels
+
+
+class JobUpdate(BaseModel):
+    """The fields of a job its owner may change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=JOB_NAME_LENGTH)
+    tags: list[str] | None = Field(default=None, max_length=JOB_MAX_TAGS)
+    notes: str | None = Field(default=None, max_length=JOB_NOTES_LENGTH)
 
 
 class JobList(BaseModel):

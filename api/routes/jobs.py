@@ -9,11 +9,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api import plots
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
-from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
+from api.schemas import ErrorResponse, JobList, JobRead, JobSubmit, JobUpdate, MetricRow
 from cnnlab import lifecycle
-from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs as store
 from cnnlab.store.errors import Conflict
+from cnnlab.store.job_labels import update_labels
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 from cnnlab.store.tables import CheckpointKind, JobStatus
 from worker.queue import enqueue_job
@@ -36,9 +36,11 @@ router = APIRouter(
     },
 )
 async def submit_job(
-    spec: TrainSpec, db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSettingsDep
+    body: JobSubmit, db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSettingsDep
 ) -> JobRead:
-    """Submit a train spec. It is checked against this server's data before it is queued."""
+    """Submit a train spec (with, if you like, the job's `name`, `tags` and `notes`). It is
+    checked against this server's data before it is queued."""
+    spec, labels = body.split()
     job = await db.run(
         lifecycle.submit_job,
         user.id,
@@ -46,6 +48,7 @@ async def submit_job(
         settings,
         enqueue=enqueue_job,
         max_active=limits.max_active_jobs,
+        labels=labels,
     )
     return JobRead.model_validate(job)
 
@@ -62,6 +65,10 @@ async def list_jobs(
         Literal["train", "evaluate", "compare", "batch_predict"],
         Query(description="training jobs unless asked for evaluations and the like"),
     ] = "train",
+    tag: Annotated[str | None, Query(description="only jobs with this tag")] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="only jobs whose name contains this")
+    ] = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
     page = await db.read(
@@ -72,6 +79,8 @@ async def list_jobs(
         status=status,
         search_id=search_id,
         kind=kind,
+        tag=tag,
+        name=name,
     )
     return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
 
@@ -79,6 +88,13 @@ async def list_jobs(
 @router.get("/{job_id}", response_model=JobRead)
 async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
     return JobRead.model_validate(await db.read(store.get_job, user.id, job_id))
+
+
+@router.patch("/{job_id}", response_model=JobRead)
+async def update_job(job_id: str, body: JobUpdate, db: DbDep, user: UserDep) -> JobRead:
+    """Change the job's `name`, `tags` (the whole list) or `notes`; fields left out stay."""
+    fields = body.model_dump(exclude_unset=True)
+    return JobRead.model_validate(await db.run(update_labels, user.id, job_id, **fields))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)

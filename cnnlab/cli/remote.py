@@ -123,6 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jobs = add("jobs", cmd_jobs, "list your jobs, newest first")
     jobs.add_argument("--status", choices=STATUSES, help="only jobs with this status")
     jobs.add_argument("--search", dest="search_id", metavar="ID", help="only this search's")
+    jobs.add_argument("--tag", help="only jobs with this tag")
+    jobs.add_argument("--name", help="only jobs whose name contains this")
     jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
     watch = add("watch", cmd_watch, "follow a job live until it ends", json_flag=False)
@@ -418,7 +420,9 @@ def _describe(spec: dict[str, Any]) -> str:
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    jobs = client.jobs(args.status, search_id=args.search_id, limit=args.limit)
+    jobs = client.jobs(
+        args.status, search_id=args.search_id, limit=args.limit, tag=args.tag, name=args.name
+    )
     if args.json:
         _dump(jobs)
         return EXIT_OK

@@ -122,10 +122,18 @@ class Client(ScoringCalls):
         return job
 
     def jobs(
-        self, status: str | None = None, *, search_id: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        *,
+        search_id: str | None = None,
+        limit: int | None = None,
+        tag: str | None = None,
+        name: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The caller's jobs, newest first (every page, or the first ``limit``)."""
-        return self._pages("/v1/jobs", {"status": status, "search_id": search_id}, limit)
+        """The caller's jobs, newest first (every page, or the first ``limit``); ``tag`` and
+        ``name`` (contained in the job's name) narrow them."""
+        params = {"status": status, "search_id": search_id, "tag": tag, "name": name}
+        return self._pages("/v1/jobs", params, limit)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Ask the job to stop: a queued one ends at once, a running one within an epoch."""

@@ -123,6 +123,11 @@ class ScoringCalls:
                 raise TimeoutError(f"{resource['id']} is still {current['status']}")
             time.sleep(POLL_SECONDS)
 
+    def update_job(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a job's ``name``, ``tags`` or ``notes``."""
+        answer: dict[str, Any] = self._json("PATCH", f"/v1/jobs/{job_id}", json=fields)
+        return answer
+
     def batch_results(self, batch_id: str, *, format: str = "csv") -> str:
         """A finished batch prediction's results as CSV or JSON lines."""
         return self._request("GET", f"/v1/batch-predictions/{batch_id}/results.{format}").text

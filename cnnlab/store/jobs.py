@@ -3,7 +3,7 @@ reads of the job it runs. Status changes are :mod:`cnnlab.lifecycle`'s."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cnnlab.store.errors import Conflict, NotFound
@@ -15,6 +15,7 @@ from cnnlab.store.tables import (
     EpochMetric,
     Job,
     JobStatus,
+    JobTag,
 )
 
 
@@ -27,9 +28,17 @@ def list_jobs(
     status: JobStatus | None = None,
     search_id: str | None = None,
     kind: str | None = JOB_KIND_TRAIN,
+    tag: str | None = None,
+    name: str | None = None,
 ) -> Page[Job]:
-    """The owner's jobs of ``kind`` (None: every kind), newest first."""
+    """The owner's jobs of ``kind`` (None: every kind), newest first; with ``tag``, those
+    tagged so; with ``name``, those whose name contains it (any case)."""
     stmt = select(Job).where(Job.owner_id == owner_id)
+    if tag is not None:
+        stmt = stmt.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
+    if name is not None:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(func.lower(Job.name).like(f"%{escaped.lower()}%", escape="\\"))
     if kind is not None:
         stmt = stmt.where(Job.kind == kind)
     if status is not None:

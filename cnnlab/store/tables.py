@@ -38,6 +38,11 @@ NAMING_CONVENTION = {
 
 ID_LENGTH = 32
 JOB_KIND_TRAIN = "train"
+JOB_NAME_LENGTH = 200
+JOB_NOTES_LENGTH = 5000
+JOB_TAG_LENGTH = 64
+JOB_TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$"
+JOB_MAX_TAGS = 20
 BATCH_FILE_LENGTH = 1000
 TOKEN_NAME_LENGTH = 100
 
@@ -201,8 +206,18 @@ class Job(Base):
     environment: Mapped[dict[str, Any] | None]
     # The inputs its model takes and the classes it answers (a train job's, from its dataset).
     signature: Mapped[dict[str, Any] | None]
+    # The owner's words for it: set at submit, editable (PATCH /v1/jobs/{id}).
+    name: Mapped[str | None] = mapped_column(String(JOB_NAME_LENGTH))
+    notes: Mapped[str | None] = mapped_column(String(JOB_NOTES_LENGTH))
 
     search: Mapped[Search | None] = relationship(back_populates="trials")
+    tag_rows: Mapped[list[JobTag]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True, order_by="JobTag.tag"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
 
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
@@ -212,6 +227,19 @@ class Job(Base):
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_owner_status", "owner_id", "status"),
     )
+
+
+class JobTag(Base):
+    """One tag of a job: rows, not a JSON list, so ``GET /v1/jobs?tag=T`` is an indexed query
+    on every backend."""
+
+    __tablename__ = "job_tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(JOB_TAG_LENGTH), index=True)
+
+    __table_args__ = (UniqueConstraint("job_id", "tag"),)
 
 
 class JobInput(Base):

@@ -197,6 +197,9 @@ def job_data(job: Job) -> dict[str, Any]:
         "search_id": job.search_id,
         "params": job.params,
         "kind": job.kind,
+        "name": job.name,
+        "tags": job.tags,
+        "notes": job.notes,
         "environment": job.environment,
         "result": _without_pixels(job.result),
     }

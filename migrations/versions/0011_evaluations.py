@@ -1,10 +1,10 @@
 """Evaluations, comparisons and batch predictions as jobs: a job's kind, the model it scores,
-its result, its receipt (environment) and signature; a batch's input archive and result rows;
-model versions' receipt and signature.
+its result, its receipt (environment) and signature, its name, notes and tags; a batch's input
+archive and result rows; model versions' receipt and signature.
 
 Revision ID: 0011
 Revises: 0008
-Create Date: 2026-12-04 20:42:27.083484
+Create Date: 2026-12-04 21:04:20.707508
 """
 
 from __future__ import annotations
@@ -51,6 +51,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("job_id", name=op.f("pk_job_inputs")),
     )
+    op.create_table(
+        "job_tags",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.String(length=32), nullable=False),
+        sa.Column("tag", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["jobs.id"], name=op.f("fk_job_tags_job_id_jobs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job_tags")),
+        sa.UniqueConstraint("job_id", "tag", name=op.f("uq_job_tags_job_id_tag")),
+    )
+    with op.batch_alter_table("job_tags", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_job_tags_tag"), ["tag"], unique=False)
+
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("kind", sa.String(length=16), server_default="train", nullable=False)
@@ -59,6 +73,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("result", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("environment", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("signature", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("name", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("notes", sa.String(length=5000), nullable=True))
         batch_op.create_index("ix_jobs_model_kind", ["model_id", "kind"], unique=False)
         batch_op.create_index(
             "ix_jobs_owner_kind_created", ["owner_id", "kind", "created_at", "id"], unique=False
@@ -77,11 +93,17 @@ def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_owner_kind_created")
         batch_op.drop_index("ix_jobs_model_kind")
+        batch_op.drop_column("notes")
+        batch_op.drop_column("name")
         batch_op.drop_column("signature")
         batch_op.drop_column("environment")
         batch_op.drop_column("result")
         batch_op.drop_column("model_id")
         batch_op.drop_column("kind")
 
+    with op.batch_alter_table("job_tags", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_job_tags_tag"))
+
+    op.drop_table("job_tags")
     op.drop_table("job_inputs")
     op.drop_table("batch_prediction_rows")

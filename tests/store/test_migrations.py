@@ -32,6 +32,7 @@ TABLES = {
     "webhooks",
     "webhook_events",
     "job_inputs",
+    "job_tags",
     "batch_prediction_rows",
     "webhook_deliveries",
     "webhook_attempts",
