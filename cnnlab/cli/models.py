@@ -211,3 +211,28 @@ def _predict_batch(client: Client, args: argparse.Namespace, ref: str, source: s
         result = finished["result"]
         print(f"{result['count']} rows ({result['skipped']} skipped) → {args.output}")
     return EXIT_OK
+
+
+def predict_with_model(
+    client: Client, ref: str, images: list[Path], args: argparse.Namespace
+) -> int:
+    """``cnnlab predict --model NAME[@ALIAS|@V] IMAGE…``: a table of each image's classes."""
+    missing = [str(p) for p in images if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    name, alias, version = parse_reference(ref)
+    answer = client.predict_model(name, images, alias=alias, version=version)
+    if args.json:
+        _dump(answer)
+        return EXIT_OK
+    rows = []
+    for path, result in zip(images, answer["predictions"], strict=True):
+        probs = result["probabilities"]
+        best = sorted(range(len(probs)), key=lambda i: -probs[i])[: max(1, args.top)]
+        rows.append([path.name, result["class_name"], f"{probs[best[0]]:.3f}",
+                     ", ".join(f"{i} {probs[i]:.3f}" for i in best[1:])])  # fmt: skip
+    print(
+        f"{name} version {answer['version']}" + (f" ({answer['alias']})" if answer["alias"] else "")
+    )
+    print(_table(["IMAGE", "CLASS", "P", "NEXT (label p)"], rows))
+    return EXIT_OK

@@ -131,9 +131,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.add_argument("job_id", metavar="ID")
     watch.add_argument("--json", action="store_true", help="one JSON line per event")
 
-    predict = add("predict", cmd_predict, "classify image files with a job's model")
-    predict.add_argument("job_id", metavar="ID")
-    predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="PNG or JPEG")
+    predict = add("predict", cmd_predict, "classify image files with a job's or a model's model")
+    predict.add_argument("job_id", metavar="ID", help="a job id (leave out with --model)")
+    predict.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="PNG or JPEG")
+    predict.add_argument(
+        "--model", metavar="NAME[@ALIAS|@V]", help="a registered model instead of a job"
+    )
     predict.add_argument("--top", type=int, default=3, help="classes shown per image")
 
     cancel = add("cancel", cmd_cancel, "cancel a job (or every trial of a search)")
@@ -528,6 +531,12 @@ def _summary(job: dict[str, Any]) -> str:
 
 
 def cmd_predict(client: Client, args: argparse.Namespace) -> int:
+    if args.model:
+        from cnnlab.cli.models import predict_with_model
+
+        return predict_with_model(client, args.model, [Path(args.job_id), *args.images], args)
+    if not args.images:
+        raise UsageError("give image files after the job id")
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
         raise UsageError(f"no such file: {', '.join(missing)}")
