@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(default=512 * 2**20, ge=1)
     # Files of one archive; past it the archive is refused (413) before any is decoded.
     batch_max_files: int = Field(default=100_000, ge=1)
+    # Inputs per forward pass and per commit of result rows: a worker killed mid-way loses at
+    # most one chunk's work.
+    batch_chunk: int = Field(default=512, ge=1)
 
 
 @lru_cache

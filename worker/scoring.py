@@ -217,7 +217,7 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
             with session_scope() as session:
                 path.write_bytes(input_bytes(session, lease.job_id))
             items = batch.archive_items(path, start, settings.batch_max_files)
-        for chunk in batch.chunks(items):
+        for chunk in batch.chunks(items, settings.batch_chunk):
             if stop():
                 raise Cancelled
             rows = batch.predict_chunk(predictor, chunk, top_k)

@@ -210,9 +210,10 @@ def test_a_batch_resumed_by_a_new_attempt_writes_no_row_twice(
     client: ApiClient, alice: Caller, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cnnlab import lifecycle
-    from cnnlab.engine import batch
+    from cnnlab.settings import get_settings
 
-    monkeypatch.setattr(batch, "CHUNK", 4)
+    monkeypatch.setenv("CNNLAB_BATCH_CHUNK", "4")
+    get_settings.cache_clear()
     job_id = _post_archive(client, alice, model, _archive(10, bad=False)).json()["id"]
     # A first attempt wrote one chunk, then its worker died (its lease ran out).
     with session_scope() as s:
