@@ -79,7 +79,9 @@ def create_app(
     app.state.predictors = PredictorCache(app.state.api_settings.predictor_cache_size)
     install_error_handlers(app)
     app.add_middleware(
-        BodyLimit, limit=app.state.api_settings.max_body_bytes, exempt_suffixes=("/predict",)
+        BodyLimit,
+        limit=app.state.api_settings.max_body_bytes,
+        exempt_suffixes=("/predict", "/batch-predictions"),
     )
     install_metrics(app)  # outermost: counts every answer, 413s and 500s included
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no-referrer, no framing: every answer

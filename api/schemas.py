@@ -176,7 +176,9 @@ class SearchCreate(BaseModel):
         default=None,
         description='`{"name": MODEL, "alias": ALIAS}` (alias optional): when the search ends '
         "with a best trial, it is registered as the next version of the caller's model MODEL "
-        "(see Model registry) and ALIAS moved to it",
+        '(see Model registry) and ALIAS moved to it; with `"promote_if_better": true` and '
+        "ALIAS already set, a comparison against ALIAS's version runs first and ALIAS moves "
+        "only if McNemar's test says the new one is better",
         examples=[{"name": "fashion", "alias": "candidate"}],
     )
 

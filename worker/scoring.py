@@ -177,9 +177,13 @@ def _compare(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
         for name in a["per_class"]
         if name in b["per_class"]
     }
+    promoted = None
+    if spec.get("promote"):
+        promoted = test.verdict == "b is better" and _promote(lease, spec)
     return {
         "model": spec["model"],
         "dataset": spec["dataset"],
+        **({} if promoted is None else {"promoted": promoted, "alias": spec["promote"]}),
         "a": {"version": spec["a"]["version"], "label": spec["a"]["label"], **a},
         "b": {"version": spec["b"]["version"], "label": spec["b"]["label"], **b},
         "accuracy_difference": b["accuracy"] - a["accuracy"],
@@ -189,6 +193,22 @@ def _compare(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
         "mcnemar": test.to_dict(),
         "verdict": test.verdict,
     }
+
+
+def _promote(lease: Lease, spec: dict[str, Any]) -> bool:
+    """Point the comparison's alias at b, if this attempt still holds the job."""
+    from cnnlab.store import model_versions as registry
+    from cnnlab.store.tables import Job
+
+    with session_scope() as session:
+        if not lifecycle.holds(session, lease.job_id, lease.attempt):
+            return False
+        owner_id = session.get_one(Job, lease.job_id).owner_id
+        registry.set_alias(session, owner_id, spec["model"], spec["promote"], spec["b"]["version"])
+    logger.info(
+        "job %s: %s moved to version %s", lease.job_id, spec["promote"], spec["b"]["version"]
+    )
+    return True
 
 
 def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,7 @@ batches = APIRouter(prefix="/batch-predictions", tags=["evaluations"], responses
 
 ARCHIVE_TYPES = ("application/zip", "application/x-tar", "application/gzip", "application/x-gzip")
 STREAM_CHUNK = 1 << 20
+JSON_MAX_BYTES = 64 * 1024
 
 
 # -- what the routes read and write ----------------------------------------------------------
@@ -238,8 +239,13 @@ async def create_batch_prediction(
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     dataset, archive = None, None
     if kind == "application/json":
+        raw = b""
+        async for chunk in request.stream():  # exempt from the app's body limit: bounded here
+            raw += chunk
+            if len(raw) > JSON_MAX_BYTES:
+                raise _too_large(JSON_MAX_BYTES)
         try:
-            body = BatchFromDataset.model_validate_json(await request.body())
+            body = BatchFromDataset.model_validate_json(raw)
         except ValueError as exc:
             raise InvalidRequest("body", f"expected {{'dataset': NAME}}: {exc}") from None
         dataset, top_k = body.dataset, body.top_k

@@ -107,14 +107,18 @@ def submit_comparison(
     *,
     enqueue: Enqueue | None,
     max_active: int | None = None,
+    promote: str | None = None,
 ) -> Job:
-    """Score versions ``a`` (the champion) and ``b`` (the challenger) on the same images."""
+    """Score versions ``a`` (the champion) and ``b`` (the challenger) on the same images;
+    with ``promote``, the worker then points that alias at ``b`` if b is better."""
     model_id = registry.model_id_of(session, owner_id, name)
     a_version, a_signature = _resolve(session, owner_id, name, a)
     b_version, b_signature = _resolve(session, owner_id, name, b)
     _check_dataset(a_signature, dataset)
     _check_dataset(b_signature, dataset)
     spec = {"model": name, "a": a_version, "b": b_version, "dataset": dataset, "device": DEVICE}
+    if promote is not None:
+        spec["promote"] = promote
     return _add(session, owner_id, "compare", model_id, spec, enqueue, max_active)
 
 

@@ -342,3 +342,59 @@ def test_a_jobs_mistakes_picture_and_report(
     shown = client.get(f"/v1/jobs/{job_id}", headers=alice.headers).json()
     assert shown["result"]["validation"]["mistakes"] == [mistake]
     assert client.get(path, headers=Caller(alice.user, "nope").headers).status_code == 401
+
+
+def _alias_version(client: ApiClient, caller: Caller, name: str, alias: str) -> int:
+    return int(client.get(f"/v1/models/{name}", headers=caller.headers).json()["aliases"][alias])
+
+
+def test_promote_if_better_moves_the_alias_only_for_a_better_challenger(
+    client: ApiClient, alice: Caller, model: str, db_url: str, trained: TrainedModel
+) -> None:
+    from cnnlab import lifecycle
+
+    worse = _register(client, alice, db_url, _worse(trained), model)
+    better = _register(client, alice, db_url, trained, model)
+    client.request(
+        "PUT", f"/v1/models/{model}/aliases/production", json={"version": 1}, headers=alice.headers
+    )
+    for challenger in (worse, better):
+        # as a search with register_best_as {"promote_if_better": true} queues it
+        with session_scope(db_url) as s:
+            job = lifecycle.submit_comparison(
+                s, alice.user.id, model, {"alias": "production"}, {"version": challenger},
+                "mnist", enqueue=None, promote="production",
+            )  # fmt: skip
+            job_id = job.id
+        run_job(job_id, "test/1")
+        result = client.get(f"/v1/comparisons/{job_id}", headers=alice.headers).json()["result"]
+        if challenger == worse:
+            assert (result["verdict"], result["promoted"]) == ("b is worse", False)
+            assert _alias_version(client, alice, model, "production") == 1
+    # The better challenger here has the same weights as version 1: no evidence, no move.
+    assert (result["verdict"], result["promoted"]) == ("no evidence of a difference", False)
+    client.request(
+        "PUT",
+        f"/v1/models/{model}/aliases/production",
+        json={"version": worse},
+        headers=alice.headers,
+    )
+    with session_scope(db_url) as s:
+        job_id = lifecycle.submit_comparison(
+            s, alice.user.id, model, {"alias": "production"}, {"version": better}, "mnist",
+            enqueue=None, promote="production",
+        ).id  # fmt: skip
+    run_job(job_id, "test/1")
+    result = client.get(f"/v1/comparisons/{job_id}", headers=alice.headers).json()["result"]
+    assert (result["verdict"], result["promoted"]) == ("b is better", True)
+    assert _alias_version(client, alice, model, "production") == better
+
+
+def test_an_archive_larger_than_the_apps_body_limit_is_taken(
+    client: ApiClient, alice: Caller, model: str
+) -> None:
+    data = _archive(400)
+    assert len(data) > 256 * 1024  # CNNLAB_MAX_BODY_BYTES's default
+    r = _post_archive(client, alice, model, data)
+    assert r.status_code == 202, r.text
+    assert r.json()["spec"]["archive_bytes"] == len(data)
