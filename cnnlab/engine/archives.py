@@ -84,5 +84,20 @@ def iter_members(path: Path, max_files: int | None = None) -> Iterator[Member]:
 
 
 def count_members(path: Path, max_files: int | None = None) -> int:
-    """How many files :func:`iter_members` yields (the archive is read through once)."""
-    return sum(1 for _ in iter_members(path, max_files))
+    """How many files :func:`iter_members` yields: a zip's directory, or a tar's headers (its
+    members are not read). :class:`TooManyFiles` past ``max_files``."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            count = sum(1 for info in zf.infolist() if not info.is_dir())
+    else:
+        try:
+            with tarfile.open(path, mode="r:*") as tf:
+                count = sum(1 for member in tf if not member.isdir())
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise BadArchive(
+                "the body is not a zip or tar archive (optionally gzip-compressed), or it is "
+                f"damaged ({type(exc).__name__})"
+            ) from exc
+    if max_files is not None and count > max_files:
+        raise TooManyFiles(f"the archive holds more than {max_files} files", limit=max_files)
+    return count

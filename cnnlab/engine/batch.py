@@ -3,7 +3,9 @@ class, probability and top-k, or why it could not be read."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from cnnlab.engine.predict import Predictor
 from cnnlab.errors import BadInput
 
 CHUNK = 512
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 Item = tuple[int, str, "bytes | np.ndarray | None", "str | None"]  # index, file, input, error
 
@@ -53,16 +56,12 @@ def predict_chunk(predictor: Predictor, chunk: list[Item], top_k: int) -> list[d
     rows: list[dict[str, Any]] = []
     decoded: list[np.ndarray] = []
     where: list[int] = []
-    for index, name, data, error in chunk:
+    for (index, name, _, error), image in zip(chunk, _decode_all(predictor, chunk), strict=True):
         row: dict[str, Any] = {"index": index, "file": name[-1000:]}
-        if error is None and isinstance(data, bytes):
-            try:
-                decoded.append(predictor.image_to_chw(index, data))
-                where.append(len(rows))
-            except BadInput as exc:
-                error = exc.message.split(": ", 1)[-1]
-        elif error is None and isinstance(data, np.ndarray):
-            decoded.append(data)
+        if isinstance(image, str):
+            error = image
+        elif error is None and image is not None:
+            decoded.append(image)
             where.append(len(rows))
         if error is not None:
             row["error"] = error[:500]
@@ -78,6 +77,27 @@ def predict_chunk(predictor: Predictor, chunk: list[Item], top_k: int) -> list[d
             rows[at]["probability"] = round(vals[0], 6)
             rows[at]["top_k"] = [[names[c], round(v, 6)] for c, v in zip(labs, vals, strict=True)]
     return rows
+
+
+def _decode(predictor: Predictor, item: Item) -> np.ndarray | str | None:
+    """An item's pixels (C×H×W uint8), why it cannot be used, or None if it carries an error."""
+    index, _, data, error = item
+    if error is not None:
+        return None
+    if isinstance(data, np.ndarray):
+        return data
+    try:
+        return predictor.image_to_chw(index, data or b"")
+    except BadInput as exc:
+        return exc.message.split(": ", 1)[-1]
+
+
+def _decode_all(predictor: Predictor, chunk: list[Item]) -> list[np.ndarray | str | None]:
+    """Every item decoded, on :data:`DECODE_THREADS` threads (Pillow decodes without the GIL)."""
+    if len(chunk) < 2 * DECODE_THREADS or isinstance(chunk[0][2], np.ndarray):
+        return [_decode(predictor, item) for item in chunk]
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        return list(pool.map(lambda item: _decode(predictor, item), chunk))
 
 
 def check_dataset_images(
