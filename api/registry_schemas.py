@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +53,14 @@ class ModelVersionRead(_Read):
     size_bytes: int = Field(description="bytes of the frozen checkpoint")
     created_at: datetime
     aliases: list[str] = Field(description="the aliases that point at this version")
+    environment: dict[str, Any] | None = Field(
+        default=None, description="the receipt of the job it was copied from"
+    )
+    signature: dict[str, Any] | None = Field(
+        default=None,
+        description="`input` (channels, height, width), `preprocessing` (mean, std, resize) "
+        "and `class_names`: what predictions and evaluations are checked against",
+    )
 
 
 class RegisteredModelRead(_Read):

@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import SearchStatus
 from cnnlab.store.searches import TrialStats
-from cnnlab.store.tables import Job, JobStatus, Search
+from cnnlab.store.tables import (
+    JOB_MAX_TAGS,
+    JOB_NAME_LENGTH,
+    JOB_NOTES_LENGTH,
+    JOB_TAG_PATTERN,
+    Job,
+    JobStatus,
+    Search,
+)
 
 if TYPE_CHECKING:
     from cnnlab.search.plan import SearchPlan
@@ -45,6 +53,67 @@ class JobRead(_Read):
     cancel_requested: bool
     search_id: str | None = Field(description="the search this job is a trial of")
     params: dict[str, Any] | None = Field(description="a trial's grid point")
+    kind: str = Field(
+        default="train", description="`train`, or `evaluate`, `compare`, `batch_predict`"
+    )
+    name: str | None = Field(default=None, description="the owner's name for it")
+    tags: list[str] = Field(default_factory=list, description="the owner's tags, sorted")
+    notes: str | None = Field(default=None)
+    environment: dict[str, Any] | None = Field(
+        default=None,
+        description="the receipt, written when a worker starts it: cnnlab, Python, torch, "
+        "torchvision, CUDA and cuDNN versions, device, dataset (name, version, checksum), seed, "
+        "deterministic",
+    )
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="once it succeeded: per-class precision, recall, F1 and the confusion "
+        "matrix with class names (`validation` and `test`), the most confident validation "
+        "mistakes (pictures at `mistakes.png`)",
+    )
+
+    @field_validator("result", mode="before")
+    @classmethod
+    def _no_pixels(cls, value: Any) -> Any:
+        return without_pixels(value)
+
+
+def without_pixels(value: Any) -> Any:
+    """A result without the base64 images of its mistakes (served as PNGs, not inline)."""
+    if isinstance(value, dict):
+        return {k: without_pixels(v) for k, v in value.items() if k != "png"}
+    if isinstance(value, list):
+        return [without_pixels(v) for v in value]
+    return value
+
+
+class JobSubmit(TrainSpec):
+    """A train spec, and optionally the job's ``name``, ``tags`` and ``notes`` (not part of
+    the spec: they are the owner's words for the job, editable later)."""
+
+    name: str | None = Field(default=None, max_length=JOB_NAME_LENGTH, examples=["baseline"])
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=JOB_MAX_TAGS,
+        description=f"each matching `{JOB_TAG_PATTERN}`",
+        examples=[["baseline", "lr-sweep"]],
+    )
+    notes: str | None = Field(default=None, max_length=JOB_NOTES_LENGTH)
+
+    def split(self) -> tuple[TrainSpec, dict[str, Any]]:
+        """The spec, and the labels."""
+        labels = {"name": self.name, "tags": self.tags, "notes": self.notes}
+        return TrainSpec.model_validate(self.model_dump(exclude=set(labels))), labels
+
+
+class JobUpdate(BaseModel):
+    """The fields of a job its owner may change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=JOB_NAME_LENGTH)
+    tags: list[str] | None = Field(default=None, max_length=JOB_MAX_TAGS)
+    notes: str | None = Field(default=None, max_length=JOB_NOTES_LENGTH)
 
 
 class JobList(BaseModel):
@@ -107,7 +176,9 @@ class SearchCreate(BaseModel):
         default=None,
         description='`{"name": MODEL, "alias": ALIAS}` (alias optional): when the search ends '
         "with a best trial, it is registered as the next version of the caller's model MODEL "
-        "(see Model registry) and ALIAS moved to it",
+        '(see Model registry) and ALIAS moved to it; with `"promote_if_better": true` and '
+        "ALIAS already set, a comparison against ALIAS's version runs first and ALIAS moves "
+        "only if McNemar's test says the new one is better",
         examples=[{"name": "fashion", "alias": "candidate"}],
     )
 

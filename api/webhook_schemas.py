@@ -16,6 +16,13 @@ EventType = Literal[
     "search.succeeded",
     "search.failed",
     "model.alias_moved",
+    "evaluation.succeeded",
+    "evaluation.failed",
+    "comparison.succeeded",
+    "comparison.failed",
+    "batch_prediction.succeeded",
+    "batch_prediction.failed",
+    "batch_prediction.cancelled",
 ]
 
 

@@ -110,6 +110,16 @@ class Settings(BaseSettings):
     # ``$CNNLAB_HOME/secret.key``, made on first use; processes on several hosts need this set.
     secret_key: SecretStr | None = None
 
+    # -- batch predictions (cnnlab.engine.batch) --
+    # Bytes of one archive of images posted for a batch prediction (stored until the job is
+    # deleted); past it the upload stops with 413 before the rest is read.
+    batch_max_bytes: int = Field(default=512 * 2**20, ge=1)
+    # Files of one archive; past it the archive is refused (413) before any is decoded.
+    batch_max_files: int = Field(default=100_000, ge=1)
+    # Inputs per forward pass and per commit of result rows: a worker killed mid-way loses at
+    # most one chunk's work.
+    batch_chunk: int = Field(default=512, ge=1)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -27,7 +27,7 @@ from cnnlab.errors import CnnlabError, TimeLimitExceeded
 from cnnlab.lifecycle import LeaseSettings
 from cnnlab.store import jobs as store
 from cnnlab.store.db import session_scope
-from cnnlab.store.tables import JobStatus
+from cnnlab.store.tables import JOB_KIND_TRAIN, JobStatus
 from worker.app import TRAIN_TASK
 from worker.queue import enqueue_job
 
@@ -70,6 +70,10 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
     if held is None:
         logger.info("job %s is not claimable (held elsewhere or ended); skipping", job_id)
         return None
+    if held.kind != JOB_KIND_TRAIN:
+        from worker.scoring import run_scoring
+
+        return run_scoring(job_id, held, worker_id, config)
     claims = [(job_id, held)]
     size = pack_size(held.spec)
     if size > 1:
@@ -156,7 +160,9 @@ def _outcomes(leases: list[Lease], specs: list[dict[str, Any]]) -> list[Outcome]
         error = {"type": "internal", "message": f"internal error ({type(exc).__name__})"}
         return [(JobStatus.failed, {"error": {**error, "log_ref": log_ref}})] * len(leases)
     return [
-        _failed(r) if isinstance(r, CnnlabError) else (r[0], {"test_accuracy": r[1]})
+        _failed(r)
+        if isinstance(r, CnnlabError)
+        else (r[0], {"test_accuracy": r[1], "result": r[2]})
         for r in results
     ]
 
@@ -169,13 +175,16 @@ def _ids(leases: list[Lease]) -> str:
     return ", ".join(lease.job_id for lease in leases)
 
 
-def _train(
-    leases: list[Lease], spec_dicts: list[dict[str, Any]]
-) -> list[tuple[JobStatus, float | None] | CnnlabError]:
+Trained = tuple[JobStatus, float | None, dict[str, Any] | None]
+
+
+def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained | CnnlabError]:
     from cnnlab.engine.training import fit
     from cnnlab.spec.train import TrainSpec
 
     specs = [TrainSpec.model_validate(d) for d in spec_dicts]
+    for lease, spec in zip(leases, specs, strict=True):
+        _record_receipt(lease, spec)
     # A pack trains its trials in about the time they take one after another, at most.
     limits = [TimeLimit(_time_limit_seconds(spec), scale=len(specs)) for spec in specs]
     stops = [_stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
@@ -184,7 +193,7 @@ def _train(
         alone = fit(
             specs[0], on_epoch=_on_epoch(leases[0]), should_stop=stops[0], resume=resumes[0]
         )
-        return [_ended(leases[0], limits[0], alone)]
+        return [_ended(leases[0], limits[0], alone, specs[0])]
 
     from cnnlab.engine.packed import PackedTrial, fit_packed
 
@@ -192,11 +201,11 @@ def _train(
         PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
         for spec, lease, stop, resume in zip(specs, leases, stops, resumes, strict=True)
     ]
-    outcomes: list[tuple[JobStatus, float | None] | CnnlabError] = []
-    for lease, limit, result in zip(leases, limits, fit_packed(trials), strict=True):
+    outcomes: list[Trained | CnnlabError] = []
+    for lease, limit, spec, result in zip(leases, limits, specs, fit_packed(trials), strict=True):
         try:
             outcomes.append(
-                result if isinstance(result, CnnlabError) else _ended(lease, limit, result)
+                result if isinstance(result, CnnlabError) else _ended(lease, limit, result, spec)
             )
         except CnnlabError as exc:
             outcomes.append(exc)
@@ -247,15 +256,49 @@ def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     return on_epoch
 
 
-def _ended(lease: Lease, limit: TimeLimit, result: FitResult) -> tuple[JobStatus, float | None]:
-    """The status a finished training gives its job (and its test accuracy)."""
+def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -> Trained:
+    """The status a finished training gives its job (and its test accuracy and report)."""
     if lease.pruned:
-        return JobStatus.pruned, None
+        return JobStatus.pruned, None, None
     if result.cancelled and limit.reached:
         raise limit.error(result.epochs[-1].epoch if result.epochs else 0)
     if result.cancelled:
-        return JobStatus.cancelled, None
-    return JobStatus.succeeded, result.test_accuracy
+        return JobStatus.cancelled, None, None
+    return JobStatus.succeeded, result.test_accuracy, _report(lease.job_id, spec, result)
+
+
+def _record_receipt(lease: Lease, spec: TrainSpec) -> None:
+    """The job's receipt and its model's signature, written as the attempt starts."""
+    from cnnlab.datasets.catalog import get_meta
+    from cnnlab.datasets.signature import of_meta
+    from cnnlab.engine.training import resolve_device, run_receipt
+    from cnnlab.settings import get_settings
+
+    try:
+        environment = run_receipt(spec, resolve_device(spec.device), get_settings())
+        signature = of_meta(get_meta(spec.dataset))
+    except CnnlabError:
+        return  # training reports what is wrong
+    with session_scope() as session:
+        lifecycle.record_receipt(session, lease.job_id, lease.attempt, environment, signature)
+
+
+def _report(job_id: str, spec: TrainSpec, result: FitResult) -> dict[str, Any] | None:
+    """Per-class metrics and confusion of the best weights on the validation and test images
+    (:func:`cnnlab.engine.evaluation.job_report`); None, with a warning, if they fail."""
+    from cnnlab.engine.evaluation import job_report
+    from cnnlab.engine.evaluation_data import load_labelled, validation_set
+    from cnnlab.engine.training import resolve_device
+    from cnnlab.settings import get_settings
+
+    settings = get_settings()
+    try:
+        val = validation_set(spec, settings)
+        test = load_labelled(spec.dataset, settings) if result.test_accuracy is not None else None
+        return job_report(result.best_checkpoint, val, test, resolve_device(spec.device))
+    except Exception:
+        logger.warning("job %s: its per-class report could not be made", job_id, exc_info=True)
+        return None
 
 
 def _stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], bool]:

@@ -12,6 +12,7 @@ from api.routes import (
     jobs,
     predictions,
     registry,
+    scoring,
     searches,
     webhooks,
     workers,
@@ -37,5 +38,9 @@ v1.include_router(events.router)
 v1.include_router(insights.router)
 v1.include_router(workers.router)
 v1.include_router(webhooks.router)
+v1.include_router(scoring.models)
+v1.include_router(scoring.evaluations)
+v1.include_router(scoring.comparisons)
+v1.include_router(scoring.batches)
 
 __all__ = ["health", "v1"]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api import plots
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
-from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
+from api.schemas import ErrorResponse, JobList, JobRead, JobSubmit, JobUpdate, MetricRow
 from cnnlab import lifecycle
-from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs as store
+from cnnlab.store.errors import Conflict
+from cnnlab.store.job_labels import update_labels
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 from cnnlab.store.tables import CheckpointKind, JobStatus
 from worker.queue import enqueue_job
@@ -35,9 +36,11 @@ router = APIRouter(
     },
 )
 async def submit_job(
-    spec: TrainSpec, db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSettingsDep
+    body: JobSubmit, db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSettingsDep
 ) -> JobRead:
-    """Submit a train spec. It is checked against this server's data before it is queued."""
+    """Submit a train spec (with, if you like, the job's `name`, `tags` and `notes`). It is
+    checked against this server's data before it is queued."""
+    spec, labels = body.split()
     job = await db.run(
         lifecycle.submit_job,
         user.id,
@@ -45,6 +48,7 @@ async def submit_job(
         settings,
         enqueue=enqueue_job,
         max_active=limits.max_active_jobs,
+        labels=labels,
     )
     return JobRead.model_validate(job)
 
@@ -57,10 +61,26 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
     status: JobStatus | None = None,
     search_id: str | None = None,
+    kind: Annotated[
+        Literal["train", "evaluate", "compare", "batch_predict"],
+        Query(description="training jobs unless asked for evaluations and the like"),
+    ] = "train",
+    tag: Annotated[str | None, Query(description="only jobs with this tag")] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="only jobs whose name contains this")
+    ] = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
     page = await db.read(
-        store.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
+        store.list_jobs,
+        user.id,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        search_id=search_id,
+        kind=kind,
+        tag=tag,
+        name=name,
     )
     return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
 
@@ -68,6 +88,13 @@ async def list_jobs(
 @router.get("/{job_id}", response_model=JobRead)
 async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
     return JobRead.model_validate(await db.read(store.get_job, user.id, job_id))
+
+
+@router.patch("/{job_id}", response_model=JobRead)
+async def update_job(job_id: str, body: JobUpdate, db: DbDep, user: UserDep) -> JobRead:
+    """Change the job's `name`, `tags` (the whole list) or `notes`; fields left out stay."""
+    fields = body.model_dump(exclude_unset=True)
+    return JobRead.model_validate(await db.run(update_labels, user.id, job_id, **fields))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
@@ -115,4 +142,27 @@ async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
     """Train and validation loss, and validation accuracy, per epoch."""
     rows = await db.read(store.job_metrics, user.id, job_id)
     png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
+    return Response(content=png, media_type="image/png")
+
+
+@router.get(
+    "/{job_id}/mistakes.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}},
+        409: {"model": ErrorResponse, "description": "no report yet (the job has not succeeded)"},
+    },
+)
+async def job_mistakes(job_id: str, db: DbDep, user: UserDep) -> Response:
+    """The best model's most confident wrong validation predictions, with true and predicted
+    class names."""
+    from api.scoring_plots import mistakes_png
+
+    job = await db.read(store.get_job, user.id, job_id)
+    validation = (job.result or {}).get("validation")
+    if validation is None:
+        raise Conflict(
+            f"job {job_id!r} has no report yet: it is made when the job succeeds", job_id=job_id
+        )
+    png = await run_in_threadpool(mistakes_png, validation.get("mistakes", []))
     return Response(content=png, media_type="image/png")

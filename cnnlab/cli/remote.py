@@ -123,15 +123,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jobs = add("jobs", cmd_jobs, "list your jobs, newest first")
     jobs.add_argument("--status", choices=STATUSES, help="only jobs with this status")
     jobs.add_argument("--search", dest="search_id", metavar="ID", help="only this search's")
+    jobs.add_argument("--tag", help="only jobs with this tag")
+    jobs.add_argument("--name", help="only jobs whose name contains this")
     jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
     watch = add("watch", cmd_watch, "follow a job live until it ends", json_flag=False)
     watch.add_argument("job_id", metavar="ID")
     watch.add_argument("--json", action="store_true", help="one JSON line per event")
 
-    predict = add("predict", cmd_predict, "classify image files with a job's model")
-    predict.add_argument("job_id", metavar="ID")
-    predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="PNG or JPEG")
+    predict = add("predict", cmd_predict, "classify image files with a job's or a model's model")
+    predict.add_argument("job_id", metavar="ID", help="a job id (leave out with --model)")
+    predict.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="PNG or JPEG")
+    predict.add_argument(
+        "--model", metavar="NAME[@ALIAS|@V]", help="a registered model instead of a job"
+    )
     predict.add_argument("--top", type=int, default=3, help="classes shown per image")
 
     cancel = add("cancel", cmd_cancel, "cancel a job (or every trial of a search)")
@@ -418,7 +423,9 @@ def _describe(spec: dict[str, Any]) -> str:
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    jobs = client.jobs(args.status, search_id=args.search_id, limit=args.limit)
+    jobs = client.jobs(
+        args.status, search_id=args.search_id, limit=args.limit, tag=args.tag, name=args.name
+    )
     if args.json:
         _dump(jobs)
         return EXIT_OK
@@ -524,6 +531,12 @@ def _summary(job: dict[str, Any]) -> str:
 
 
 def cmd_predict(client: Client, args: argparse.Namespace) -> int:
+    if args.model:
+        from cnnlab.cli.models import predict_with_model
+
+        return predict_with_model(client, args.model, [Path(args.job_id), *args.images], args)
+    if not args.images:
+        raise UsageError("give image files after the job id")
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
         raise UsageError(f"no such file: {', '.join(missing)}")

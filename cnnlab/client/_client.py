@@ -13,6 +13,7 @@ import httpx
 from cnnlab.client._errors import ClientError, error_from
 from cnnlab.client._events import Event, SSEParser
 from cnnlab.client._images import as_items, request_body
+from cnnlab.client._scoring import ScoringCalls
 from cnnlab.status import ENDED_NAMES
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def resolve_token(token: str | None = None, token_file: str | Path | None = None
     return token
 
 
-class Client:
+class Client(ScoringCalls):
     """A session with one cnnlab server as one user (the owner of ``token``)."""
 
     def __init__(
@@ -121,10 +122,18 @@ class Client:
         return job
 
     def jobs(
-        self, status: str | None = None, *, search_id: str | None = None, limit: int | None = None
+        self,
+        status: str | None = None,
+        *,
+        search_id: str | None = None,
+        limit: int | None = None,
+        tag: str | None = None,
+        name: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The caller's jobs, newest first (every page, or the first ``limit``)."""
-        return self._pages("/v1/jobs", {"status": status, "search_id": search_id}, limit)
+        """The caller's jobs, newest first (every page, or the first ``limit``); ``tag`` and
+        ``name`` (contained in the job's name) narrow them."""
+        params = {"status": status, "search_id": search_id, "tag": tag, "name": name}
+        return self._pages("/v1/jobs", params, limit)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Ask the job to stop: a queued one ends at once, a running one within an epoch."""

@@ -84,6 +84,7 @@ def make(
     best_val_accuracy: float,
     best_epoch: int,
     best_model_state: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> Checkpoint:
     return {
         "format": FORMAT,
@@ -99,6 +100,8 @@ def make(
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_epoch,
         "torch_version": str(torch.__version__),
+        # The run's receipt (cnnlab.engine.environment): versions, device, data, seed.
+        "environment": environment,
     }
 
 

@@ -93,6 +93,8 @@ def export_metadata(ckpt: Checkpoint, **extra: Any) -> dict[str, Any]:
         "output": "probabilities",
         "class_names": class_names,
         "num_classes": len(class_names),
+        # The training run's receipt (versions, device, data, seed); null for older checkpoints.
+        "environment": ckpt.get("environment"),
     }
 
 

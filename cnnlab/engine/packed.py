@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,7 @@ from cnnlab.engine.training import (
     evaluate,
     make_optimizer,
     resolve_device,
+    run_receipt,
     start_model,
 )
 from cnnlab.errors import CnnlabError, Diverged, OutOfMemory
@@ -122,6 +124,7 @@ class _Member:
     cancelled: bool = False
     done: bool = False
     params: list[nn.Parameter] = field(default_factory=list)
+    environment: dict[str, Any] | None = None  # the run's receipt, kept in its checkpoints
 
     @property
     def spec(self) -> TrainSpec:
@@ -141,6 +144,7 @@ class _Member:
             metrics=run.metrics,
             best_val_accuracy=run.best_val_accuracy,
             best_epoch=run.best_epoch,
+            environment=self.environment,
         )
 
 
@@ -248,6 +252,8 @@ def fit_packed(
     full = full.to(device)
     normalize = Normalize(meta, device)
     members = [_member(i, t, len(full), full, meta, device) for i, t in enumerate(trials)]
+    for m in members:
+        m.environment = run_receipt(m.spec, device, settings)
     batched = len({m.spec.seed for m in members}) > 1
 
     try:

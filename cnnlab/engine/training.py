@@ -354,6 +354,7 @@ def fit(
 
     model, optimizer, run = start_model(spec, meta, device, resume)
     stop_requested = _Throttled(should_stop, STOP_POLL_SECONDS)
+    environment = run_receipt(spec, device, settings)
 
     def snapshot(best_only: bool = False) -> Checkpoint:
         best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(model)
@@ -367,6 +368,7 @@ def fit(
             metrics=run.metrics,
             best_val_accuracy=run.best_val_accuracy,
             best_epoch=run.best_epoch,
+            environment=environment,
         )
 
     cancelled = False
@@ -418,6 +420,19 @@ def fit(
         cancelled=cancelled,
         best_checkpoint=best,
         last_checkpoint=snapshot(),
+    )
+
+
+def run_receipt(spec: TrainSpec, device: torch.device, settings: Settings) -> dict[str, Any]:
+    """The receipt of training ``spec`` on ``device`` (:mod:`cnnlab.engine.environment`)."""
+    from cnnlab.engine.environment import receipt
+
+    return receipt(
+        device=device,
+        dataset=spec.dataset,
+        seed=spec.seed,
+        deterministic=bool(getattr(spec, "deterministic", False)),
+        settings=settings,
     )
 
 

@@ -32,6 +32,7 @@ later write refused. Sending messages to the workers is the caller's: the API an
 pass an :data:`Enqueue`, so nothing here imports them.
 """
 
+from cnnlab.lifecycle.batches import record_batch_rows, rows_done
 from cnnlab.lifecycle.cancel import cancel_job
 from cnnlab.lifecycle.leases import (
     Claim,
@@ -40,11 +41,17 @@ from cnnlab.lifecycle.leases import (
     finish_job,
     holds,
     record_epoch,
+    record_receipt,
     renew_lease,
     worker_lost_error,
 )
 from cnnlab.lifecycle.packing import claim_siblings
 from cnnlab.lifecycle.prune import prune_if_due
+from cnnlab.lifecycle.scoring import (
+    submit_batch_prediction,
+    submit_comparison,
+    submit_evaluation,
+)
 from cnnlab.lifecycle.searches import (
     advance_search,
     advance_search_of,
@@ -79,11 +86,17 @@ __all__ = [
     "move",
     "pause_search",
     "prune_if_due",
+    "record_batch_rows",
     "record_epoch",
+    "record_receipt",
     "refresh_search",
     "renew_lease",
     "resume_search",
     "retry_search",
+    "rows_done",
+    "submit_batch_prediction",
+    "submit_comparison",
+    "submit_evaluation",
     "submit_job",
     "sweep",
     "worker_lost_error",

@@ -21,7 +21,14 @@ from cnnlab.lifecycle.transitions import move
 from cnnlab.settings import get_settings
 from cnnlab.status import JobStatus
 from cnnlab.store.retention import StorageQuotaExceeded, storage_used
-from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job, utcnow
+from cnnlab.store.tables import (
+    JOB_KIND_TRAIN,
+    Checkpoint,
+    CheckpointKind,
+    EpochMetric,
+    Job,
+    utcnow,
+)
 
 METRIC_FIELDS = ("train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second")
 DEFAULT_LEASE_SECONDS = 60.0
@@ -63,6 +70,7 @@ class Claim:
 
     spec: dict[str, Any]
     attempt: int
+    kind: str = JOB_KIND_TRAIN  # what the job does: train, evaluate, compare, batch_predict
 
 
 def claim(
@@ -91,8 +99,8 @@ def claim(
     )
     if not claimed:
         return None
-    row = session.execute(select(Job.spec, Job.attempts).where(Job.id == job_id)).one()
-    return Claim(spec=row.spec, attempt=row.attempts)
+    row = session.execute(select(Job.spec, Job.attempts, Job.kind).where(Job.id == job_id)).one()
+    return Claim(spec=row.spec, attempt=row.attempts, kind=row.kind or JOB_KIND_TRAIN)
 
 
 def claimable(now: datetime) -> ColumnElement[bool]:
@@ -260,11 +268,14 @@ def finish_job(
     test_accuracy: float | None = None,
     error: dict[str, Any] | None = None,
     attempt: int | None = None,
+    result: dict[str, Any] | None = None,
 ) -> bool:
-    """Record how the job ended; its search's status and best trial follow. With ``attempt``,
-    only while that attempt still holds the job (False: it was taken over, nothing written)."""
+    """Record how the job ended (and, for a job that found something, its ``result``); its
+    search's status and best trial follow. With ``attempt``, only while that attempt still holds
+    the job (False: it was taken over, nothing written)."""
     if not JobStatus(status).ended:
         raise ValueError(f"{status} is not a final status")
+    extra = {} if result is None else {"result": result}
     return move(
         session,
         job_id,
@@ -274,4 +285,21 @@ def finish_job(
         test_accuracy=test_accuracy,
         error=error,
         lease_expires_at=None,
+        **extra,
     )
+
+
+def record_receipt(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    environment: dict[str, Any],
+    signature: dict[str, Any] | None = None,
+) -> bool:
+    """Write the receipt (and signature) of the attempt that holds the job; False if it no
+    longer does. Not a status change: each attempt writes its own, the last one stays."""
+    values: dict[str, Any] = {"environment": environment}
+    if signature is not None:
+        values["signature"] = signature
+    written = session.execute(update(Job).where(held(job_id, attempt)).values(**values))
+    return bool(written.rowcount)  # type: ignore[attr-defined]

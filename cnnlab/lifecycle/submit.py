@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -30,9 +31,11 @@ def submit_job(
     *,
     enqueue: Enqueue | None,
     max_active: int | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> Job:
     """Validate ``spec`` against this server's data and add the job; it is sent after commit.
-    :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
+    :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running.
+    ``labels``: its ``name``, ``tags`` and ``notes``."""
     from cnnlab.spec.validate import validate_spec
     from cnnlab.store.retention import check_storage
 
@@ -43,6 +46,10 @@ def submit_job(
     job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
     session.add(job)
     session.flush()
+    if labels:
+        from cnnlab.store.job_labels import apply_labels
+
+        apply_labels(session, job, **labels)
     send_after_commit(session, job.id, spec.device, enqueue)
     return job
 

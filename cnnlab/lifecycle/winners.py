@@ -19,10 +19,20 @@ def check_winner_name(raw: Any) -> dict[str, Any] | None:
     """``{"name": model, "alias": alias}`` (alias optional), checked at creation."""
     if raw is None:
         return None
-    if not isinstance(raw, dict) or set(raw) - {"name", "alias"} or "name" not in raw:
-        raise SpecError("register_best_as", 'must be {"name": MODEL, "alias": ALIAS (optional)}')
+    keys = {"name", "alias", "promote_if_better"}
+    if not isinstance(raw, dict) or set(raw) - keys or "name" not in raw:
+        raise SpecError(
+            "register_best_as",
+            'must be {"name": MODEL, "alias": ALIAS (optional), "promote_if_better": BOOL '
+            "(optional)}",
+        )
     name = raw["name"]
     alias = raw.get("alias")
+    promote = raw.get("promote_if_better", False)
+    if not isinstance(promote, bool):
+        raise SpecError("register_best_as.promote_if_better", "must be true or false")
+    if promote and alias is None:
+        raise SpecError("register_best_as.promote_if_better", "needs the alias to move")
     if not isinstance(name, str):
         raise SpecError("register_best_as.name", "must be a string")
     registry.check_name(name, "register_best_as.name")
@@ -30,7 +40,10 @@ def check_winner_name(raw: Any) -> dict[str, Any] | None:
         if not isinstance(alias, str):
             raise SpecError("register_best_as.alias", "must be a string")
         registry.check_alias(alias, "register_best_as.alias")
-    return {"name": name, "alias": alias}
+    checked: dict[str, Any] = {"name": name, "alias": alias}
+    if promote:
+        checked["promote_if_better"] = True
+    return checked
 
 
 def register_winner(session: Session, search: Search, job_id: str) -> None:
@@ -44,10 +57,48 @@ def register_winner(session: Session, search: Search, job_id: str) -> None:
                 job_id,
                 description=f"best trial of search {search.id} by {search.metric}",
             )
-            if target.get("alias"):
-                registry.set_alias(
-                    session, search.owner_id, target["name"], target["alias"], version.version
-                )
+            alias = target.get("alias")
+            if (
+                alias
+                and target.get("promote_if_better")
+                and _alias_exists(session, search.owner_id, target["name"], alias)
+            ):
+                _challenge(session, search, alias, version.version)
+            elif alias:
+                registry.set_alias(session, search.owner_id, target["name"], alias, version.version)
     except CnnlabError:
         # The search still ends; its best trial can be registered by hand (POST /v1/models).
         log.warning("search %s: its best trial could not be registered", search.id, exc_info=True)
+
+
+def _alias_exists(session: Session, owner_id: int, name: str, alias: str) -> bool:
+    try:
+        registry.resolve(session, owner_id, name, alias=alias)
+    except CnnlabError:
+        return False
+    return True
+
+
+def _challenge(session: Session, search: Search, alias: str, version: int) -> None:
+    """Compare the new version with the one ``alias`` points at on the search's dataset; the
+    worker moves the alias only if the new one is better by McNemar's test. The comparison is
+    queued without a message (the search ends inside another job's transaction): the sweeper
+    sends it (``CNNLAB_QUEUED_GRACE_SECONDS``)."""
+    from cnnlab.lifecycle.scoring import submit_comparison
+
+    target = search.register_best_as or {}
+    try:
+        with session.begin_nested():
+            submit_comparison(
+                session,
+                search.owner_id,
+                target["name"],
+                {"alias": alias},
+                {"version": version},
+                str(search.base.get("dataset")),
+                enqueue=None,
+                promote=alias,
+            )
+    except CnnlabError:
+        # The new version stays registered; the alias stays where it was.
+        log.warning("search %s: its winner could not be compared", search.id, exc_info=True)

@@ -3,12 +3,20 @@ reads of the job it runs. Status changes are :mod:`cnnlab.lifecycle`'s."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
-from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job, JobStatus
+from cnnlab.store.tables import (
+    JOB_KIND_TRAIN,
+    Checkpoint,
+    CheckpointKind,
+    EpochMetric,
+    Job,
+    JobStatus,
+    JobTag,
+)
 
 
 def list_jobs(
@@ -19,8 +27,20 @@ def list_jobs(
     cursor: str | None = None,
     status: JobStatus | None = None,
     search_id: str | None = None,
+    kind: str | None = JOB_KIND_TRAIN,
+    tag: str | None = None,
+    name: str | None = None,
 ) -> Page[Job]:
+    """The owner's jobs of ``kind`` (None: every kind), newest first; with ``tag``, those
+    tagged so; with ``name``, those whose name contains it (any case)."""
     stmt = select(Job).where(Job.owner_id == owner_id)
+    if tag is not None:
+        stmt = stmt.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
+    if name is not None:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(func.lower(Job.name).like(f"%{escaped.lower()}%", escape="\\"))
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
     if status is not None:
         stmt = stmt.where(Job.status == status)
     if search_id is not None:
@@ -118,3 +138,24 @@ def resume_checkpoint(session: Session, job_id: str) -> bytes | None:
             Checkpoint.job_id == job_id, Checkpoint.kind == CheckpointKind.last
         )
     )
+
+
+def get_job_of_kind(session: Session, owner_id: int, job_id: str, kind: str, what: str) -> Job:
+    """The owner's job of ``kind``, :class:`NotFound` as ``what`` for any other."""
+    job = session.scalar(_OWNED_JOB, {"job_id": job_id, "owner": owner_id})
+    if job is None or job.kind != kind:
+        raise NotFound(what, job_id)
+    return job
+
+
+def model_jobs(
+    session: Session, owner_id: int, model_id: str, kind: str, limit: int = 500
+) -> list[Job]:
+    """The owner's jobs of ``kind`` on one registered model, newest first."""
+    stmt = (
+        select(Job)
+        .where(Job.owner_id == owner_id, Job.model_id == model_id, Job.kind == kind)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

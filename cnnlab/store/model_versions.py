@@ -94,6 +94,8 @@ class VersionView:
     size_bytes: int
     created_at: datetime
     aliases: list[str] = field(default_factory=list)
+    environment: dict[str, Any] | None = None
+    signature: dict[str, Any] | None = None
 
 
 @dataclass
@@ -194,10 +196,21 @@ def register_version(
         description=description,
         size_bytes=len(data),
         data=data,
+        environment=job.environment,
+        signature=job.signature or _signature_of_spec(spec),
     )
     session.add(row)
     session.flush()
     return _view(name, row, [])
+
+
+def _signature_of_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """For a job that recorded none (it ran before signatures were recorded): its dataset's."""
+    from cnnlab.datasets.catalog import DATASETS
+    from cnnlab.datasets.signature import of_meta
+
+    meta = DATASETS.get(str(spec.get("dataset")))
+    return None if meta is None else of_meta(meta)
 
 
 def _next_version(session: Session, owner_id: int, name: str) -> tuple[str, int]:
@@ -360,6 +373,8 @@ def _view(name: str, row: ModelVersion, aliases: list[str]) -> VersionView:
         size_bytes=row.size_bytes,
         created_at=row.created_at,
         aliases=sorted(aliases),
+        environment=row.environment,
+        signature=row.signature,
     )
 
 
@@ -533,6 +548,18 @@ _DEFAULT = (
     .order_by(ModelAlias.id.is_(None), ModelVersion.version.desc())
     .limit(1)
 )
+
+
+def model_id_of(session: Session, owner_id: int, name: str) -> str:
+    """The id of the owner's model ``name`` (:class:`NotFound` otherwise)."""
+    model_id = _model_id(session, owner_id, name)
+    if model_id is None:
+        raise NotFound("model", name)
+    return model_id
+
+
+def signature_of(session: Session, version_id: str) -> dict[str, Any] | None:
+    return session.scalar(select(ModelVersion.signature).where(ModelVersion.id == version_id))
 
 
 def resolve(

@@ -37,6 +37,13 @@ NAMING_CONVENTION = {
 }
 
 ID_LENGTH = 32
+JOB_KIND_TRAIN = "train"
+JOB_NAME_LENGTH = 200
+JOB_NOTES_LENGTH = 5000
+JOB_TAG_LENGTH = 64
+JOB_TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$"
+JOB_MAX_TAGS = 20
+BATCH_FILE_LENGTH = 1000
 TOKEN_NAME_LENGTH = 100
 
 
@@ -188,15 +195,81 @@ class Job(Base):
     )
     trial_index: Mapped[int | None] = mapped_column(Integer)
     params: Mapped[dict[str, Any] | None]
+    # What the job does: train (the default), or score registered models on a worker
+    # (evaluate, compare, batch_predict); every kind runs through the same lifecycle.
+    kind: Mapped[str] = mapped_column(String(16), default=JOB_KIND_TRAIN, server_default="train")
+    # The registered model an evaluate, compare or batch_predict job scores (a pointer).
+    model_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    # What it found, once it succeeded (metrics, comparison, counts of a batch).
+    result: Mapped[dict[str, Any] | None]
+    # The receipt: versions, device, dataset and seed, written when a worker starts it.
+    environment: Mapped[dict[str, Any] | None]
+    # The inputs its model takes and the classes it answers (a train job's, from its dataset).
+    signature: Mapped[dict[str, Any] | None]
+    # The owner's words for it: set at submit, editable (PATCH /v1/jobs/{id}).
+    name: Mapped[str | None] = mapped_column(String(JOB_NAME_LENGTH))
+    notes: Mapped[str | None] = mapped_column(String(JOB_NOTES_LENGTH))
 
     search: Mapped[Search | None] = relationship(back_populates="trials")
+    tag_rows: Mapped[list[JobTag]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True, order_by="JobTag.tag"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
 
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_jobs_owner_kind_created", "owner_id", "kind", "created_at", "id"),
+        Index("ix_jobs_model_kind", "model_id", "kind"),
         # Live jobs among all of them: the sweeper's queries and the active-job quota's.
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_owner_status", "owner_id", "status"),
     )
+
+
+class JobTag(Base):
+    """One tag of a job: rows, not a JSON list, so ``GET /v1/jobs?tag=T`` is an indexed query
+    on every backend."""
+
+    __tablename__ = "job_tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(JOB_TAG_LENGTH), index=True)
+
+    __table_args__ = (UniqueConstraint("job_id", "tag"),)
+
+
+class JobInput(Base):
+    """The input a job was given as bytes (a batch prediction's archive of images), so a worker
+    on any machine can read it."""
+
+    __tablename__ = "job_inputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BatchPredictionRow(Base):
+    """One input of a batch prediction: its class, or why it could not be read. ``index`` is
+    its place among the inputs; unique per job, so a resumed job never writes a row twice."""
+
+    __tablename__ = "batch_prediction_rows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    file: Mapped[str] = mapped_column(String(BATCH_FILE_LENGTH))
+    class_name: Mapped[str | None] = mapped_column(String(200))
+    probability: Mapped[float | None] = mapped_column(Float)
+    top_k: Mapped[list[Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (UniqueConstraint("job_id", "index"),)
 
 
 class EpochMetric(Base):
@@ -280,6 +353,9 @@ class ModelVersion(Base):
     val_accuracy: Mapped[float | None] = mapped_column(Float)
     test_accuracy: Mapped[float | None] = mapped_column(Float)
     description: Mapped[str] = mapped_column(String(MODEL_DESCRIPTION_LENGTH), default="")
+    # The job's receipt and the model's signature (inputs, preprocessing, class names).
+    environment: Mapped[dict[str, Any] | None]
+    signature: Mapped[dict[str, Any] | None]
     size_bytes: Mapped[int] = mapped_column(Integer)
     # Loaded only when asked for: listing versions must not read every model's weights.
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

@@ -38,12 +38,38 @@ EVENT_TYPES = (
     "search.succeeded",
     "search.failed",
     "model.alias_moved",
+    "evaluation.succeeded",
+    "evaluation.failed",
+    "comparison.succeeded",
+    "comparison.failed",
+    "batch_prediction.succeeded",
+    "batch_prediction.failed",
+    "batch_prediction.cancelled",
 )
 _JOB_EVENTS = {
     JobStatus.succeeded: "job.succeeded",
     JobStatus.failed: "job.failed",
     JobStatus.cancelled: "job.cancelled",
 }
+# The resource each kind of job is shown as (its events' prefix); a train job is a "job".
+KIND_RESOURCE = {
+    "train": "job",
+    "evaluate": "evaluation",
+    "compare": "comparison",
+    "batch_predict": "batch_prediction",
+}
+
+
+def job_event_type(kind: str | None, status: JobStatus) -> str | None:
+    """``<resource>.<status>`` for a job of ``kind`` that ended so, if that is an event type."""
+    event = _JOB_EVENTS.get(status)
+    if event is None:
+        return None
+    resource = KIND_RESOURCE.get(kind or "train", "job")
+    event = event.replace("job.", f"{resource}.", 1)
+    return event if event in EVENT_TYPES else None
+
+
 _SEARCH_EVENTS = {
     SearchStatus.succeeded: "search.succeeded",
     SearchStatus.failed: "search.failed",
@@ -89,17 +115,20 @@ def record(
 
 
 def job_ended(session: Session, job_id: str, status: JobStatus) -> str | None:
-    """Record ``job.<status>`` for a job that has just ended (nothing for ``pruned``)."""
-    event_type = _JOB_EVENTS.get(status)
-    if event_type is None:
+    """Record ``job.<status>`` for a job that has just ended (nothing for ``pruned``); for an
+    evaluation, comparison or batch prediction, ``evaluation.<status>`` and so on."""
+    if status not in _JOB_EVENTS:
         return None
     # The owner's subscribed webhooks in one query, joined through the job: no job load when
     # there are none.
     rows = session.execute(
-        select(Webhook.id, Webhook.events, Webhook.owner_id)
+        select(Webhook.id, Webhook.events, Job.kind)
         .join(Job, Job.owner_id == Webhook.owner_id)
         .where(Job.id == job_id)
     ).all()
+    event_type = job_event_type(rows[0][2] if rows else None, status)
+    if event_type is None:
+        return None
     hooks = [hook_id for hook_id, events, _ in rows if event_type in (events or ())]
     if not hooks:
         return None
@@ -167,7 +196,22 @@ def job_data(job: Job) -> dict[str, Any]:
         "cancel_requested": bool(job.cancel_requested),
         "search_id": job.search_id,
         "params": job.params,
+        "kind": job.kind,
+        "name": job.name,
+        "tags": job.tags,
+        "notes": job.notes,
+        "environment": job.environment,
+        "result": _without_pixels(job.result),
     }
+
+
+def _without_pixels(value: Any) -> Any:
+    """A result without the base64 images of its mistakes (served as PNGs, not inline)."""
+    if isinstance(value, dict):
+        return {k: _without_pixels(v) for k, v in value.items() if k != "png"}
+    if isinstance(value, list):
+        return [_without_pixels(v) for v in value]
+    return value
 
 
 def search_data(session: Session, search: Search) -> dict[str, Any]:

@@ -31,6 +31,9 @@ TABLES = {
     "workers",
     "webhooks",
     "webhook_events",
+    "job_inputs",
+    "job_tags",
+    "batch_prediction_rows",
     "webhook_deliveries",
     "webhook_attempts",
 }

@@ -1,0 +1,49 @@
+"""What a worker writes while it runs a batch prediction: its result rows, chunk by chunk,
+under the attempt's fence, so a job taken over (or resumed after a kill) never writes a row
+twice and picks up after the last chunk that committed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from cnnlab.lifecycle.leases import DEFAULT_LEASE_SECONDS, held
+from cnnlab.store.tables import BatchPredictionRow, Job, utcnow
+
+
+def rows_done(session: Session, job_id: str) -> int:
+    """How many inputs already have their row: the next index to write."""
+    last = session.scalar(
+        select(func.max(BatchPredictionRow.index)).where(BatchPredictionRow.job_id == job_id)
+    )
+    return 0 if last is None else int(last) + 1
+
+
+def record_batch_rows(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    rows: list[dict[str, Any]],
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> bool:
+    """Add a chunk of rows (each with its ``index``) and renew the lease, only while this
+    attempt holds the job (False: taken over; nothing written)."""
+    fenced = session.execute(
+        update(Job)
+        .where(held(job_id, attempt))
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    if not fenced.rowcount:  # type: ignore[attr-defined]
+        return False
+    # One executemany of plain rows: the ORM's per-object bookkeeping costs more than the insert.
+    session.execute(
+        insert(BatchPredictionRow),
+        [{**_EMPTY_ROW, **row, "job_id": job_id} for row in rows],
+    )
+    return True
+
+
+_EMPTY_ROW = {"class_name": None, "probability": None, "top_k": None, "error": None}
