@@ -92,7 +92,15 @@ def run_ingest(
             logger.exception("dataset version %s failed [log_ref=%s]", version_id, log_ref)
             error = {"type": "internal", "message": f"internal error ({type(exc).__name__})"}
             return _finish(held, error={**error, "log_ref": log_ref})
-        return _finish(held, result=record(ingested), decoded=decoded, checksum=checksum)
+        samples, samples_checksum = _samples(ingested, Path(tmp))
+        result = {
+            **record(ingested),
+            "decoded_checksum": checksum,
+            "decoded_bytes": decoded.stat().st_size,
+            "samples_checksum": samples_checksum,
+        }
+        blobs = [(decoded, checksum), (samples, samples_checksum)]
+        return _finish(held, result=result, blobs=blobs)
 
 
 def _decode(held: lifecycle.IngestClaim, tmp: Path, config: LeaseSettings) -> Ingested:
@@ -138,6 +146,19 @@ def _save(ingested: Ingested, tmp: Path, settings: Settings) -> tuple[Path, str]
     return path, checksum
 
 
+def _samples(ingested: Ingested, tmp: Path) -> tuple[Path, str]:
+    """The sample grid (a few training images per class) as a file, and its checksum."""
+    import torch
+
+    from cnnlab.engine.samples import class_grid_png
+
+    train = torch.nonzero(ingested.split != 2).flatten()
+    png = class_grid_png(ingested.images[train], ingested.labels[train], list(ingested.classes))
+    path = tmp / "samples.png"
+    path.write_bytes(png)
+    return path, hashlib.sha256(png).hexdigest()
+
+
 def record(ingested: Ingested) -> dict[str, Any]:
     """The version's fields from an ingest's result."""
     split = ingested.split
@@ -159,19 +180,12 @@ def _finish(
     held: lifecycle.IngestClaim,
     *,
     result: dict[str, Any] | None = None,
-    decoded: Path | None = None,
-    checksum: str | None = None,
+    blobs: list[tuple[Path, str]] | None = None,
     error: dict[str, Any] | None = None,
 ) -> DatasetStatus | None:
     with session_scope() as session:
         done = lifecycle.finish_ingest(
-            session,
-            held.version_id,
-            held.attempt,
-            result=result,
-            decoded=decoded,
-            decoded_checksum=checksum,
-            error=error,
+            session, held.version_id, held.attempt, result=result, blobs=blobs, error=error
         )
     if not done:
         logger.warning("dataset version %s was taken over or deleted", held.version_id)

@@ -238,15 +238,15 @@ def finish_ingest(
     attempt: int,
     *,
     result: dict[str, Any] | None = None,
-    decoded: Path | None = None,
-    decoded_checksum: str | None = None,
+    blobs: list[tuple[Path, str]] | None = None,
     error: dict[str, Any] | None = None,
 ) -> bool:
-    """End this attempt's ingest: ``ready`` with ``result`` (the version's fields) and the
-    decoded tensors' file, or ``failed`` with ``error``. False: not this attempt's any more."""
+    """End this attempt's ingest: ``ready`` with ``result`` (the version's fields) and the files
+    it refers to stored as blobs (path, sha256) in the same transaction, or ``failed`` with
+    ``error``. False: not this attempt's any more (taken over, or deleted)."""
     fence = (DatasetVersion.attempts == attempt,)
     now = utcnow()
-    if error is not None:
+    if error is not None or result is None:
         return move_version(
             session,
             version_id,
@@ -255,18 +255,17 @@ def finish_ingest(
             error=error,
             finished_at=now,
             lease_expires_at=None,
+            progress=None,
         )
-    assert result is not None and decoded is not None and decoded_checksum is not None
     if session.scalar(select(DatasetVersion.id).where(*_held(version_id, attempt))) is None:
         return False
-    store.put_blob(session, decoded, decoded_checksum)
+    for path, checksum in blobs or []:
+        store.put_blob(session, path, checksum)
     return move_version(
         session,
         version_id,
         DatasetStatus.ready,
         where=fence,
-        decoded_checksum=decoded_checksum,
-        decoded_bytes=decoded.stat().st_size,
         finished_at=now,
         lease_expires_at=None,
         **result,
@@ -390,13 +389,21 @@ def _users(session: Session, owner_id: int, name: str, numbers: set[int]) -> lis
     return found + [sid for sid, base in searches if base.get("dataset") in refs]
 
 
+def blobs_of(rows: list[DatasetVersion]) -> set[str]:
+    """The blobs the versions refer to: archive, decoded tensors, sample grid."""
+    found = set()
+    for row in rows:
+        found |= {c for c in (row.checksum, row.decoded_checksum, row.samples_checksum) if c}
+    return found
+
+
 def delete_version(session: Session, owner_id: int, name: str, number: int) -> None:
     """Delete one version and its bytes no other version shares; 409 while used."""
     row = store.get_version(session, owner_id, name, number)
     users = _users(session, owner_id, name, {number})
     if users:
         raise DatasetInUse(f"{name}@{number}", users)
-    blobs = {row.checksum, *([row.decoded_checksum] if row.decoded_checksum else [])}
+    blobs = blobs_of([row])
     session.delete(row)
     session.flush()
     store.delete_unused_blobs(session, blobs)
@@ -410,7 +417,7 @@ def delete_dataset(session: Session, owner_id: int, name: str) -> None:
     users = _users(session, owner_id, name, {r.version for r in rows})
     if users:
         raise DatasetInUse(name, users)
-    blobs = {r.checksum for r in rows} | {r.decoded_checksum for r in rows if r.decoded_checksum}
+    blobs = blobs_of(rows)
     if not rows:
         raise NotFound("dataset", name)
     session.execute(delete(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id))

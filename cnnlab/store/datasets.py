@@ -139,6 +139,7 @@ def delete_unused_blobs(session: Session, checksums: set[str]) -> None:
             .where(
                 (DatasetVersion.checksum == checksum)
                 | (DatasetVersion.decoded_checksum == checksum)
+                | (DatasetVersion.samples_checksum == checksum)
             )
         )
         if not used:

@@ -455,6 +455,8 @@ class DatasetVersion(Base):
     error: Mapped[dict[str, Any] | None]
     decoded_checksum: Mapped[str | None] = mapped_column(String(CHECKSUM_LENGTH), index=True)
     decoded_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # A PNG grid of a few images per class, drawn by the worker that decoded it (a blob).
+    samples_checksum: Mapped[str | None] = mapped_column(String(CHECKSUM_LENGTH))
     # {"done": n, "total": n} while a worker decodes it.
     progress: Mapped[dict[str, Any] | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)

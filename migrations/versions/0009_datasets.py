@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("error", sa.JSON(), nullable=True),
         sa.Column("decoded_checksum", sa.String(length=64), nullable=True),
         sa.Column("decoded_bytes", sa.BigInteger(), nullable=True),
+        sa.Column("samples_checksum", sa.String(length=64), nullable=True),
         sa.Column("progress", sa.JSON(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("worker_id", sa.String(length=200), nullable=True),
