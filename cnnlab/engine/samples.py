@@ -71,7 +71,11 @@ def class_grid_png(
         for col, i in enumerate(index.tolist()):
             chw = images[i].numpy()
             pixels = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)
-            tile = Image.fromarray(pixels).convert("RGB").resize((cell, cell), Image.NEAREST)
+            tile = (
+                Image.fromarray(pixels)
+                .convert("RGB")
+                .resize((cell, cell), Image.Resampling.NEAREST)
+            )
             canvas.paste(tile, (label_w + col * (cell + pad), top))
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
