@@ -15,7 +15,7 @@ from api.errors import install_error_handlers
 from api.metrics import install as install_metrics
 from api.prediction.limits import BodyLimit
 from api.prediction.service import PredictorCache
-from api.routes import health, me, retention, v1
+from api.routes import datasets, health, me, retention, v1
 from api.security import SecurityHeaders
 from api.settings import ApiSettings
 from cnnlab import __version__
@@ -79,7 +79,10 @@ def create_app(
     app.state.predictors = PredictorCache(app.state.api_settings.predictor_cache_size)
     install_error_handlers(app)
     app.add_middleware(
-        BodyLimit, limit=app.state.api_settings.max_body_bytes, exempt_suffixes=("/predict",)
+        BodyLimit,
+        limit=app.state.api_settings.max_body_bytes,
+        exempt_suffixes=("/predict",),
+        exempt_routes=datasets.UPLOAD_ROUTES,  # bounded by CNNLAB_DATASET_MAX_BYTES instead
     )
     install_metrics(app)  # outermost: counts every answer, 413s and 500s included
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no-referrer, no framing: every answer

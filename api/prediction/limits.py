@@ -1,7 +1,8 @@
 """A ceiling on request bodies, so no route parses (or even holds) an oversized JSON document.
 
-Routes that read their own bodies within their own limits (predictions) are left alone. A body
-that declares its size is refused before it is read; one that does not is counted as it arrives.
+Routes that read their own bodies within their own limits (predictions, by suffix; a dataset
+upload, by method and path) are left alone. A body that declares its size is refused before it is
+read; one that does not is counted as it arrives.
 """
 
 from __future__ import annotations
@@ -17,13 +18,24 @@ def too_large(limit: int) -> PayloadTooLarge:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int, exempt_suffixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        exempt_suffixes: tuple[str, ...] = (),
+        exempt_routes: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.app = app
         self.limit = limit
         self.exempt_suffixes = exempt_suffixes
+        self.exempt_routes = exempt_routes  # (method, path) pairs, matched exactly
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].endswith(self.exempt_suffixes):
+        if (
+            scope["type"] != "http"
+            or scope["path"].endswith(self.exempt_suffixes)
+            or (scope["method"], scope["path"]) in self.exempt_routes
+        ):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
