@@ -278,8 +278,11 @@ def stratified_indices(spec: TrainSpec, labels: torch.Tensor) -> tuple[torch.Ten
     from cnnlab.datasets.splits import stratified_split
 
     n = len(labels)
-    kept, held_out = stratified_split(labels, val_count(spec, n), spec.seed)
-    kept_t = torch.as_tensor(kept, dtype=torch.int64)
+    kept, held_out = stratified_split(labels.numpy(), val_count(spec, n), spec.seed)
+    # ``kept`` is sorted (the archive's class order): shuffled, a smaller ``train_size`` still
+    # draws from every class.
+    order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(spec.seed))
+    kept_t = torch.as_tensor(kept, dtype=torch.int64)[order]
     return kept_t[: train_count(spec, n)], torch.as_tensor(held_out, dtype=torch.int64)
 
 
