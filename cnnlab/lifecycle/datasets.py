@@ -179,21 +179,23 @@ def claim_ingest(
     row = session.get(DatasetVersion, version_id)
     if row is None or row.status is not DatasetStatus.ingesting:
         return None
-    if row.attempts >= max_attempts:
-        _fail_lost(session, version_id, row.attempts, now)
+    # Read before the update, which refreshes ``row`` in the session.
+    attempts, checksum, options = row.attempts, row.checksum, dict(row.options)
+    if attempts >= max_attempts:
+        _fail_lost(session, version_id, attempts, now)
         return None
     claimed = move_version(
         session,
         version_id,
         DatasetStatus.ingesting,
-        where=(_claimable(now), DatasetVersion.attempts == row.attempts),
-        attempts=row.attempts + 1,
+        where=(_claimable(now), DatasetVersion.attempts == attempts),
+        attempts=attempts + 1,
         worker_id=worker_id,
         lease_expires_at=now + timedelta(seconds=lease_seconds),
     )
     if not claimed:
         return None
-    return IngestClaim(version_id, row.attempts + 1, row.checksum, dict(row.options))
+    return IngestClaim(version_id, attempts + 1, checksum, options)
 
 
 def _fail_lost(session: Session, version_id: str, attempts: int, now: Any) -> bool:
