@@ -13,12 +13,12 @@ import asyncio
 import hashlib
 import json
 import os
+import pathlib
 import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +41,7 @@ UPLOAD_ROUTES = frozenset({("POST", "/v1/datasets")})
 # Bytes gathered from the request before one write (and hash update) in a thread.
 WRITE_BYTES = 2**20
 POLL_S = 0.5
+Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number")]
 _BINARY = {"type": "string", "format": "binary"}
 
 router = APIRouter(
@@ -80,7 +81,7 @@ async def _receive(request: Request, limit: int, out: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def _upload_dir(settings: Settings) -> Path:
+def _upload_dir(settings: Settings) -> pathlib.Path:
     path = settings.home / "uploads"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -136,7 +137,7 @@ async def upload_dataset(
         raise _too_large(limit)
     options = {"image_size": image_size, "resize": resize, "test_size": test_size, "seed": seed}
     fd, tmp = tempfile.mkstemp(dir=_upload_dir(settings), suffix=".upload")
-    path = Path(tmp)
+    path = pathlib.Path(tmp)
     try:
         with os.fdopen(fd, "wb") as out:
             checksum = await _receive(request, limit, out)
@@ -151,7 +152,7 @@ def _create(
     session: Session,
     owner_id: int,
     name: str,
-    path: Path,
+    path: pathlib.Path,
     checksum: str,
     options: dict[str, Any],
     settings: Settings,
@@ -178,7 +179,7 @@ def _version(session: Session, owner_id: int, name: str, version: int) -> Datase
 
 
 @router.get("/{name}/versions/{version}", response_model=DatasetVersionRead)
-async def get_version(name: str, version: int, db: DbDep, user: UserDep) -> DatasetVersionRead:
+async def get_version(name: str, version: Version, db: DbDep, user: UserDep) -> DatasetVersionRead:
     """The whole record: classes, counts, size, channels, mean/std, checksum, report."""
     return await db.read(_version, user.id, name, version)
 
@@ -195,7 +196,7 @@ def _samples(session: Session, owner_id: int, name: str, version: int) -> bytes:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def samples_png(name: str, version: int, db: DbDep, user: UserDep) -> Response:
+async def samples_png(name: str, version: Version, db: DbDep, user: UserDep) -> Response:
     """A few training images per class, a row each, with the class names (404 until ready)."""
     png = await db.read(_samples, user.id, name, version)
     return Response(content=png, media_type="image/png")
@@ -207,7 +208,7 @@ async def samples_png(name: str, version: int, db: DbDep, user: UserDep) -> Resp
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def version_events(
-    name: str, version: int, request: Request, db: DbDep, user: UserDep
+    name: str, version: Version, request: Request, db: DbDep, user: UserDep
 ) -> StreamingResponse:
     """Ingest progress as server-sent events: a `status` event (the version, as
     `GET …/versions/{v}` answers) whenever its status or progress changes; the stream ends
@@ -251,7 +252,7 @@ async def delete_dataset(name: str, db: DbDep, user: UserDep) -> Response:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={409: {"model": ErrorResponse, "description": "dataset_in_use"}},
 )
-async def delete_version(name: str, version: int, db: DbDep, user: UserDep) -> Response:
+async def delete_version(name: str, version: Version, db: DbDep, user: UserDep) -> Response:
     """Delete one version; its number is not given again."""
     await db.run(lifecycle.delete_version, user.id, name, version)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
