@@ -192,3 +192,72 @@ def test_another_users_dataset_is_not_found(
     assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset"
     # Bob's own upload of the same name is his version 1.
     assert upload(client, bob, archive)["version"] == 1
+
+
+def test_an_interrupted_upload_leaves_nothing(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    """The client goes away half way through the body: no version, no blob, no temp file."""
+    import anyio
+
+    messages: list[dict[str, object]] = [
+        {"type": "http.request", "body": archive[: len(archive) // 2], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/datasets",
+        "raw_path": b"/v1/datasets",
+        "query_string": b"name=cut",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {alice.token}".encode()),
+            (b"content-type", b"application/zip"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+    async def call() -> None:
+        await client.app(scope, receive, send)
+
+    anyio.run(call)
+    assert not any(m.get("status") == 202 for m in sent)
+    assert client.get("/v1/datasets/cut", headers=alice.headers).status_code == 404
+    assert not list((get_settings().home / "uploads").iterdir())
+    assert blobs(db_url, hashlib.sha256(archive).hexdigest()) == 0
+
+
+def test_a_search_trains_every_trial_on_the_version_it_was_checked_against(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    ingest(db_url, upload(client, alice, archive))
+    base = {"dataset": "parts", "val_size": 3, "batch_size": 4, "epochs": 1}
+    r = client.post(
+        "/v1/searches", json={"base": base, "grid": {"seed": [1, 2]}}, headers=alice.headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["base"]["dataset"] == "parts@1"
+    trials = client.get(
+        "/v1/jobs", params={"search_id": r.json()["id"]}, headers=alice.headers
+    ).json()["items"]
+    assert {t["spec"]["dataset"] for t in trials} == {"parts@1"}
+    missing = client.post(
+        "/v1/searches",
+        json={"base": {**base, "dataset": "nope"}, "grid": {"seed": [1]}},
+        headers=alice.headers,
+    )
+    assert missing.status_code == 422 and missing.json()["detail"]["field"] == "base.dataset"
