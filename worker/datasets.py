@@ -35,6 +35,7 @@ from worker.app import INGEST_TASK
 
 if TYPE_CHECKING:
     from celery import Task
+
     from cnnlab.datasets.ingest import Ingested
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,6 @@ def _decode(held: lifecycle.IngestClaim, tmp: Path, config: LeaseSettings) -> In
 def _save(ingested: Ingested, tmp: Path, settings: Settings) -> tuple[Path, str]:
     """The decoded tensors' file, moved into this worker's cache under their sha256."""
     from cnnlab.datasets.ingest import save_ingested
-
     from cnnlab.datasets.loading import decoded_path
 
     staged = tmp / "decoded"
@@ -205,34 +205,4 @@ def uploaded_datasets(job_id: str, dataset: str) -> dict[str, DatasetMeta]:
         return {}
     with session_scope() as session:
         owner_id = session.get_one(Job, job_id).owner_id
-        metas = lifecycle.metas_for(session, owner_id, dataset)
-    for meta in metas.values():
-        assert meta.decoded is not None
-        fetch_decoded(meta.decoded, get_settings())
-    return metas
-
-
-def fetch_decoded(checksum: str, settings: Settings) -> Path:
-    """The decoded tensors' file in this worker's cache, copied from the store if missing (to a
-    temporary name, checked against its sha256, then renamed: never half a file)."""
-    from cnnlab.datasets.loading import decoded_path
-
-    path = decoded_path(checksum, settings)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, session_scope() as session:
-            for data in store.blob_chunks(session, checksum):
-                digest.update(data)
-                out.write(data)
-        if digest.hexdigest() != checksum:
-            raise OSError(f"decoded dataset {checksum} read back with another checksum")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    logger.info("decoded dataset %s fetched from the store", checksum)
-    return path
+    return lifecycle.fetch_uploads(owner_id, dataset, get_settings())

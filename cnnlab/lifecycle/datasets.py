@@ -371,6 +371,21 @@ def metas_for(session: Session, owner_id: int, dataset: str) -> dict[str, Datase
     return {resolved.ref: meta_of(resolved.ref, resolved.version)}
 
 
+def fetch_uploads(
+    owner_id: int, dataset: str, settings: Settings, url: str | None = None
+) -> dict[str, DatasetMeta]:
+    """:func:`metas_for`, with each version's decoded tensors fetched into this machine's
+    cache (``CNNLAB_HOME/cache/datasets``) so that loading them needs no database."""
+    if dataset in DATASETS:
+        return {}
+    with session_scope(url) as session:
+        metas = metas_for(session, owner_id, dataset)
+    for meta in metas.values():
+        assert meta.decoded is not None
+        store.fetch_decoded(meta.decoded, settings, url)
+    return metas
+
+
 # -- deletion ----------------------------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ lifecycle's (:mod:`cnnlab.lifecycle.datasets`); this module reads, and writes by
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from cnnlab.datasets.catalog import DATASETS
 from cnnlab.errors import CnnlabError, SpecError
+from cnnlab.settings import Settings
 from cnnlab.status import DatasetStatus
+from cnnlab.store.db import session_scope
 from cnnlab.store.errors import NotFound
 from cnnlab.store.tables import (
     DATASET_NAME_PATTERN,
@@ -280,3 +284,28 @@ def stored_bytes(session: Session, owner_id: int) -> int:
         .where(Dataset.owner_id == owner_id)
     )
     return int(session.scalar(stmt) or 0)
+
+
+def fetch_decoded(checksum: str, settings: Settings, url: str | None = None) -> Path:
+    """A decoded dataset's file in this machine's cache, copied from the store if missing (to a
+    temporary name, checked against its sha256, then renamed: never half a file)."""
+    from cnnlab.datasets.loading import decoded_path
+
+    path = decoded_path(checksum, settings)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, session_scope(url) as session:
+            for data in blob_chunks(session, checksum):
+                digest.update(data)
+                out.write(data)
+        if digest.hexdigest() != checksum:
+            raise OSError(f"decoded dataset {checksum} read back with another checksum")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

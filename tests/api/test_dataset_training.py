@@ -58,6 +58,12 @@ def test_own_pictures_to_a_served_model(
     assert [len(p["probabilities"]) for p in predictions] == [3, 3, 3]
     assert {p["class_name"] for p in predictions} <= set(NAMES)
 
+    confusion = client.get(f"/v1/jobs/{jobs[0]}/confusion", headers=alice.headers)
+    assert confusion.status_code == 200, confusion.text
+    assert confusion.json()["class_names"] == NAMES
+    samples = client.get(f"/v1/jobs/{jobs[0]}/samples", headers=alice.headers)
+    assert samples.status_code == 200 and samples.json()["class_names"] == NAMES
+
     model = {"name": "parts-model", "job_id": jobs[1], "checkpoint": "best"}
     assert client.post("/v1/models", json=model, headers=alice.headers).status_code == 201
     gone = client.request("DELETE", "/v1/datasets/parts", headers=alice.headers)
