@@ -255,6 +255,10 @@ def test_a_search_trains_every_trial_on_the_version_it_was_checked_against(
         "/v1/jobs", params={"search_id": r.json()["id"]}, headers=alice.headers
     ).json()["items"]
     assert {t["spec"]["dataset"] for t in trials} == {"parts@1"}
+    plan = client.post(
+        "/v1/searches/plan", json={"base": base, "grid": {"seed": [1, 2]}}, headers=alice.headers
+    )
+    assert plan.status_code == 200, plan.text
     missing = client.post(
         "/v1/searches",
         json={"base": {**base, "dataset": "nope"}, "grid": {"seed": [1]}},
