@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from cnnlab.errors import InvalidDataset
 
 Resize = Literal["squash", "center_crop", "pad"]
-FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF")
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")  # JPEG includes MPO (phone cameras)
 # A file that declares this many more pixels than it has bytes cannot be a real picture (a flat
 # PNG stores at most ~350 pixels a byte): a decompression bomb, refused rather than skipped.
 BOMB_PIXELS_PER_BYTE = 1000
@@ -67,8 +67,9 @@ def decode(
     try:
         im = Image.open(io.BytesIO(data), formats=FORMATS)
         w, h = im.size
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses at twice its own MAX_IMAGE_PIXELS, before we see the size.
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow refuses at twice its own MAX_IMAGE_PIXELS, before we see the size (and warns
+        # past it: an error where warnings are errors).
         found = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = int(found.group(1)) if found else max_pixels + 1
         return _too_large(name, pixels, f"{pixels:,} pixels", len(data))
