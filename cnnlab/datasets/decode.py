@@ -55,11 +55,9 @@ def is_nested_archive(name: str, head: bytes = b"") -> bool:
     return any(head[at : at + len(magic)] == magic for at, magic in _NESTED_ARCHIVES)
 
 
-def decode(
-    data: bytes, name: str, size: int | None, resize: Resize, max_pixels: int, cap: int = 64
-) -> Decoded | Skipped:
-    """``data`` decoded and shaped to ``size``×``size`` by ``resize``; when ``size`` is None
-    (not known yet) only reduced to at most ``cap`` a side, for :func:`fit` to finish."""
+def open_image(data: bytes, name: str, max_pixels: int) -> Image.Image | Skipped:
+    """The picture in ``data``, its header read (not its pixels), or why it is skipped;
+    :class:`InvalidDataset` for a decompression bomb (a huge size declared in a few bytes)."""
     if not data:
         return Skipped("zero bytes")
     if is_nested_archive(name, data[:512]):
@@ -77,10 +75,27 @@ def decode(
         return Skipped("not an image")
     if w * h > max_pixels:
         return _too_large(name, w * h, f"{w:,}×{h:,} pixels", len(data))
+    return im
+
+
+def decode_opened(
+    im: Image.Image, size: int | None, resize: Resize, cap: int = 64
+) -> Decoded | Skipped:
+    """An :func:`open_image` picture decoded and shaped to ``size``×``size`` by ``resize``; when
+    ``size`` is None (not known yet) only reduced to at most ``cap`` a side, for :func:`fit` to
+    finish."""
     try:
         return _decode_opened(im, size, resize, cap)
     except Exception:  # Pillow raises many kinds on damaged data
         return Skipped("undecodable")
+
+
+def decode(
+    data: bytes, name: str, size: int | None, resize: Resize, max_pixels: int, cap: int = 64
+) -> Decoded | Skipped:
+    """:func:`open_image` then :func:`decode_opened`."""
+    opened = open_image(data, name, max_pixels)
+    return opened if isinstance(opened, Skipped) else decode_opened(opened, size, resize, cap)
 
 
 def _too_large(name: str, pixels: int, declared: str, n_bytes: int) -> Skipped:
@@ -121,7 +136,7 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     if mode == "F":
         return Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8), "L")
     if mode in _GREY_MODES:
-        return im.convert("L")
+        return im if mode == "L" else im.convert("L")
     if mode == "P" and "transparency" not in im.info:
         return im.convert("RGB")
     if "A" in mode or "a" in mode or mode == "P":

@@ -12,18 +12,19 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
 from cnnlab.datasets import decode, layouts, report
-from cnnlab.datasets.archives import Archive, Limits
+from cnnlab.datasets.archives import Archive, Entry, Limits
 from cnnlab.datasets.layouts import TEST, TRAIN
 from cnnlab.datasets.splits import stratified_split
 from cnnlab.errors import InvalidDataset
@@ -42,6 +43,13 @@ MIN_IMAGES_PER_CLASS = 5
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 224
 DEFAULT_SIZE_CAP = 64
 CACHE_FORMAT = 1
+CHUNK = 32  # files handed to a decoding thread at once
+# When the images' bytes are at most this many and no size is given, they are held in memory:
+# their headers give the default size, then each is decoded once, straight to it.
+IN_MEMORY_BYTES, IN_MEMORY_FILES = 512 * 2**20, 100_000
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -89,73 +97,145 @@ def _workers(options: IngestOptions) -> int:
         return os.cpu_count() or 1
 
 
+def _chunks(pairs: Iterable[_T], size: int = CHUNK) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _map_chunks(
+    fn: Callable[[list[_T]], list[_R]],
+    chunks: Iterable[list[_T]],
+    workers: int,
+    on_done: Callable[[int], None] = lambda n: None,
+) -> list[_R]:
+    """``fn`` over each chunk, on ``workers`` threads, the results in order. Chunks (not single
+    files) go to the threads, so waiting and waking cost little next to decoding; at most two
+    chunks a thread wait in memory, while this thread reads the next."""
+    results: list[_R] = []
+    if workers == 1:
+        for chunk in chunks:
+            results += fn(chunk)
+            on_done(len(chunk))
+        return results
+    with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
+        pending: deque[Future[list[_R]]] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(fn, chunk))
+                while len(pending) >= 2 * workers:
+                    done = pending.popleft().result()  # a decompression bomb raises here
+                    results += done
+                    on_done(len(done))
+            while pending:
+                done = pending.popleft().result()
+                results += done
+                on_done(len(done))
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    return results
+
+
 def _decode_all(
     archive: Archive,
     items: list[layouts.Item],
     options: IngestOptions,
     progress: Callable[[int, int], None] | None,
-) -> list[decode.Decoded | decode.Skipped]:
-    """Each item decoded (or why not), in the items' order. The archive is read here, in order,
-    while a pool of threads decodes; at most a few files per thread wait in memory."""
+) -> tuple[list[decode.Decoded | decode.Skipped], int | None]:
+    """Each item decoded (or why not), in the items' order, and the size they were decoded to:
+    ``options.image_size``, or the default size when the files fit in memory and could be read
+    first (their headers give it); None when they were only reduced (:func:`_finish` ends)."""
     index = {item.path: i for i, item in enumerate(items)}
-    results: list[decode.Decoded | decode.Skipped | None] = [None] * len(items)
+    declared = sum(e.size for e in archive.entries if e.path in index)
+    workers = _workers(options)
     total, done = len(items), 0
-    if progress is not None:
-        progress(0, total)
-    n = _workers(options)
 
-    def collect(finished: set[Future[decode.Decoded | decode.Skipped]]) -> None:
+    def advance(n: int) -> None:
         nonlocal done
-        for fut in finished:
-            results[owner.pop(fut)] = fut.result()  # a decompression bomb raises here
-            done += 1
-        if progress is not None and finished:
+        done += n
+        if progress is not None:
             progress(done, total)
 
-    owner: dict[Future[decode.Decoded | decode.Skipped], int] = {}
-    pending: set[Future[decode.Decoded | decode.Skipped]] = set()
-    with ThreadPoolExecutor(n, thread_name_prefix="ingest") as pool:
-        try:
-            for entry, data in archive.read(set(index)):
-                fut = pool.submit(
-                    decode.decode,
-                    data,
-                    entry.path,
-                    options.image_size,
-                    options.resize,
-                    options.max_image_pixels,
-                    DEFAULT_SIZE_CAP,
+    if progress is not None:
+        progress(0, total)
+    stream = archive.read(set(index))
+    size = options.image_size
+    if size is None and declared <= IN_MEMORY_BYTES and len(items) <= IN_MEMORY_FILES:
+        # Every header first (they give the size), then each picture decoded once, to it.
+        opened = _map_chunks(
+            lambda chunk: [
+                (index[e.path], decode.open_image(data, e.path, options.max_image_pixels))
+                for e, data in chunk
+            ],
+            _chunks(stream),
+            workers,
+        )
+        size = _default_size([min(im.size) for _, im in opened if isinstance(im, Image.Image)])
+
+        def finish_chunk(chunk: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+            return [
+                (
+                    i,
+                    im
+                    if isinstance(im, decode.Skipped)
+                    else decode.decode_opened(im, size, options.resize),
                 )
-                owner[fut] = index[entry.path]
-                pending.add(fut)
-                if len(pending) >= 4 * n:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    collect(finished)
-            collect(set(pending))
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+                for i, im in chunk
+            ]
+
+        decoded = _map_chunks(finish_chunk, _chunks(opened), workers, advance)
+    else:
+
+        def decode_chunk(chunk: list[tuple[Entry, bytes]]) -> list[tuple[int, Any]]:
+            return [
+                (
+                    index[entry.path],
+                    decode.decode(
+                        data,
+                        entry.path,
+                        size,
+                        options.resize,
+                        options.max_image_pixels,
+                        DEFAULT_SIZE_CAP,
+                    ),
+                )
+                for entry, data in chunk
+            ]
+
+        decoded = _map_chunks(decode_chunk, _chunks(stream), workers, advance)
+    results: list[decode.Decoded | decode.Skipped | None] = [None] * len(items)
+    for i, result in decoded:
+        results[i] = result
     missing = [items[i].path for i, r in enumerate(results) if r is None]
     if missing:  # listed, then not found on reading: the archive changed or lies
         raise InvalidDataset(f"archive entry {missing[0]!r} could not be read back")
-    return [r for r in results if r is not None]
+    return [r for r in results if r is not None], size
 
 
-def _default_size(decoded: list[decode.Decoded]) -> int:
-    median = statistics.median_low([d.shorter_side for d in decoded])
+def _default_size(shorter_sides: list[int]) -> int:
+    median = statistics.median_low(shorter_sides) if shorter_sides else DEFAULT_SIZE_CAP
     return int(min(max(median, MIN_IMAGE_SIZE), DEFAULT_SIZE_CAP))
 
 
 def _finish(decoded: list[decode.Decoded], size: int, options: IngestOptions) -> list[np.ndarray]:
     """The reduced images (decoded before the size was known) at ``size``."""
 
-    def one(d: decode.Decoded) -> np.ndarray:
-        if d.pixels.shape[:2] == (size, size):
-            return d.pixels
-        return np.asarray(decode.fit(Image.fromarray(d.pixels), size, options.resize))
+    def some(chunk: list[decode.Decoded]) -> list[np.ndarray]:
+        return [
+            d.pixels
+            if d.pixels.shape[:2] == (size, size)
+            else np.asarray(decode.fit(Image.fromarray(d.pixels), size, options.resize))
+            for d in chunk
+        ]
 
-    with ThreadPoolExecutor(_workers(options), thread_name_prefix="ingest") as pool:
-        return list(pool.map(one, decoded, chunksize=64))
+    return _map_chunks(some, _chunks(decoded), _workers(options))
 
 
 def _stack(pixels: list[np.ndarray], channels: int, size: int) -> np.ndarray:
@@ -168,18 +248,19 @@ def _stack(pixels: list[np.ndarray], channels: int, size: int) -> np.ndarray:
     return out
 
 
-def _mean_std(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per channel, in 0..1 units, a chunk at a time (float64 sums: no precision lost)."""
-    c = images.shape[1]
-    total, squares, count = np.zeros(c), np.zeros(c), 0
-    for start in range(0, len(images), 4096):
-        chunk = images[start : start + 4096].astype(np.float64) / 255.0
-        total += chunk.sum(axis=(0, 2, 3))
-        squares += (chunk**2).sum(axis=(0, 2, 3))
-        count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
-    return [round(float(m), 6) for m in mean], [round(float(s), 6) for s in std]
+def _mean_std(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per channel, in 0..1 units, from each channel's histogram of byte values: exact, and one
+    pass over the pixels."""
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        hist = torch.bincount(images[:, c].reshape(-1), minlength=256).double()
+        n = max(float(hist.sum()), 1.0)
+        m = float((hist * levels).sum()) / n
+        var = float((hist * levels**2).sum()) / n - m * m
+        mean.append(round(m, 6))
+        std.append(round(max(var, 0.0) ** 0.5, 6))
+    return mean, std
 
 
 def _check_classes(classes: list[str], labels: list[int], split: list[int]) -> None:
@@ -221,7 +302,7 @@ def ingest(
     if not items:
         raise InvalidDataset(f"no images found in the archive (layout: {plan.kind})")
 
-    results = _decode_all(source, items, options, progress)
+    results, decoded_size = _decode_all(source, items, options, progress)
     kept = [
         (item, r) for item, r in zip(items, results, strict=True) if isinstance(r, decode.Decoded)
     ]
@@ -233,8 +314,11 @@ def ingest(
     decoded = [r for _, r in kept]
     if not decoded:
         raise InvalidDataset("no file in the archive could be decoded as an image")
-    size = options.image_size or _default_size(decoded)
-    pixels = [d.pixels for d in decoded] if options.image_size else _finish(decoded, size, options)
+    if decoded_size is None:  # too many bytes to read twice: reduced, now brought to size
+        size = _default_size([d.shorter_side for d in decoded])
+        pixels = _finish(decoded, size, options)
+    else:
+        size, pixels = decoded_size, [d.pixels for d in decoded]
     channels = 1 if all(d.grey for d in decoded) else 3
     images = _stack(pixels, channels, size)
     del pixels, decoded, results
@@ -261,7 +345,8 @@ def ingest(
         labels = [labels[i] for i in keep]
         split = [split[i] for i in keep]
         files = [files[i] for i in keep]
-    mean, std = _mean_std(images[np.asarray(split) == TRAIN])
+    tensor = torch.from_numpy(images)
+    mean, std = _mean_std(tensor[torch.tensor(split) == TRAIN])
     summary = report.build(
         layout=plan.kind,
         classes=classes,
@@ -274,7 +359,7 @@ def ingest(
     )
     return Ingested(
         classes=classes,
-        images=torch.from_numpy(images),
+        images=tensor,
         labels=torch.tensor(labels, dtype=torch.int64),
         split=torch.tensor(split, dtype=torch.uint8),
         files=files,

@@ -119,7 +119,7 @@ def test_labels_csv_naming_a_missing_file_is_refused_naming_it(tmp_path: Path) -
         rows.append(f"{i}.png,{path.parent.name}")
     rows.append("ghost.png,trouser")
     (flat / "labels.csv").write_text("\n".join(rows))
-    with pytest.raises(InvalidDataset, match="ghost.png") as info:
+    with pytest.raises(InvalidDataset, match=r"ghost\.png") as info:
         ingest(make_zip(flat), IngestOptions())
     assert info.value.code == "invalid_dataset" and info.value.status_code == 422
     assert info.value.details["missing"] == ["ghost.png"]
