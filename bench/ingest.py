@@ -14,13 +14,18 @@ of mixed sizes (each side 24–96 px), in class folders, zipped.
    user would write: ``ImageFolder`` + ``Resize`` + ``ToTensor`` + ``DataLoader(num_workers=2)``
    (plus ``Grayscale`` when the images are grey, so both train the same network); same
    network, initial weights, optimiser, batch size and training files; validation accuracy on
-   the same held-out files after the last epoch.
+   the same held-out files after the last epoch. Each side runs in its own process, as each
+   would (cnnlab's with its worker's thread and allocator settings); an epoch's seconds are its
+   training pass alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
+import json
 import statistics
+import sys
 import tempfile
 import time
 import zipfile
@@ -31,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.reference import DEBIAN_FASHION_MNIST
+from bench.runner import ProcessRun, run_timed
 
 PER_CLASS = 1000
 CLASSES = 10
@@ -145,16 +151,42 @@ def _ingest_part(archive: Path, root: Path, repeat: int) -> tuple[dict[str, Any]
     return result, ingested
 
 
-def _our_epochs(ingested: Any, epochs: int, device_name: str, seed: int) -> dict[str, Any]:
+def _emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def _epoch_record(epoch: int, seconds: float, images: int, accuracy: float) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "seconds": seconds,
+        "images_per_second": images / seconds,
+        "val_accuracy": accuracy,
+    }
+
+
+def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
+    """cnnlab's way, as a worker runs it: the ingested uint8 tensors on the device,
+    :func:`train_one_epoch` (batches sliced, normalised there, channels-last)."""
+    from cnnlab.threads import yield_idle_threads
+
+    yield_idle_threads()  # before torch loads, as cnnlab's processes do
     import torch
 
     from cnnlab.architectures.registry import create_model
+    from cnnlab.datasets.ingest import load_ingested
     from cnnlab.datasets.loading import ImageSet
-    from cnnlab.engine.training import Normalize, evaluate, resolve_device, train_one_epoch
+    from cnnlab.engine.training import (
+        Normalize,
+        evaluate,
+        keep_freed_memory,
+        resolve_device,
+        train_one_epoch,
+    )
 
+    keep_freed_memory()
+    ingested = load_ingested(cache)
     device = resolve_device(device_name)
-    train = ingested.split == 0
-    held = ingested.split != 0
+    train, held = ingested.split == 0, ingested.split != 0
     data = ImageSet(ingested.images[train], ingested.labels[train]).to(device)
     val = ImageSet(ingested.images[held], ingested.labels[held]).to(device)
     normalize = Normalize({"mean": ingested.mean, "std": ingested.std}, device)
@@ -163,7 +195,6 @@ def _our_epochs(ingested: Any, epochs: int, device_name: str, seed: int) -> dict
     model = create_model("cnn", in_shape=shape, num_classes=len(ingested.classes))
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-    seconds = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         train_one_epoch(
@@ -171,23 +202,26 @@ def _our_epochs(ingested: Any, epochs: int, device_name: str, seed: int) -> dict
         )
         if device.type == "cuda":
             torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-        print(f"  cnnlab epoch {epoch}: {seconds[-1]:.2f}s", flush=True)
-    _, accuracy = evaluate(model, val, normalize)
-    return {"epoch_seconds": seconds, "val_accuracy": accuracy, "train_images": len(data)}
+        seconds = time.perf_counter() - start
+        _, accuracy = evaluate(model, val, normalize)
+        _emit(_epoch_record(epoch, seconds, len(data), accuracy))
+    _emit({"train_images": len(data), "val_images": len(val)})
 
 
-def _user_epochs(
-    root: Path, ingested: Any, epochs: int, device_name: str, seed: int
-) -> dict[str, Any]:
+def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed: int) -> None:
+    """The loop a user would write on the same files: ``ImageFolder`` + ``Resize`` +
+    ``ToTensor`` + ``DataLoader(num_workers=2)``, the same network and batch size."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Subset
 
     from cnnlab.architectures.registry import create_model
-    from cnnlab.engine.training import resolve_device
+    from cnnlab.datasets.ingest import load_ingested
 
-    device = resolve_device(device_name)
+    ingested = load_ingested(cache)  # only which files are training and which validation
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_name)
     size, grey = ingested.image_size, ingested.channels == 1
     dataset = _image_folder(root, size, grey, to_tensor=True)
     position = {Path(p).relative_to(root).as_posix(): i for i, (p, _) in enumerate(dataset.samples)}
@@ -199,11 +233,10 @@ def _user_epochs(
         Subset(dataset, train_idx), batch_size=BATCH_SIZE, shuffle=True, num_workers=2
     )
     val_loader = DataLoader(Subset(dataset, val_idx), batch_size=BATCH_SIZE, num_workers=2)
-    shape = (ingested.channels, size, size)
     torch.manual_seed(seed)
+    shape = (ingested.channels, size, size)
     model = create_model("cnn", in_shape=shape, num_classes=len(ingested.classes)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-    seconds = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
@@ -215,14 +248,49 @@ def _user_epochs(
             optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-        print(f"  user loop epoch {epoch}: {seconds[-1]:.2f}s", flush=True)
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in val_loader:
-            correct += int((model(x.to(device)).argmax(1) == y.to(device)).sum())
-    return {"epoch_seconds": seconds, "val_accuracy": correct / len(val_idx)}
+        seconds = time.perf_counter() - start
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in val_loader:
+                correct += int((model(x.to(device)).argmax(1) == y.to(device)).sum())
+        _emit(_epoch_record(epoch, seconds, len(train_idx), correct / len(val_idx)))
+    _emit({"train_images": len(train_idx), "val_images": len(val_idx)})
+
+
+def _training_part(
+    root: Path, cache: Path, epochs: int, device: str, repeat: int, seed: int
+) -> dict[str, Any]:
+    """Each side in its own process (as each would run), alternated; the best of ``repeat``."""
+    common = ["--epochs", str(epochs), "--device", device, "--seed", str(seed)]
+    user_cmd = [sys.executable, "-m", "bench.ingest", "user", str(root), str(cache), *common]
+    our_cmd = [sys.executable, "-m", "bench.ingest", "cnnlab", str(cache), *common]
+    users: list[ProcessRun] = []
+    ours: list[ProcessRun] = []
+    for i in range(repeat):
+        tag = f" (run {i + 1}/{repeat})" if repeat > 1 else ""
+        print(f"user loop, {epochs} epochs, device {device}{tag}:", flush=True)
+        users.append(run_timed("user loop", user_cmd, {}))
+        print(f"cnnlab, {epochs} epochs, device {device}{tag}:", flush=True)
+        ours.append(run_timed("cnnlab", our_cmd, {}))
+
+    def epoch_seconds(run: ProcessRun) -> float:
+        return statistics.mean(e["seconds"] for e in run.epochs)
+
+    user, our = min(users, key=epoch_seconds), min(ours, key=epoch_seconds)
+    user_acc, our_acc = user.epochs[-1]["val_accuracy"], our.epochs[-1]["val_accuracy"]
+    return {
+        "device": device,
+        "epochs": epochs,
+        "batch_size": BATCH_SIZE,
+        "train_images": our.summary.get("train_images"),
+        "cnnlab": {"epochs": our.epochs, "val_accuracy": our_acc},
+        "user_loop": {"epochs": user.epochs, "val_accuracy": user_acc},
+        "cnnlab_epoch_seconds": epoch_seconds(our),
+        "user_loop_epoch_seconds": epoch_seconds(user),
+        "speedup": epoch_seconds(user) / epoch_seconds(our),
+        "val_accuracy_difference": our_acc - user_acc,
+    }
 
 
 def run(
@@ -232,6 +300,8 @@ def run(
     repeat: int = 1,
     seed: int = 0,
 ) -> dict[str, Any]:
+    from cnnlab.datasets.ingest import save_ingested
+
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-ingest-") as tmp:
         root = Path(tmp) / "images"
         print(
@@ -241,27 +311,15 @@ def run(
         archive_bytes = archive.stat().st_size
         print("ingest against an ImageFolder pass:", flush=True)
         ingest_result, ingested = _ingest_part(archive, root, repeat)
-        print(f"training epochs, device {device}:", flush=True)
-        user = _user_epochs(root, ingested, epochs, device, seed)
-        ours = _our_epochs(ingested, epochs, device, seed)
-    user_epoch = statistics.mean(user["epoch_seconds"])
-    our_epoch = statistics.mean(ours["epoch_seconds"])
+        cache = Path(tmp) / "ingested.pt"
+        save_ingested(ingested, cache)
+        del ingested
+        training = _training_part(root, cache, epochs, device, repeat, seed)
     return {
         "benchmark": "ingest",
         "archive_bytes": archive_bytes,
         "ingest": ingest_result,
-        "training": {
-            "device": device,
-            "epochs": epochs,
-            "batch_size": BATCH_SIZE,
-            "train_images": ours["train_images"],
-            "cnnlab": ours,
-            "user_loop": user,
-            "cnnlab_epoch_seconds": our_epoch,
-            "user_loop_epoch_seconds": user_epoch,
-            "speedup": user_epoch / our_epoch,
-            "val_accuracy_difference": ours["val_accuracy"] - user["val_accuracy"],
-        },
+        "training": training,
     }
 
 
@@ -293,7 +351,26 @@ def report(result: dict[str, Any]) -> None:
         f"{tr['epochs']} epochs, device {tr['device']}"
     )
     for name, key in (("user loop", "user_loop"), ("cnnlab", "cnnlab")):
-        seconds = ", ".join(f"{s:.2f}" for s in tr[key]["epoch_seconds"])
+        seconds = ", ".join(f"{e['seconds']:.2f}" for e in tr[key]["epochs"])
         print(f"  {name:<10} epoch seconds {seconds}; val accuracy {tr[key]['val_accuracy']:.4f}")
     print(f"  speedup per epoch (user loop / cnnlab): {tr['speedup']:.2f}×")
     print(f"  val accuracy difference (cnnlab − user loop): {tr['val_accuracy_difference']:+.4f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One side of the training comparison, in its own process (:func:`run` starts them)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest")
+    parser.add_argument("side", choices=["cnnlab", "user"])
+    parser.add_argument("paths", nargs="+", type=Path, help="cnnlab: CACHE; user: ROOT CACHE")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.side == "cnnlab":
+        train_cnnlab(args.paths[0], args.epochs, args.device, args.seed)
+    else:
+        train_user_loop(args.paths[0], args.paths[1], args.epochs, args.device, args.seed)
+
+
+if __name__ == "__main__":
+    main()
