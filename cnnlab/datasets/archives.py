@@ -15,7 +15,7 @@ import tarfile
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +66,8 @@ def clean_path(name: str) -> str:
     """A member's name as a relative ``/`` path, or :class:`InvalidDataset` when it is absolute or
     climbs out of the archive's root."""
     raw = name.replace("\\", "/")
-    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or "\x00" in raw:
+    drive = len(raw) > 1 and raw[0].isalpha() and raw[1] == ":" and raw[2:3] in ("", "/")
+    if raw.startswith("/") or drive or "\x00" in raw:
         raise InvalidDataset(f"archive entry {name!r} has an absolute path", entry=name)
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -209,7 +210,7 @@ class Archive:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def read(self, wanted: set[str]) -> Iterator[tuple[Entry, bytes]]:
+    def read(self, wanted: set[str]) -> Generator[tuple[Entry, bytes], None, None]:
         """The bytes of each entry whose path is in ``wanted``, in archive order."""
         with _damage_as_invalid():
             if self.kind == "zip":

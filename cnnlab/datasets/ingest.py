@@ -15,6 +15,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -143,31 +144,18 @@ def _map_chunks(
     return results
 
 
-def _decode_all(
-    archive: Archive,
-    items: list[layouts.Item],
+def _decode_stream(
+    stream: Iterator[tuple[Entry, bytes]],
+    index: dict[str, int],
+    declared: int,
     options: IngestOptions,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[list[decode.Decoded | decode.Skipped], int | None]:
-    """Each item decoded (or why not), in the items' order, and the size they were decoded to:
-    ``options.image_size``, or the default size when the files fit in memory and could be read
-    first (their headers give it); None when they were only reduced (:func:`_finish` ends)."""
-    index = {item.path: i for i, item in enumerate(items)}
-    declared = sum(e.size for e in archive.entries if e.path in index)
-    workers = _workers(options)
-    total, done = len(items), 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total)
-
-    if progress is not None:
-        progress(0, total)
-    stream = archive.read(set(index))
+    workers: int,
+    advance: Callable[[int], None],
+) -> tuple[list[tuple[int, Any]], int | None]:
+    """(item index, decoded or skipped) for each file the stream yields, and the size decoded
+    to (see :func:`_decode_all`)."""
     size = options.image_size
-    if size is None and declared <= IN_MEMORY_BYTES and len(items) <= IN_MEMORY_FILES:
+    if size is None and declared <= IN_MEMORY_BYTES and len(index) <= IN_MEMORY_FILES:
         # Every header first (they give the size), then each picture decoded once, to it.
         opened = _map_chunks(
             lambda chunk: [
@@ -190,26 +178,51 @@ def _decode_all(
                 for i, im in chunk
             ]
 
-        decoded = _map_chunks(finish_chunk, _chunks(opened), workers, advance)
-    else:
+        return _map_chunks(finish_chunk, _chunks(opened), workers, advance), size
 
-        def decode_chunk(chunk: list[tuple[Entry, bytes]]) -> list[tuple[int, Any]]:
-            return [
-                (
-                    index[entry.path],
-                    decode.decode(
-                        data,
-                        entry.path,
-                        size,
-                        options.resize,
-                        options.max_image_pixels,
-                        DEFAULT_SIZE_CAP,
-                    ),
-                )
-                for entry, data in chunk
-            ]
+    def decode_chunk(chunk: list[tuple[Entry, bytes]]) -> list[tuple[int, Any]]:
+        return [
+            (
+                index[entry.path],
+                decode.decode(
+                    data,
+                    entry.path,
+                    size,
+                    options.resize,
+                    options.max_image_pixels,
+                    DEFAULT_SIZE_CAP,
+                ),
+            )
+            for entry, data in chunk
+        ]
 
-        decoded = _map_chunks(decode_chunk, _chunks(stream), workers, advance)
+    return _map_chunks(decode_chunk, _chunks(stream), workers, advance), size
+
+
+def _decode_all(
+    archive: Archive,
+    items: list[layouts.Item],
+    options: IngestOptions,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[list[decode.Decoded | decode.Skipped], int | None]:
+    """Each item decoded (or why not), in the items' order, and the size they were decoded to:
+    ``options.image_size``, or the default size when the files fit in memory and could be read
+    first (their headers give it); None when they were only reduced (:func:`_finish` ends)."""
+    index = {item.path: i for i, item in enumerate(items)}
+    declared = sum(e.size for e in archive.entries if e.path in index)
+    workers = _workers(options)
+    total, done = len(items), 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
+    with closing(archive.read(set(index))) as stream:
+        decoded, size = _decode_stream(stream, index, declared, options, workers, advance)
     results: list[decode.Decoded | decode.Skipped | None] = [None] * len(items)
     for i, result in decoded:
         results[i] = result
