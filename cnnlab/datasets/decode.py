@@ -24,6 +24,8 @@ FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")  # JPEG includes MPO (phone came
 # PNG stores at most ~350 pixels a byte): a decompression bomb, refused rather than skipped.
 BOMB_PIXELS_PER_BYTE = 1000
 _GREY_MODES = {"1", "L", "I", "F"}
+# Lossy formats (WebP, an RGB JPEG) store a grey picture's colour channels a step or two apart.
+GREY_TOLERANCE = 2
 _NESTED_ARCHIVES = (
     (0, b"PK\x03\x04"),
     (0, b"\x1f\x8b"),
@@ -40,7 +42,7 @@ _RESAMPLE = Image.Resampling.BILINEAR  # torchvision's Resize default (antialias
 @dataclass(frozen=True)
 class Decoded:
     pixels: np.ndarray  # uint8, H×W (grey) or H×W×3
-    grey: bool  # every pixel has R = G = B (or the image is grey to begin with)
+    grey: bool  # the image is grey, or R, G and B are within GREY_TOLERANCE at every pixel
     shorter_side: int  # of the picture as stored, after EXIF orientation
 
 
@@ -121,10 +123,16 @@ def _decode_opened(im: Image.Image, size: int | None, resize: Resize, cap: int) 
     im = _to_8bit(im)
     im = fit(im, size, resize) if size else _reduce(im, cap, resize)
     pixels = np.asarray(im)
-    grey = pixels.ndim == 2 or bool(
-        (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
-    )
-    return Decoded(pixels, grey, min(w, h))
+    return Decoded(pixels, _is_grey(pixels), min(w, h))
+
+
+def _is_grey(pixels: np.ndarray) -> bool:
+    """Grey to begin with, or colour channels within :data:`GREY_TOLERANCE` of each other."""
+    if pixels.ndim == 2:
+        return True
+    wide = pixels.astype(np.int16)
+    spread = np.abs(wide[..., 0] - wide[..., 1]).max(), np.abs(wide[..., 1] - wide[..., 2]).max()
+    return bool(max(spread) <= GREY_TOLERANCE)
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:

@@ -255,7 +255,7 @@ def _stack(pixels: list[np.ndarray], channels: int, size: int) -> np.ndarray:
     out = np.empty((len(pixels), channels, size, size), dtype=np.uint8)
     for i, p in enumerate(pixels):
         if channels == 1:
-            out[i, 0] = p if p.ndim == 2 else p[..., 0]
+            out[i, 0] = p if p.ndim == 2 else p[..., 1]  # grey within a step: green
         else:
             out[i] = p.transpose(2, 0, 1) if p.ndim == 3 else p[None]
     return out

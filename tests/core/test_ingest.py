@@ -57,7 +57,8 @@ def test_class_folders_become_classes_with_a_stratified_test_part(
         assert f.split("/")[0] == data.classes[y]
     assert seen[0] == (0, 60) and seen[-1] == (60, 60)
     # The pixels are the pictures' own (PNG is lossless, and no resize was needed).
-    first = np.asarray(Image.open(folder / data.files[0]))
+    with Image.open(folder / data.files[0]) as im:
+        first = np.asarray(im)
     assert np.array_equal(data.images[0, 0].numpy(), first)
     # Mean and std over the training part, in 0..1 units.
     train = data.images[data.split == 0].double() / 255
@@ -357,3 +358,15 @@ def test_a_tar_with_only_folders_and_no_images_is_refused(tmp_path: Path) -> Non
         ingest(target, IngestOptions())
     with pytest.raises(InvalidDataset):
         ingest(zip_members(tmp_path / "none.zip", {"a.txt": b"x"}), IngestOptions())
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "bmp", "gif"])
+def test_each_image_format_is_decoded(tmp_path: Path, fmt: str) -> None:
+    folder = write_class_folders(tmp_path / fmt, per_class=5, sizes=(28, 36), fmt=fmt)
+    data = ingest(make_zip(folder), IngestOptions(image_size=28))
+    assert data.report["skipped"] == [] and tuple(data.images.shape) == (15, 1, 28, 28)
+    # Each picture's pixels, give or take the format's losses and the resize.
+    with Image.open(folder / data.files[0]) as first:
+        small = first.convert("L").resize((28, 28), Image.Resampling.BILINEAR)
+    expected = np.asarray(small, dtype=np.float64)
+    assert np.abs(data.images[0, 0].numpy() - expected).mean() < 12
