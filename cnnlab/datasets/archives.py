@@ -274,3 +274,5 @@ def _damage_as_invalid() -> Iterator[None]:
         if isinstance(exc, FileNotFoundError):
             raise
         raise InvalidDataset(f"the archive is damaged or truncated ({exc})") from exc
+    except (NotImplementedError, RuntimeError) as exc:  # zipfile: a compression it lacks, …
+        raise InvalidDataset(f"the archive uses a feature that cannot be read ({exc})") from exc

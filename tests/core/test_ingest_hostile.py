@@ -263,3 +263,15 @@ def test_an_encrypted_zip_member_is_refused(good: Path, tmp_path: Path) -> None:
     data[first + 8] |= 0x01
     target.write_bytes(bytes(data))
     _refused(target, f"'{infos[0].filename}' is encrypted")
+
+
+@pytest.mark.usefixtures("nothing_written")
+def test_a_compression_method_zipfile_lacks_is_refused(good: Path, tmp_path: Path) -> None:
+    target = make_zip(good, tmp_path / "deflate64.zip")
+    data = bytearray(target.read_bytes())
+    # The first member says Deflate64 (method 9), in its local header and the central directory.
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    data[local + 8 : local + 10] = struct.pack("<H", 9)
+    data[central + 10 : central + 12] = struct.pack("<H", 9)
+    target.write_bytes(bytes(data))
+    _refused(target, "uses a feature that cannot be read")
