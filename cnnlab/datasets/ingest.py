@@ -2,8 +2,8 @@
 
 :func:`ingest` reads the archive member by member (never extracting it: :mod:`.archives` refuses
 hostile input), finds the layout (:mod:`.layouts`), decodes every image once on a thread pool
-(:mod:`.decode`; Pillow releases the GIL, and threads work inside a Celery worker, whose
-children may not start processes of their own), then splits, deduplicates and reports.
+(:mod:`.decode`, :mod:`.chunked`), then splits (:mod:`.splits`), deduplicates and reports
+(:mod:`.report`).
 :func:`save_ingested` and :func:`load_ingested` are the workers' decoded cache.
 """
 
@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ from PIL import Image
 
 from cnnlab.datasets import decode, layouts, report
 from cnnlab.datasets.archives import Archive, Entry, Limits
+from cnnlab.datasets.chunked import chunks, map_chunks
 from cnnlab.datasets.layouts import TEST, TRAIN
 from cnnlab.datasets.splits import stratified_split
 from cnnlab.errors import InvalidDataset
@@ -44,13 +43,9 @@ MIN_IMAGES_PER_CLASS = 5
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 224
 DEFAULT_SIZE_CAP = 64
 CACHE_FORMAT = 1
-CHUNK = 32  # files handed to a decoding thread at once
 # When the images' bytes are at most this many and no size is given, they are held in memory:
 # their headers give the default size, then each is decoded once, straight to it.
 IN_MEMORY_BYTES, IN_MEMORY_FILES = 512 * 2**20, 100_000
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -88,6 +83,11 @@ class Ingested:
     std: list[float]
     report: dict[str, Any]  # JSON-ready: see cnnlab.datasets.report.build
 
+    def part(self, which: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels of one split: 0 train, 1 val, 2 test."""
+        mask = self.split == which
+        return self.images[mask], self.labels[mask]
+
 
 def _workers(options: IngestOptions) -> int:
     if options.workers:
@@ -96,52 +96,6 @@ def _workers(options: IngestOptions) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def _chunks(pairs: Iterable[_T], size: int = CHUNK) -> Iterator[list[_T]]:
-    chunk: list[_T] = []
-    for pair in pairs:
-        chunk.append(pair)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _map_chunks(
-    fn: Callable[[list[_T]], list[_R]],
-    chunks: Iterable[list[_T]],
-    workers: int,
-    on_done: Callable[[int], None] = lambda n: None,
-) -> list[_R]:
-    """``fn`` over each chunk, on ``workers`` threads, the results in order. Chunks (not single
-    files) go to the threads, so waiting and waking cost little next to decoding; at most two
-    chunks a thread wait in memory, while this thread reads the next."""
-    results: list[_R] = []
-    if workers == 1:
-        for chunk in chunks:
-            results += fn(chunk)
-            on_done(len(chunk))
-        return results
-    with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
-        pending: deque[Future[list[_R]]] = deque()
-        try:
-            for chunk in chunks:
-                pending.append(pool.submit(fn, chunk))
-                while len(pending) >= 2 * workers:
-                    done = pending.popleft().result()  # a decompression bomb raises here
-                    results += done
-                    on_done(len(done))
-            while pending:
-                done = pending.popleft().result()
-                results += done
-                on_done(len(done))
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-    return results
 
 
 def _decode_stream(
@@ -157,12 +111,12 @@ def _decode_stream(
     size = options.image_size
     if size is None and declared <= IN_MEMORY_BYTES and len(index) <= IN_MEMORY_FILES:
         # Every header first (they give the size), then each picture decoded once, to it.
-        opened = _map_chunks(
+        opened = map_chunks(
             lambda chunk: [
                 (index[e.path], decode.open_image(data, e.path, options.max_image_pixels))
                 for e, data in chunk
             ],
-            _chunks(stream),
+            chunks(stream),
             workers,
         )
         size = _default_size([min(im.size) for _, im in opened if isinstance(im, Image.Image)])
@@ -178,7 +132,7 @@ def _decode_stream(
                 for i, im in chunk
             ]
 
-        return _map_chunks(finish_chunk, _chunks(opened), workers, advance), size
+        return map_chunks(finish_chunk, chunks(opened), workers, advance), size
 
     def decode_chunk(chunk: list[tuple[Entry, bytes]]) -> list[tuple[int, Any]]:
         return [
@@ -196,7 +150,7 @@ def _decode_stream(
             for entry, data in chunk
         ]
 
-    return _map_chunks(decode_chunk, _chunks(stream), workers, advance), size
+    return map_chunks(decode_chunk, chunks(stream), workers, advance), size
 
 
 def _decode_all(
@@ -248,7 +202,7 @@ def _finish(decoded: list[decode.Decoded], size: int, options: IngestOptions) ->
             for d in chunk
         ]
 
-    return _map_chunks(some, _chunks(decoded), _workers(options))
+    return map_chunks(some, chunks(decoded), _workers(options))
 
 
 def _stack(pixels: list[np.ndarray], channels: int, size: int) -> np.ndarray:

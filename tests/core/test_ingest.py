@@ -88,6 +88,8 @@ def test_train_val_and_test_folders_give_the_splits(tmp_path: Path) -> None:
     assert data.classes == ["t-shirt", "trouser"]
     # The archive's own test/ is the test part: test_size is not used.
     assert _split_counts(data) == {"t-shirt": [8, 2, 3], "trouser": [8, 2, 3]}
+    images, labels = data.part(1)
+    assert images.shape[0] == 4 and labels.tolist() == data.labels[data.split == 1].tolist()
     assert data.report["layout"] == "split_folders"
     for f, s in zip(data.files, data.split.tolist(), strict=True):
         assert f.split("/")[0] == ["train", "val", "test"][s]
