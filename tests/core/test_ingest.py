@@ -372,3 +372,48 @@ def test_each_image_format_is_decoded(tmp_path: Path, fmt: str) -> None:
         small = first.convert("L").resize((28, 28), Image.Resampling.BILINEAR)
     expected = np.asarray(small, dtype=np.float64)
     assert np.abs(data.images[0, 0].numpy() - expected).mean() < 12
+
+
+def test_threads_change_nothing_but_the_time(tmp_path: Path) -> None:
+    folder = write_class_folders(tmp_path / "t", per_class=40, sizes=(28, 50, 70), fmt="jpeg")
+    archive = make_zip(folder)
+    one, two = (ingest(archive, IngestOptions(workers=n)) for n in (1, 2))
+    assert torch.equal(one.images, two.images) and one.files == two.files
+    assert one.report == two.report
+
+
+def _width(path: Path) -> int:
+    with Image.open(path) as im:
+        return im.size[0]
+
+
+def test_archives_too_big_to_hold_are_reduced_first_then_sized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_class_folders(tmp_path / "r", per_class=6, sizes=(28, 30, 100), fmt="png")
+    archive = make_zip(folder)
+    held = ingest(archive, IngestOptions())
+    # Past the in-memory limit, each picture is decoded once, reduced to at most 64 a side, and
+    # brought to the size once every shorter side is known.
+    monkeypatch.setattr("cnnlab.datasets.ingest.IN_MEMORY_BYTES", 0)
+    streamed = ingest(archive, IngestOptions())
+    assert streamed.image_size == held.image_size == 30 and streamed.files == held.files
+    small = [i for i, f in enumerate(held.files) if _width(folder / f) <= 64]
+    assert torch.equal(streamed.images[small], held.images[small])  # never reduced: the same
+    diff = (streamed.images.float() - held.images.float()).abs().mean()
+    assert diff < 3  # the big ones resized twice: close
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        IngestOptions(image_size=8),
+        IngestOptions(image_size=300),
+        IngestOptions(test_size=0.0),
+        IngestOptions(test_size=1.0),
+        IngestOptions(resize="stretch"),  # type: ignore[arg-type]
+    ],
+)
+def test_options_out_of_range_are_refused(tmp_path: Path, options: IngestOptions) -> None:
+    with pytest.raises(ValueError):
+        ingest(tmp_path / "never-read.zip", options)
