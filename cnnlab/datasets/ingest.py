@@ -257,7 +257,10 @@ def ingest(
     source = Archive(Path(archive), limits)
     paths = [e.path for e in source.entries]
     csv_path = layouts.csv_path(paths)
-    content = next(source.read({csv_path}))[1] if csv_path else None
+    content = None
+    if csv_path:
+        with closing(source.read({csv_path})) as found:
+            content = next(found)[1]
     plan = layouts.plan(paths, content)
     skipped = list(plan.skipped)
     items: list[layouts.Item] = []
