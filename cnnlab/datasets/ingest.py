@@ -237,7 +237,9 @@ def _check_classes(classes: list[str], labels: list[int], split: list[int]) -> N
     train = np.bincount(
         [y for y, s in zip(labels, split, strict=True) if s == TRAIN], minlength=len(classes)
     )
-    small = {classes[c]: int(train[c]) for c in range(len(classes)) if train[c] < 5}
+    small = {
+        classes[c]: int(train[c]) for c in range(len(classes)) if train[c] < MIN_IMAGES_PER_CLASS
+    }
     if small:
         named = ", ".join(f"{name!r} ({n})" for name, n in small.items())
         raise InvalidDataset(
