@@ -86,6 +86,17 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
         return info.filename
 
 
+def _zip_declared_entries(path: Path) -> int:
+    """How many entries a zip's end record declares, read before zipfile parses them all: a
+    central directory of millions of entries would take gigabytes as ``ZipInfo`` objects."""
+    end_record = getattr(zipfile, "_EndRecData", None)  # zipfile's own reader (zip64 included)
+    if end_record is None:
+        return 0
+    with open(path, "rb") as f:
+        record = end_record(f)
+    return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else 0  # type: ignore[attr-defined]
+
+
 def _too_compressed(uncompressed: int, compressed: int, limits: Limits) -> bool:
     return uncompressed > RATIO_SLACK_BYTES and uncompressed > limits.max_ratio * max(compressed, 1)
 
@@ -134,6 +145,7 @@ class Archive:
         entries: list[Entry] = []
         seen: set[str] = set()
         declared = 0
+        self._count(_zip_declared_entries(self.path))
         with zipfile.ZipFile(self.path) as zf:
             infos = zf.infolist()
             self._count(len(infos))

@@ -275,3 +275,15 @@ def test_a_compression_method_zipfile_lacks_is_refused(good: Path, tmp_path: Pat
     data[central + 10 : central + 12] = struct.pack("<H", 9)
     target.write_bytes(bytes(data))
     _refused(target, "uses a feature that cannot be read")
+
+
+@pytest.mark.usefixtures("nothing_written")
+def test_a_zip_declaring_too_many_entries_is_refused_before_they_are_parsed(
+    good: Path, tmp_path: Path
+) -> None:
+    target = make_zip(good, tmp_path / "declared.zip")
+    data = bytearray(target.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = struct.pack("<HH", 60_000, 60_000)  # entries here, and in all
+    target.write_bytes(bytes(data))
+    _refused(target, "more than 50,000 entries", max_files=50_000)
