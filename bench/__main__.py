@@ -1,4 +1,5 @@
-"""``python -m bench [training|service|search|lanes|packed|all]``: run benchmarks, print, save."""
+"""``python -m bench [training|service|search|lanes|ingest|packed|all]``: run benchmarks, print,
+save."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import lanes, packed, results, search, service, training
+from bench import ingest, lanes, packed, results, search, service, training
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import RunFailed
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["training", "service", "search", "lanes", "packed", "all"],
+        choices=["training", "service", "search", "lanes", "ingest", "packed", "all"],
         help="which benchmark to run (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for each side")
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             result = lanes.run(args.fashion_mnist)
             lanes.report(result)
             _save("lanes", result, args.out)
+        if args.which in ("ingest", "all"):
+            result = ingest.run(args.fashion_mnist, args.device, args.epochs, args.repeat)
+            ingest.report(result)
+            _save("ingest", result, args.out)
         # Not in `all`: on a CPU, packing is slower than one trial after another (see README).
         if args.which == "packed":
             result = packed.run(args.device, repeat=args.repeat, source=args.fashion_mnist)

@@ -15,7 +15,7 @@ import tarfile
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +66,8 @@ def clean_path(name: str) -> str:
     """A member's name as a relative ``/`` path, or :class:`InvalidDataset` when it is absolute or
     climbs out of the archive's root."""
     raw = name.replace("\\", "/")
-    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or "\x00" in raw:
+    drive = len(raw) > 1 and raw[0].isalpha() and raw[1] == ":" and raw[2:3] in ("", "/")
+    if raw.startswith("/") or drive or "\x00" in raw:
         raise InvalidDataset(f"archive entry {name!r} has an absolute path", entry=name)
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -83,6 +84,17 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
         return info.filename.encode("cp437").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return info.filename
+
+
+def _zip_declared_entries(path: Path) -> int:
+    """How many entries a zip's end record declares, read before zipfile parses them all: a
+    central directory of millions of entries would take gigabytes as ``ZipInfo`` objects."""
+    end_record = getattr(zipfile, "_EndRecData", None)  # zipfile's own reader (zip64 included)
+    if end_record is None:
+        return 0
+    with open(path, "rb") as f:
+        record = end_record(f)
+    return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else 0  # type: ignore[attr-defined]
 
 
 def _too_compressed(uncompressed: int, compressed: int, limits: Limits) -> bool:
@@ -133,6 +145,7 @@ class Archive:
         entries: list[Entry] = []
         seen: set[str] = set()
         declared = 0
+        self._count(_zip_declared_entries(self.path))
         with zipfile.ZipFile(self.path) as zf:
             infos = zf.infolist()
             self._count(len(infos))
@@ -209,7 +222,7 @@ class Archive:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def read(self, wanted: set[str]) -> Iterator[tuple[Entry, bytes]]:
+    def read(self, wanted: set[str]) -> Generator[tuple[Entry, bytes], None, None]:
         """The bytes of each entry whose path is in ``wanted``, in archive order."""
         with _damage_as_invalid():
             if self.kind == "zip":
@@ -273,3 +286,5 @@ def _damage_as_invalid() -> Iterator[None]:
         if isinstance(exc, FileNotFoundError):
             raise
         raise InvalidDataset(f"the archive is damaged or truncated ({exc})") from exc
+    except (NotImplementedError, RuntimeError) as exc:  # zipfile: a compression it lacks, …
+        raise InvalidDataset(f"the archive uses a feature that cannot be read ({exc})") from exc

@@ -19,11 +19,13 @@ from PIL import Image, ImageOps
 from cnnlab.errors import InvalidDataset
 
 Resize = Literal["squash", "center_crop", "pad"]
-FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF")
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")  # JPEG includes MPO (phone cameras)
 # A file that declares this many more pixels than it has bytes cannot be a real picture (a flat
 # PNG stores at most ~350 pixels a byte): a decompression bomb, refused rather than skipped.
 BOMB_PIXELS_PER_BYTE = 1000
 _GREY_MODES = {"1", "L", "I", "F"}
+# Lossy formats (WebP, an RGB JPEG) store a grey picture's colour channels a step or two apart.
+GREY_TOLERANCE = 2
 _NESTED_ARCHIVES = (
     (0, b"PK\x03\x04"),
     (0, b"\x1f\x8b"),
@@ -40,7 +42,7 @@ _RESAMPLE = Image.Resampling.BILINEAR  # torchvision's Resize default (antialias
 @dataclass(frozen=True)
 class Decoded:
     pixels: np.ndarray  # uint8, H×W (grey) or H×W×3
-    grey: bool  # every pixel has R = G = B (or the image is grey to begin with)
+    grey: bool  # the image is grey, or R, G and B are within GREY_TOLERANCE at every pixel
     shorter_side: int  # of the picture as stored, after EXIF orientation
 
 
@@ -55,11 +57,9 @@ def is_nested_archive(name: str, head: bytes = b"") -> bool:
     return any(head[at : at + len(magic)] == magic for at, magic in _NESTED_ARCHIVES)
 
 
-def decode(
-    data: bytes, name: str, size: int | None, resize: Resize, max_pixels: int, cap: int = 64
-) -> Decoded | Skipped:
-    """``data`` decoded and shaped to ``size``×``size`` by ``resize``; when ``size`` is None
-    (not known yet) only reduced to at most ``cap`` a side, for :func:`fit` to finish."""
+def open_image(data: bytes, name: str, max_pixels: int) -> Image.Image | Skipped:
+    """The picture in ``data``, its header read (not its pixels), or why it is skipped;
+    :class:`InvalidDataset` for a decompression bomb (a huge size declared in a few bytes)."""
     if not data:
         return Skipped("zero bytes")
     if is_nested_archive(name, data[:512]):
@@ -67,8 +67,9 @@ def decode(
     try:
         im = Image.open(io.BytesIO(data), formats=FORMATS)
         w, h = im.size
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses at twice its own MAX_IMAGE_PIXELS, before we see the size.
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow refuses at twice its own MAX_IMAGE_PIXELS, before we see the size (and warns
+        # past it: an error where warnings are errors).
         found = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = int(found.group(1)) if found else max_pixels + 1
         return _too_large(name, pixels, f"{pixels:,} pixels", len(data))
@@ -76,10 +77,27 @@ def decode(
         return Skipped("not an image")
     if w * h > max_pixels:
         return _too_large(name, w * h, f"{w:,}×{h:,} pixels", len(data))
+    return im
+
+
+def decode_opened(
+    im: Image.Image, size: int | None, resize: Resize, cap: int = 64
+) -> Decoded | Skipped:
+    """An :func:`open_image` picture decoded and shaped to ``size``×``size`` by ``resize``; when
+    ``size`` is None (not known yet) only reduced to at most ``cap`` a side, for :func:`fit` to
+    finish."""
     try:
         return _decode_opened(im, size, resize, cap)
     except Exception:  # Pillow raises many kinds on damaged data
         return Skipped("undecodable")
+
+
+def decode(
+    data: bytes, name: str, size: int | None, resize: Resize, max_pixels: int, cap: int = 64
+) -> Decoded | Skipped:
+    """:func:`open_image` then :func:`decode_opened`."""
+    opened = open_image(data, name, max_pixels)
+    return opened if isinstance(opened, Skipped) else decode_opened(opened, size, resize, cap)
 
 
 def _too_large(name: str, pixels: int, declared: str, n_bytes: int) -> Skipped:
@@ -105,10 +123,16 @@ def _decode_opened(im: Image.Image, size: int | None, resize: Resize, cap: int) 
     im = _to_8bit(im)
     im = fit(im, size, resize) if size else _reduce(im, cap, resize)
     pixels = np.asarray(im)
-    grey = pixels.ndim == 2 or bool(
-        (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
-    )
-    return Decoded(pixels, grey, min(w, h))
+    return Decoded(pixels, _is_grey(pixels), min(w, h))
+
+
+def _is_grey(pixels: np.ndarray) -> bool:
+    """Grey to begin with, or colour channels within :data:`GREY_TOLERANCE` of each other."""
+    if pixels.ndim == 2:
+        return True
+    wide = pixels.astype(np.int16)
+    spread = np.abs(wide[..., 0] - wide[..., 1]).max(), np.abs(wide[..., 1] - wide[..., 2]).max()
+    return bool(max(spread) <= GREY_TOLERANCE)
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
@@ -120,7 +144,7 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     if mode == "F":
         return Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8), "L")
     if mode in _GREY_MODES:
-        return im.convert("L")
+        return im if mode == "L" else im.convert("L")
     if mode == "P" and "transparency" not in im.info:
         return im.convert("RGB")
     if "A" in mode or "a" in mode or mode == "P":

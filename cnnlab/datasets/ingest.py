@@ -2,8 +2,8 @@
 
 :func:`ingest` reads the archive member by member (never extracting it: :mod:`.archives` refuses
 hostile input), finds the layout (:mod:`.layouts`), decodes every image once on a thread pool
-(:mod:`.decode`; Pillow releases the GIL, and threads work inside a Celery worker, whose
-children may not start processes of their own), then splits, deduplicates and reports.
+(:mod:`.decode`, :mod:`.chunked`), then splits (:mod:`.splits`), deduplicates and reports
+(:mod:`.report`).
 :func:`save_ingested` and :func:`load_ingested` are the workers' decoded cache.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 
 from cnnlab.datasets import decode, layouts, report
-from cnnlab.datasets.archives import Archive, Limits
+from cnnlab.datasets.archives import Archive, Entry, Limits
+from cnnlab.datasets.chunked import chunks, map_chunks
 from cnnlab.datasets.layouts import TEST, TRAIN
 from cnnlab.datasets.splits import stratified_split
 from cnnlab.errors import InvalidDataset
@@ -42,6 +43,9 @@ MIN_IMAGES_PER_CLASS = 5
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 224
 DEFAULT_SIZE_CAP = 64
 CACHE_FORMAT = 1
+# When the images' bytes are at most this many and no size is given, they are held in memory:
+# their headers give the default size, then each is decoded once, straight to it.
+IN_MEMORY_BYTES, IN_MEMORY_FILES = 512 * 2**20, 100_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,11 @@ class Ingested:
     std: list[float]
     report: dict[str, Any]  # JSON-ready: see cnnlab.datasets.report.build
 
+    def part(self, which: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels of one split: 0 train, 1 val, 2 test."""
+        mask = self.split == which
+        return self.images[mask], self.labels[mask]
+
 
 def _workers(options: IngestOptions) -> int:
     if options.workers:
@@ -89,97 +98,136 @@ def _workers(options: IngestOptions) -> int:
         return os.cpu_count() or 1
 
 
+def _decode_stream(
+    stream: Iterator[tuple[Entry, bytes]],
+    index: dict[str, int],
+    declared: int,
+    options: IngestOptions,
+    workers: int,
+    advance: Callable[[int], None],
+) -> tuple[list[tuple[int, Any]], int | None]:
+    """(item index, decoded or skipped) for each file the stream yields, and the size decoded
+    to (see :func:`_decode_all`)."""
+    size = options.image_size
+    if size is None and declared <= IN_MEMORY_BYTES and len(index) <= IN_MEMORY_FILES:
+        # Every header first (they give the size), then each picture decoded once, to it.
+        opened = map_chunks(
+            lambda chunk: [
+                (index[e.path], decode.open_image(data, e.path, options.max_image_pixels))
+                for e, data in chunk
+            ],
+            chunks(stream),
+            workers,
+        )
+        size = _default_size([min(im.size) for _, im in opened if isinstance(im, Image.Image)])
+
+        def finish_chunk(chunk: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+            return [
+                (
+                    i,
+                    im
+                    if isinstance(im, decode.Skipped)
+                    else decode.decode_opened(im, size, options.resize),
+                )
+                for i, im in chunk
+            ]
+
+        return map_chunks(finish_chunk, chunks(opened), workers, advance), size
+
+    def decode_chunk(chunk: list[tuple[Entry, bytes]]) -> list[tuple[int, Any]]:
+        return [
+            (
+                index[entry.path],
+                decode.decode(
+                    data,
+                    entry.path,
+                    size,
+                    options.resize,
+                    options.max_image_pixels,
+                    DEFAULT_SIZE_CAP,
+                ),
+            )
+            for entry, data in chunk
+        ]
+
+    return map_chunks(decode_chunk, chunks(stream), workers, advance), size
+
+
 def _decode_all(
     archive: Archive,
     items: list[layouts.Item],
     options: IngestOptions,
     progress: Callable[[int, int], None] | None,
-) -> list[decode.Decoded | decode.Skipped]:
-    """Each item decoded (or why not), in the items' order. The archive is read here, in order,
-    while a pool of threads decodes; at most a few files per thread wait in memory."""
+) -> tuple[list[decode.Decoded | decode.Skipped], int | None]:
+    """Each item decoded (or why not), in the items' order, and the size they were decoded to:
+    ``options.image_size``, or the default size when the files fit in memory and could be read
+    first (their headers give it); None when they were only reduced (:func:`_finish` ends)."""
     index = {item.path: i for i, item in enumerate(items)}
-    results: list[decode.Decoded | decode.Skipped | None] = [None] * len(items)
+    declared = sum(e.size for e in archive.entries if e.path in index)
+    workers = _workers(options)
     total, done = len(items), 0
-    if progress is not None:
-        progress(0, total)
-    n = _workers(options)
 
-    def collect(finished: set[Future[decode.Decoded | decode.Skipped]]) -> None:
+    def advance(n: int) -> None:
         nonlocal done
-        for fut in finished:
-            results[owner.pop(fut)] = fut.result()  # a decompression bomb raises here
-            done += 1
-        if progress is not None and finished:
+        done += n
+        if progress is not None:
             progress(done, total)
 
-    owner: dict[Future[decode.Decoded | decode.Skipped], int] = {}
-    pending: set[Future[decode.Decoded | decode.Skipped]] = set()
-    with ThreadPoolExecutor(n, thread_name_prefix="ingest") as pool:
-        try:
-            for entry, data in archive.read(set(index)):
-                fut = pool.submit(
-                    decode.decode,
-                    data,
-                    entry.path,
-                    options.image_size,
-                    options.resize,
-                    options.max_image_pixels,
-                    DEFAULT_SIZE_CAP,
-                )
-                owner[fut] = index[entry.path]
-                pending.add(fut)
-                if len(pending) >= 4 * n:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    collect(finished)
-            collect(set(pending))
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    if progress is not None:
+        progress(0, total)
+    with closing(archive.read(set(index))) as stream:
+        decoded, size = _decode_stream(stream, index, declared, options, workers, advance)
+    results: list[decode.Decoded | decode.Skipped | None] = [None] * len(items)
+    for i, result in decoded:
+        results[i] = result
     missing = [items[i].path for i, r in enumerate(results) if r is None]
     if missing:  # listed, then not found on reading: the archive changed or lies
         raise InvalidDataset(f"archive entry {missing[0]!r} could not be read back")
-    return [r for r in results if r is not None]
+    return [r for r in results if r is not None], size
 
 
-def _default_size(decoded: list[decode.Decoded]) -> int:
-    median = statistics.median_low([d.shorter_side for d in decoded])
+def _default_size(shorter_sides: list[int]) -> int:
+    median = statistics.median_low(shorter_sides) if shorter_sides else DEFAULT_SIZE_CAP
     return int(min(max(median, MIN_IMAGE_SIZE), DEFAULT_SIZE_CAP))
 
 
 def _finish(decoded: list[decode.Decoded], size: int, options: IngestOptions) -> list[np.ndarray]:
     """The reduced images (decoded before the size was known) at ``size``."""
 
-    def one(d: decode.Decoded) -> np.ndarray:
-        if d.pixels.shape[:2] == (size, size):
-            return d.pixels
-        return np.asarray(decode.fit(Image.fromarray(d.pixels), size, options.resize))
+    def some(chunk: list[decode.Decoded]) -> list[np.ndarray]:
+        return [
+            d.pixels
+            if d.pixels.shape[:2] == (size, size)
+            else np.asarray(decode.fit(Image.fromarray(d.pixels), size, options.resize))
+            for d in chunk
+        ]
 
-    with ThreadPoolExecutor(_workers(options), thread_name_prefix="ingest") as pool:
-        return list(pool.map(one, decoded, chunksize=64))
+    return map_chunks(some, chunks(decoded), _workers(options))
 
 
 def _stack(pixels: list[np.ndarray], channels: int, size: int) -> np.ndarray:
     out = np.empty((len(pixels), channels, size, size), dtype=np.uint8)
     for i, p in enumerate(pixels):
         if channels == 1:
-            out[i, 0] = p if p.ndim == 2 else p[..., 0]
+            out[i, 0] = p if p.ndim == 2 else p[..., 1]  # grey within a step: green
         else:
             out[i] = p.transpose(2, 0, 1) if p.ndim == 3 else p[None]
     return out
 
 
-def _mean_std(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per channel, in 0..1 units, a chunk at a time (float64 sums: no precision lost)."""
-    c = images.shape[1]
-    total, squares, count = np.zeros(c), np.zeros(c), 0
-    for start in range(0, len(images), 4096):
-        chunk = images[start : start + 4096].astype(np.float64) / 255.0
-        total += chunk.sum(axis=(0, 2, 3))
-        squares += (chunk**2).sum(axis=(0, 2, 3))
-        count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
-    return [round(float(m), 6) for m in mean], [round(float(s), 6) for s in std]
+def _mean_std(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per channel, in 0..1 units, from each channel's histogram of byte values: exact, and one
+    pass over the pixels."""
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        hist = torch.bincount(images[:, c].reshape(-1), minlength=256).double()
+        n = max(float(hist.sum()), 1.0)
+        m = float((hist * levels).sum()) / n
+        var = float((hist * levels**2).sum()) / n - m * m
+        mean.append(round(m, 6))
+        std.append(round(max(var, 0.0) ** 0.5, 6))
+    return mean, std
 
 
 def _check_classes(classes: list[str], labels: list[int], split: list[int]) -> None:
@@ -189,7 +237,9 @@ def _check_classes(classes: list[str], labels: list[int], split: list[int]) -> N
     train = np.bincount(
         [y for y, s in zip(labels, split, strict=True) if s == TRAIN], minlength=len(classes)
     )
-    small = {classes[c]: int(train[c]) for c in range(len(classes)) if train[c] < 5}
+    small = {
+        classes[c]: int(train[c]) for c in range(len(classes)) if train[c] < MIN_IMAGES_PER_CLASS
+    }
     if small:
         named = ", ".join(f"{name!r} ({n})" for name, n in small.items())
         raise InvalidDataset(
@@ -209,7 +259,10 @@ def ingest(
     source = Archive(Path(archive), limits)
     paths = [e.path for e in source.entries]
     csv_path = layouts.csv_path(paths)
-    content = next(source.read({csv_path}))[1] if csv_path else None
+    content = None
+    if csv_path:
+        with closing(source.read({csv_path})) as found:
+            content = next(found)[1]
     plan = layouts.plan(paths, content)
     skipped = list(plan.skipped)
     items: list[layouts.Item] = []
@@ -221,7 +274,7 @@ def ingest(
     if not items:
         raise InvalidDataset(f"no images found in the archive (layout: {plan.kind})")
 
-    results = _decode_all(source, items, options, progress)
+    results, decoded_size = _decode_all(source, items, options, progress)
     kept = [
         (item, r) for item, r in zip(items, results, strict=True) if isinstance(r, decode.Decoded)
     ]
@@ -233,8 +286,11 @@ def ingest(
     decoded = [r for _, r in kept]
     if not decoded:
         raise InvalidDataset("no file in the archive could be decoded as an image")
-    size = options.image_size or _default_size(decoded)
-    pixels = [d.pixels for d in decoded] if options.image_size else _finish(decoded, size, options)
+    if decoded_size is None:  # too many bytes to read twice: reduced, now brought to size
+        size = _default_size([d.shorter_side for d in decoded])
+        pixels = _finish(decoded, size, options)
+    else:
+        size, pixels = decoded_size, [d.pixels for d in decoded]
     channels = 1 if all(d.grey for d in decoded) else 3
     images = _stack(pixels, channels, size)
     del pixels, decoded, results
@@ -261,7 +317,8 @@ def ingest(
         labels = [labels[i] for i in keep]
         split = [split[i] for i in keep]
         files = [files[i] for i in keep]
-    mean, std = _mean_std(images[np.asarray(split) == TRAIN])
+    tensor = torch.from_numpy(images)
+    mean, std = _mean_std(tensor[torch.tensor(split) == TRAIN])
     summary = report.build(
         layout=plan.kind,
         classes=classes,
@@ -274,7 +331,7 @@ def ingest(
     )
     return Ingested(
         classes=classes,
-        images=torch.from_numpy(images),
+        images=tensor,
         labels=torch.tensor(labels, dtype=torch.int64),
         split=torch.tensor(split, dtype=torch.uint8),
         files=files,
