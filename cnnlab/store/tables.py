@@ -242,6 +242,7 @@ MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 MODEL_ALIAS_PATTERN = r"^[a-z][a-z0-9._-]{0,62}$"
 MODEL_NAME_LENGTH = 63
 MODEL_DESCRIPTION_LENGTH = 1000
+DATASET_REF_LENGTH = 80
 
 
 class RegisteredModel(Base):
@@ -276,7 +277,8 @@ class ModelVersion(Base):
         _str_enum(CheckpointKind, "model_checkpoint_kind")
     )
     epoch: Mapped[int] = mapped_column(Integer)
-    dataset: Mapped[str] = mapped_column(String(64))
+    # A built-in's name, or an upload's NAME@V (a 63-character name and a 9-digit version).
+    dataset: Mapped[str] = mapped_column(String(DATASET_REF_LENGTH))
     arch: Mapped[str] = mapped_column(String(64))
     val_accuracy: Mapped[float | None] = mapped_column(Float)
     test_accuracy: Mapped[float | None] = mapped_column(Float)

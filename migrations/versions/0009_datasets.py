@@ -110,8 +110,18 @@ def upgrade() -> None:
             "ix_dataset_versions_status_lease", ["status", "lease_expires_at"], unique=False
         )
 
+    # A model version's dataset may be an upload's NAME@V, longer than a built-in's name.
+    with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.alter_column(
+            "dataset", existing_type=sa.String(length=64), type_=sa.String(length=80)
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.alter_column(
+            "dataset", existing_type=sa.String(length=80), type_=sa.String(length=64)
+        )
     with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
         batch_op.drop_index("ix_dataset_versions_status_lease")
         batch_op.drop_index(batch_op.f("ix_dataset_versions_decoded_checksum"))
