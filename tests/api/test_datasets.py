@@ -265,3 +265,22 @@ def test_a_search_trains_every_trial_on_the_version_it_was_checked_against(
         headers=alice.headers,
     )
     assert missing.status_code == 422 and missing.json()["detail"]["field"] == "base.dataset"
+
+
+def test_uploads_count_against_the_storage_quota(
+    monkeypatch: pytest.MonkeyPatch, db_url: str, alice: Caller, archive: bytes
+) -> None:
+    monkeypatch.setenv("CNNLAB_MAX_STORAGE_BYTES", str(len(archive)))
+    get_settings.cache_clear()
+    with ApiClient(create_app()) as client:
+        upload(client, alice, archive)  # room left: stored
+        r = client.post(
+            "/v1/datasets",
+            params={"name": "more"},
+            content=archive,
+            headers={**alice.headers, **ZIP},
+        )
+        assert r.status_code == 422 and r.json()["detail"]["type"] == "storage_quota"
+        job = {"dataset": "mnist", "val_size": 3, "batch_size": 4, "epochs": 1}
+        full = client.post("/v1/jobs", json=job, headers=alice.headers)
+        assert full.status_code == 422 and full.json()["detail"]["type"] == "storage_quota"
