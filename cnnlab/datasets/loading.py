@@ -278,7 +278,7 @@ def stratified_indices(spec: TrainSpec, labels: torch.Tensor) -> tuple[torch.Ten
     from cnnlab.datasets.splits import stratified_split
 
     n = len(labels)
-    kept, held_out = stratified_split(labels.numpy(), val_count(spec, n), spec.seed)
+    kept, held_out = stratified_split(labels.cpu().numpy(), val_count(spec, n), spec.seed)
     # ``kept`` is sorted (the archive's class order): shuffled, a smaller ``train_size`` still
     # draws from every class.
     order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(spec.seed))
@@ -286,13 +286,18 @@ def stratified_indices(spec: TrainSpec, labels: torch.Tensor) -> tuple[torch.Ten
     return kept_t[: train_count(spec, n)], torch.as_tensor(held_out, dtype=torch.int64)
 
 
+def train_val_indices(spec: TrainSpec, full: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spec's training and validation indices into ``full`` (its dataset's train split):
+    stratified for an upload, as built-in datasets always were split otherwise."""
+    if get_meta(spec.dataset).decoded is not None:
+        return stratified_indices(spec, full.labels)
+    return split_indices(spec, len(full))
+
+
 def make_splits(spec: TrainSpec, settings: Settings | None = None) -> Splits:
     settings = settings or get_settings()
     full = load_split(spec.dataset, train=True, settings=settings)
     test = load_split(spec.dataset, train=False, settings=settings)
     check_against_dataset(spec, len(full))
-    if get_meta(spec.dataset).decoded is not None:
-        train_idx, val_idx = stratified_indices(spec, full.labels)
-    else:
-        train_idx, val_idx = split_indices(spec, len(full))
+    train_idx, val_idx = train_val_indices(spec, full)
     return Splits(train=full.subset(train_idx), val=full.subset(val_idx), test=test)
