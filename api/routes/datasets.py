@@ -9,13 +9,12 @@ the file is removed whatever happens, a client that goes away included. Decoding
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import pathlib
 import tempfile
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -27,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from api.dataset_schemas import DatasetVersionRead, DatasetVersions
 from api.deps import DbDep, SettingsDep, UserDep
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from api.routes.events import Step, StreamDep, _frame
 from api.schemas import ErrorResponse
 from cnnlab.lifecycle import datasets as lifecycle
 from cnnlab.settings import Settings
@@ -41,7 +41,6 @@ ARCHIVE_TYPES = ("application/zip", "application/x-tar", "application/gzip")
 UPLOAD_ROUTES = frozenset({("POST", "/v1/datasets")})
 # Bytes gathered from the request before one write (and hash update) in a thread.
 WRITE_BYTES = 2**20
-POLL_S = 0.5
 Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number")]
 _BINARY = {"type": "string", "format": "binary"}
 
@@ -207,37 +206,40 @@ async def samples_png(name: str, version: Version, db: DbDep, user: UserDep) -> 
     return Response(content=png, media_type="image/png")
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """What an event stream's client has: ``n`` events, the last of this status and progress."""
+
+    n: int = 0
+    key: str = ""
+
+    @property
+    def id(self) -> str:
+        return str(self.n)
+
+
 @router.get(
     "/{name}/versions/{version}/events",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def version_events(
-    name: str, version: Version, request: Request, db: DbDep, user: UserDep
-) -> StreamingResponse:
+async def version_events(name: str, version: Version, stream: StreamDep) -> StreamingResponse:
     """Ingest progress as server-sent events: a `status` event (the version, as
     `GET …/versions/{v}` answers) whenever its status or progress changes; the stream ends
-    after the event of a `ready` or `failed` version."""
-    first = await db.read(_version, user.id, name, version)  # 404 before the stream starts
+    after the event of a `ready` or `failed` version. Counted with the user's other streams."""
+    db, owner_id = stream.db, stream.user.id
+    await db.read(_version, owner_id, name, version)  # 404 now, not inside the stream
 
-    async def frames() -> AsyncIterator[str]:
-        sent: tuple[Any, ...] | None = None
-        current = first
-        n = 0
-        while True:
-            key = (current.status, json.dumps(current.progress))
-            if key != sent:
-                sent, n = key, n + 1
-                yield f"id: {n}\nevent: status\ndata: {current.model_dump_json()}\n\n"
-            if current.status is not DatasetStatus.ingesting or await request.is_disconnected():
-                return
-            await asyncio.sleep(POLL_S)
-            try:
-                current = await db.read(_version, user.id, name, version)
-            except NotFound:
-                return  # deleted while watched
+    async def advance(seen: _Seen) -> Step[_Seen]:
+        current = await db.read(_version, owner_id, name, version)
+        key = f"{current.status}:{json.dumps(current.progress)}"
+        frames = []
+        if key != seen.key:
+            seen = _Seen(seen.n + 1, key)
+            frames.append(_frame("status", current.model_dump(mode="json"), seen))
+        return frames, seen, current.status is not DatasetStatus.ingesting
 
-    return StreamingResponse(frames(), media_type="text/event-stream")
+    return stream.respond(advance, _Seen())
 
 
 @router.delete(
