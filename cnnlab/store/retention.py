@@ -43,9 +43,9 @@ class StorageQuotaExceeded(CnnlabError):
 
     def __init__(self, used: int, limit: int) -> None:
         super().__init__(
-            f"you store {used} bytes of checkpoints and model versions; at most {limit} are "
-            "allowed: delete ended jobs or searches (DELETE /v1/jobs/{id}, "
-            "DELETE /v1/searches/{id}) or model versions you no longer need",
+            f"you store {used} bytes of checkpoints, model versions and datasets; at most "
+            f"{limit} are allowed: delete ended jobs or searches (DELETE /v1/jobs/{{id}}, "
+            "DELETE /v1/searches/{id}), model versions or uploaded datasets you no longer need",
             used_bytes=used,
             limit_bytes=limit,
         )

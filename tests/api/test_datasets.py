@@ -274,6 +274,8 @@ def test_uploads_count_against_the_storage_quota(
     get_settings.cache_clear()
     with ApiClient(create_app()) as client:
         upload(client, alice, archive)  # room left: stored
+        storage = client.get("/v1/me", headers=alice.headers).json()["storage"]
+        assert storage["dataset_bytes"] == len(archive) == storage["used_bytes"]
         r = client.post(
             "/v1/datasets",
             params={"name": "more"},
