@@ -142,7 +142,11 @@ def uploads_in_scope(metas: Mapping[str, DatasetMeta]) -> Iterator[None]:
 def get_meta(name: str) -> DatasetMeta:
     meta = DATASETS.get(name) or (_uploads.get() or {}).get(name)
     if meta is None:
-        raise SpecError("dataset", f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+        raise SpecError(
+            "dataset",
+            f"unknown dataset {name!r}; choose from {sorted(DATASETS)} (your own images train "
+            "on a server: `cnnlab datasets upload`, then name them in a spec you submit there)",
+        )
     return meta
 
 
