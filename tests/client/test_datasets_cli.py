@@ -10,7 +10,7 @@ from pathlib import Path
 from cnnlab.client import Client
 from cnnlab.client._datasets import zip_stream
 from cnnlab.testing.stack import Stack
-from tests.utils.image_archives import write_class_folders
+from tests.utils.image_archives import picture, real_images, write_class_folders
 from tests.utils.service import cnnlab_cli
 
 
@@ -45,6 +45,13 @@ def test_upload_a_folder_then_list_show_train_and_delete(
 
     job = client.submit({"dataset": "leaves", "val_size": 4, "batch_size": 8, "epochs": 1})
     assert client.wait(job["id"], timeout=120)["status"] == "succeeded"
+    photo = tmp_path / "photo.png"
+    picture(real_images(1, [2], offset=30)[0][1], (64, 48)).save(photo)
+    predicted = cnnlab_cli(stack, "predict", job["id"], str(photo), token=token)
+    assert predicted.returncode == 0, predicted.stderr
+    row = predicted.stdout.splitlines()[1].split()
+    assert row[0] == "photo.png" and row[2] in {"dry", "ok", "wet"}
+    assert {"dry", "ok", "wet"} & set(predicted.stdout.split()) - {row[2]}  # the runners-up
 
     second = client.upload_dataset(folder, name="leaves")  # the same bytes: one more version
     assert (second["version"], second["status"]) == (2, "ready")
