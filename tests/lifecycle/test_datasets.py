@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -136,3 +137,23 @@ def test_uploads_of_one_name_at_once_get_distinct_versions(db_url: str, tmp_path
         assert (
             s.scalar(select(func.count()).select_from(Blob).where(Blob.checksum == checksum)) == 1
         )
+
+
+def test_the_workers_sweeper_sends_dead_ingests_again(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.sweeper
+    from cnnlab.lifecycle import LeaseSettings
+    from cnnlab.settings import get_settings
+
+    monkeypatch.setenv("CNNLAB_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    sent: list[str] = []
+    monkeypatch.setattr(worker.sweeper, "enqueue_ingest", sent.append)
+    with session_scope(db_url) as s:
+        version_id = _version(s, tmp_path)
+        lifecycle.claim_ingest(s, version_id, "w1", lease_seconds=60, max_attempts=3)
+    with session_scope(db_url) as s:
+        _expire(s, version_id)
+    worker.sweeper._sweep_ingests(LeaseSettings())
+    assert version_id in sent  # (with any other test's left in the shared database)
