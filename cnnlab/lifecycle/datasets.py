@@ -431,29 +431,11 @@ def delete_dataset(session: Session, owner_id: int, name: str) -> None:
     given, so a later upload of the name does not reuse a deleted version's number."""
     dataset = store.dataset_row(session, owner_id, name)
     rows = store.versions(session, dataset.id)
+    if not rows:
+        raise NotFound("dataset", name)
     users = _users(session, owner_id, name, {r.version for r in rows})
     if users:
         raise DatasetInUse(name, users)
     blobs = blobs_of(rows)
-    if not rows:
-        raise NotFound("dataset", name)
     session.execute(delete(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id))
     store.delete_unused_blobs(session, blobs)
-
-
-__all__ = [
-    "DATASET_TRANSITIONS",
-    "DatasetInUse",
-    "IngestClaim",
-    "NotFound",
-    "claim_ingest",
-    "create_version",
-    "delete_dataset",
-    "delete_version",
-    "finish_ingest",
-    "meta_of",
-    "move_version",
-    "report_progress",
-    "resolve_dataset",
-    "sweep_ingests",
-]
