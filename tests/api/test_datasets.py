@@ -108,6 +108,10 @@ def test_a_dataset_that_is_not_one_fails_with_the_reason(
     record = client.get("/v1/datasets/one/versions/1", headers=alice.headers).json()
     assert record["status"] == "failed"
     assert record["error"]["type"] == "invalid_dataset"
+    for dataset in ("one", "one@1"):  # no ready version; a failed one
+        job = {"dataset": dataset, "val_size": 3, "batch_size": 4, "epochs": 1}
+        r = client.post("/v1/jobs", json=job, headers=alice.headers)
+        assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", r.text
 
 
 @pytest.fixture
