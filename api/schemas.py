@@ -426,7 +426,12 @@ class PredictionResponse(BaseModel):
 
 class DatasetRead(BaseModel):
     name: str
-    shape: tuple[int, int, int] = Field(description="channels, height, width")
+    kind: Literal["builtin", "uploaded"] = "builtin"
+    version: int | None = Field(
+        default=None, description="an upload's newest version (the rest: its newest ready one)"
+    )
+    status: str | None = Field(default=None, description="an upload's newest version's status")
+    shape: tuple[int, int, int] | None = Field(description="channels, height, width")
     class_names: list[str]
     mean: list[float]
     std: list[float]

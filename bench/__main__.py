@@ -1,4 +1,4 @@
-"""``python -m bench [training|service|search|lanes|packed|batch|all]``: run benchmarks,
+"""``python -m bench [training|service|search|lanes|ingest|packed|batch|all]``: run benchmarks,
 print, save."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import batch, lanes, packed, results, search, service, training
+from bench import batch, ingest, lanes, packed, results, search, service, training
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import RunFailed
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["training", "service", "search", "lanes", "packed", "batch", "all"],
+        choices=["training", "service", "search", "lanes", "ingest", "packed", "batch", "all"],
         help="which benchmark to run (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for each side")
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             result = lanes.run(args.fashion_mnist)
             lanes.report(result)
             _save("lanes", result, args.out)
+        if args.which in ("ingest", "all"):
+            result = ingest.run(args.fashion_mnist, args.device, args.epochs, args.repeat)
+            ingest.report(result)
+            _save("ingest", result, args.out)
         if args.which in ("batch", "all"):
             result = batch.run()
             batch.report(result)

@@ -135,3 +135,11 @@ class TimeLimitExceeded(CnnlabError):
             limit=round(limit, 1),
             epoch=epoch,
         )
+
+
+class InvalidDataset(CnnlabError):
+    """An uploaded archive cannot become a dataset: hostile or damaged, an unknown layout, or too
+    few images; the message names what is wrong (the entry and why, the classes too small, …)."""
+
+    code = "invalid_dataset"
+    status_code = 422

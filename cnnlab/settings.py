@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # past it is 422 ``storage_quota``; deleting ended jobs and searches frees their bytes.
     max_storage_bytes: int = Field(default=5 * 2**30, ge=0)
 
+    # -- uploaded datasets --
+    # Bytes one dataset upload (the archive, as sent) may hold; past it the answer is 413, and
+    # a body that declares a larger Content-Length is refused before it is read.
+    dataset_max_bytes: int = Field(default=2 * 2**30, ge=1)
+
     # -- compute budgets, checked at submit for jobs and every search trial (cnnlab.spec.budget) --
     # Parameters of the spec's model (checkpoints hold 4 bytes each, twice: last and best).
     max_model_params: int = Field(default=10_000_000, ge=1)

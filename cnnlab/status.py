@@ -39,3 +39,11 @@ class SearchStatus(enum.StrEnum):
 
 ENDED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.pruned})
 ENDED_NAMES = frozenset(str(s) for s in ENDED)
+
+
+class DatasetStatus(enum.StrEnum):
+    """An uploaded dataset version's: decoded by a worker, then ready to train on, or failed."""
+
+    ingesting = "ingesting"
+    ready = "ready"
+    failed = "failed"

@@ -31,6 +31,7 @@ SLOW_FIXTURES = {
 }
 # Tests that start `cnnlab` or Celery worker processes in their own body (a path: all its tests).
 SLOW_TESTS = (
+    "tests/api/test_dataset_training.py",  # trains on real images
     "tests/core/test_cli_train.py",  # `cnnlab train`
     "tests/store/test_cli.py",  # `cnnlab token`
     "tests/store/test_migrations.py::test_cli_db_upgrade_uses_the_settings_url",

@@ -13,10 +13,11 @@ from kombu import Queue
 from cnnlab.settings import EMBEDDED_BROKER, Settings, get_settings
 
 TRAIN_TASK = "cnnlab.train_job"
+INGEST_TASK = "cnnlab.ingest_dataset"
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
 QUEUES = (CPU_QUEUE, GPU_QUEUE)
-TASK_MODULES = ("worker.tasks",)
+TASK_MODULES = ("worker.tasks", "worker.datasets")
 VISIBILITY_TIMEOUT_S = 12 * 3600
 
 _apps: dict[tuple[str, str], Celery] = {}
@@ -32,7 +33,7 @@ def create_celery(settings: Settings) -> Celery:
         task_store_errors_even_if_ignored=False,
         task_queues=[Queue(name, routing_key=name) for name in QUEUES],
         task_default_queue=CPU_QUEUE,
-        task_routes={TRAIN_TASK: {"queue": CPU_QUEUE}},
+        task_routes={TRAIN_TASK: {"queue": CPU_QUEUE}, INGEST_TASK: {"queue": CPU_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,

@@ -13,12 +13,12 @@ import logging
 from collections.abc import Callable
 
 from cnnlab import lifecycle
-from cnnlab.lifecycle import LeaseSettings
+from cnnlab.lifecycle import LeaseSettings, datasets
 from cnnlab.lifecycle.gpu import fail_jobs_without_gpu_worker
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
 from worker.periodic import Periodic
-from worker.queue import enqueue_job, queue_for
+from worker.queue import enqueue_ingest, enqueue_job, queue_for
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def sweep_once(
     with session_scope() as session:
         for search_id in lifecycle.live_searches(session):
             lifecycle.advance_search(session, search_id, enqueue=enqueue_job)
+    _sweep_ingests(config)
     for job_id in result.ended:
         logger.warning("job %s: its worker was lost and it may not run again; ended", job_id)
     for job_id, device in result.requeue:
@@ -56,6 +57,23 @@ def sweep_once(
             # The row says when it was sent; the next sweep after the grace sends it again.
             logger.warning("job %s: could not send it again", job_id, exc_info=True)
     return result
+
+
+def _sweep_ingests(config: LeaseSettings) -> None:
+    """Uploaded dataset versions whose worker died (or whose message was lost) are sent again;
+    out of attempts, they fail."""
+    with session_scope() as session:
+        again = datasets.sweep_ingests(
+            session,
+            max_attempts=config.max_attempts,
+            queued_grace_seconds=config.queued_grace_seconds,
+        )
+    for version_id in again:
+        logger.warning("dataset version %s: no live worker decodes it; sent again", version_id)
+        try:
+            enqueue_ingest(version_id)
+        except Exception:
+            logger.warning("dataset version %s: could not send it again", version_id, exc_info=True)
 
 
 def waiting_messages(queue: str) -> int | None:

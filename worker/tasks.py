@@ -179,10 +179,19 @@ Trained = tuple[JobStatus, float | None, dict[str, Any] | None]
 
 
 def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained | CnnlabError]:
-    from cnnlab.engine.training import fit
+    from cnnlab.datasets.catalog import uploads_in_scope
     from cnnlab.spec.train import TrainSpec
+    from worker.datasets import uploaded_datasets
 
     specs = [TrainSpec.model_validate(d) for d in spec_dicts]
+    # A pack's trials share one dataset; an upload's tensors are fetched to this worker first.
+    with uploads_in_scope(uploaded_datasets(leases[0].job_id, specs[0].dataset)):
+        return _train_specs(leases, specs)
+
+
+def _train_specs(leases: list[Lease], specs: list[TrainSpec]) -> list[Trained | CnnlabError]:
+    from cnnlab.engine.training import fit
+
     for lease, spec in zip(leases, specs, strict=True):
         _record_receipt(lease, spec)
     # A pack trains its trials in about the time they take one after another, at most.

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.routes import (
     catalog,
+    datasets,
     events,
     health,
     insights,
@@ -33,6 +34,7 @@ v1.include_router(jobs.router)
 v1.include_router(predictions.router)
 v1.include_router(searches.router)
 v1.include_router(catalog.router)
+v1.include_router(datasets.router)
 v1.include_router(registry.router)
 v1.include_router(events.router)
 v1.include_router(insights.router)

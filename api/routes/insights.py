@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -93,6 +94,22 @@ def confusion_cache(request: Request) -> ConfusionCache:
     return cache
 
 
+T = TypeVar("T")
+
+
+def on_dataset(
+    owner_id: int, dataset: str, settings: Settings, fn: Callable[..., T], *args: Any
+) -> T:
+    """``fn(*args)`` with the job's uploaded dataset (if it is one) known and its decoded
+    tensors in this process's cache (fetched from the store once)."""
+    from cnnlab.datasets.catalog import uploads_in_scope
+    from cnnlab.lifecycle.datasets import fetch_uploads
+
+    url = settings.resolved_database_url
+    with uploads_in_scope(fetch_uploads(owner_id, dataset, settings, url)):
+        return fn(*args)
+
+
 def sample_images(spec: dict[str, Any], n: int, settings: Settings) -> Samples:
     """The first ``n`` images of the job's training portion, with their labels."""
     from cnnlab.datasets.catalog import get_meta
@@ -126,7 +143,10 @@ async def samples(
     """Images from the job's training split with their labels."""
     job = await db.read(store.get_job, user.id, job_id)
     async with evaluation_gate(request):
-        return await run_in_threadpool(sample_images, job.spec, n, settings)
+        dataset = job.spec["dataset"]
+        return await run_in_threadpool(
+            on_dataset, user.id, dataset, settings, sample_images, job.spec, n, settings
+        )
 
 
 def _succeeded_model_epoch(session: Session, owner_id: int, job_id: str) -> int:
@@ -160,7 +180,16 @@ async def confusion(
             result = cache.get((job_id, epoch))
             if result is None:
                 _, data = await db.read(store.model_bytes, job_id)
-                result = await run_in_threadpool(compute_confusion, data, settings)
+                job = await db.read(store.get_job, user.id, job_id)
+                result = await run_in_threadpool(
+                    on_dataset,
+                    user.id,
+                    job.spec["dataset"],
+                    settings,
+                    compute_confusion,
+                    data,
+                    settings,
+                )
                 cache.put((job_id, epoch), result)
     return result
 

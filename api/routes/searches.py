@@ -22,6 +22,8 @@ from api.schemas import (
     SearchRead,
 )
 from cnnlab import lifecycle
+from cnnlab.datasets.catalog import uploads_in_scope
+from cnnlab.lifecycle.datasets import pin_base_dataset
 from cnnlab.search.plan import plan_search
 from cnnlab.store import searches as store
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -86,13 +88,10 @@ async def plan(
     stated default (`basis`)."""
 
     def make(session: Session) -> SearchPlanRead:
-        found = plan_search(
-            session,
-            settings,
-            body.base.model_dump(mode="json"),
-            grid=body.grid,
-            **body.search_kwargs(),
-        )
+        # An uploaded base dataset: pinned to NAME@V, as creating the search would.
+        base, uploads = pin_base_dataset(session, user.id, body.base.model_dump(mode="json"))
+        with uploads_in_scope(uploads):
+            found = plan_search(session, settings, base, grid=body.grid, **body.search_kwargs())
         return SearchPlanRead.build(found)
 
     return await db.read(make)

@@ -17,7 +17,8 @@ commands by use:
   run a server        serve (the API and its workers in one), or api and worker apart;
                       db (the job database), token (API tokens for users),
                       doctor (check data, database, broker, GPUs, disk)
-  use a server        submit, search, jobs, watch, predict, cancel, export, models
+  use a server        datasets (upload your own images), submit, search, jobs,
+                      watch, predict, cancel, export, models
                       (which server: --url or $CNNLAB_URL; the token:
                       $CNNLAB_TOKEN, or a file: $CNNLAB_TOKEN_FILE or --token-file)
 
@@ -31,6 +32,7 @@ COMMAND_MODULES = (
     "cnnlab.cli.db",
     "cnnlab.cli.tokens",
     "cnnlab.cli.remote",
+    "cnnlab.cli.datasets",
     "cnnlab.cli.export",
     "cnnlab.cli.models",
     "cnnlab.cli.doctor",

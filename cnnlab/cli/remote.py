@@ -558,7 +558,14 @@ def cmd_predict(client: Client, args: argparse.Namespace) -> int:
 
 def _class_names(client: Client, job_id: str) -> dict[int, str]:
     """The job's dataset's class names by label (empty if the server does not say)."""
+    from cnnlab.client import ApiError
+
     dataset = client.job(job_id)["spec"].get("dataset")
+    if "@" in str(dataset):  # an uploaded dataset's version (gone if it was deleted since)
+        try:
+            return dict(enumerate(client.dataset(dataset).get("classes") or []))
+        except ApiError:
+            return {}
     for row in client.datasets():
         if row["name"] == dataset:
             return dict(enumerate(row["class_names"]))

@@ -53,6 +53,12 @@ def resolve_token(token: str | None = None, token_file: str | Path | None = None
     return token
 
 
+def _dataset_path(ref: str) -> str:
+    """``NAME`` → its path; ``NAME@V`` → that version's."""
+    name, _, version = ref.partition("@")
+    return f"/v1/datasets/{name}" + (f"/versions/{version}" if version else "")
+
+
 class Client(ScoringCalls):
     """A session with one cnnlab server as one user (the owner of ``token``)."""
 
@@ -382,8 +388,76 @@ class Client(ScoringCalls):
             time.sleep(poll)
 
     def datasets(self) -> list[dict[str, Any]]:
+        """The built-in datasets and the caller's uploads (``kind``)."""
         rows: list[dict[str, Any]] = self._json("GET", "/v1/datasets")
         return rows
+
+    # -- uploaded datasets ------------------------------------------------------------------
+    def upload_dataset(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        image_size: int | None = None,
+        resize: str | None = None,
+        test_size: float | None = None,
+        seed: int | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+        wait: bool = True,
+        on_event: Callable[[Event], object] | None = None,
+    ) -> dict[str, Any]:
+        """Upload a folder (one sub-folder per class, or ``train/`` and ``test/``, or
+        ``labels.csv``; zipped while it is sent) or an archive as the next version of ``name``.
+        ``progress(sent, total)`` follows the bytes sent (total None for a folder). With
+        ``wait``, returns once a worker has decoded it: check ``status`` (``ready`` or
+        ``failed``, with ``error``); ``on_event`` gets each progress event meanwhile."""
+        from cnnlab.client._datasets import content_type, upload_body
+
+        path = Path(path)
+        params: dict[str, Any] = {"name": name, "image_size": image_size, "resize": resize}
+        params |= {"test_size": test_size, "seed": seed}
+        version: dict[str, Any] = self._json(
+            "POST",
+            "/v1/datasets",
+            params={k: v for k, v in params.items() if v is not None},
+            content=upload_body(path, progress),
+            headers={"Content-Type": content_type(path)},
+            timeout=httpx.Timeout(self._http.timeout.connect, read=None, write=None),
+        )
+        if not wait:
+            return version
+        return self.wait_dataset(name, version["version"], on_event=on_event)
+
+    def dataset(self, ref: str) -> dict[str, Any]:
+        """``NAME``: the dataset and its versions (newest first); ``NAME@V``: that version."""
+        found: dict[str, Any] = self._json("GET", _dataset_path(ref))
+        return found
+
+    def delete_dataset(self, ref: str) -> None:
+        """Delete ``NAME@V``, or every version of ``NAME`` (409 while a job uses one)."""
+        self._request("DELETE", _dataset_path(ref))
+
+    def dataset_samples(self, ref: str) -> bytes:
+        """``NAME@V``'s sample grid, a PNG."""
+        name, _, version = ref.partition("@")
+        return self._request("GET", f"/v1/datasets/{name}/versions/{version}/samples.png").content
+
+    def wait_dataset(
+        self, name: str, version: int, *, on_event: Callable[[Event], object] | None = None
+    ) -> dict[str, Any]:
+        """Block until the version is decoded (``ready``) or ``failed``; the version."""
+        ref = f"{name}@{version}"
+        for event in self._follow(
+            f"/v1/datasets/{name}/versions/{version}/events",
+            f"dataset {ref}",
+            lambda: self.dataset(ref)["status"] != "ingesting",
+            None,
+        ):
+            if on_event is not None:
+                on_event(event)
+            if event.type == "status" and event.data.get("status") != "ingesting":
+                break
+        return self.dataset(ref)
 
     # -- the model registry -------------------------------------------------------------------
     def architectures(self) -> list[str]:

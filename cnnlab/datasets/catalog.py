@@ -9,10 +9,13 @@ import gzip
 import json
 import math
 import struct
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError, DatasetUnavailable
+from cnnlab.errors import CnnlabError, DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
 
 
@@ -43,6 +46,10 @@ class DatasetMeta:
     test_files: tuple[str, ...]
     standard_sizes: tuple[int, int]  # train, test as published (what a download brings)
     debian_dir: bool = False  # also found in Debian's dataset package directory
+    # An uploaded version's: the sha256 of its decoded tensors (the workers' cache key and the
+    # blob they come from) and how its images were brought to one size. None for a built-in.
+    decoded: str | None = None
+    resize: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -116,11 +123,61 @@ DATASETS: dict[str, DatasetMeta] = {
 }
 
 
-def get_meta(name: str) -> DatasetMeta:
+# Uploaded versions in scope (``NAME@V`` → meta): a caller that resolved a spec's dataset
+# against its owner's uploads (submit, the worker) puts them here around the work, so the code
+# below that asks :func:`get_meta` sees them without knowing about owners or the database.
+_uploads: ContextVar[Mapping[str, DatasetMeta] | None] = ContextVar("cnnlab_uploads", default=None)
+
+
+@contextmanager
+def uploads_in_scope(metas: Mapping[str, DatasetMeta]) -> Iterator[None]:
+    """Make ``metas`` (uploaded versions, by ``NAME@V``) known to :func:`get_meta` within."""
+    token = _uploads.set({**(_uploads.get() or {}), **metas})
     try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}") from None
+        yield
+    finally:
+        _uploads.reset(token)
+
+
+def get_meta(name: str) -> DatasetMeta:
+    meta = DATASETS.get(name) or (_uploads.get() or {}).get(name)
+    if meta is None:
+        raise SpecError(
+            "dataset",
+            f"unknown dataset {name!r}; choose from {sorted(DATASETS)} (your own images train "
+            "on a server: `cnnlab datasets upload`, then name them in a spec you submit there)",
+        )
+    return meta
+
+
+def upload_meta(
+    ref: str,
+    *,
+    decoded: str,
+    channels: int,
+    image_size: int,
+    classes: list[str],
+    mean: list[float],
+    std: list[float],
+    train: int,
+    test: int,
+    resize: str,
+) -> DatasetMeta:
+    """An uploaded version's meta (``ref`` is ``NAME@V``): ``train`` counts the images that
+    training and validation draw from, ``test`` the version's frozen test split."""
+    return DatasetMeta(
+        name=ref,
+        folder="",
+        shape=(channels, image_size, image_size),
+        class_names=tuple(classes),
+        mean=tuple(mean),
+        std=tuple(std),
+        train_files=(),
+        test_files=(),
+        standard_sizes=(train, test),
+        decoded=decoded,
+        resize=resize,
+    )
 
 
 @dataclass(frozen=True)
@@ -238,6 +295,9 @@ def split_sizes(name: str, settings: Settings) -> SplitSizes:
     batches don't, so their counts come from a small sidecar file written when the batches were
     first decoded (see :mod:`cnnlab.datasets.loading`). Damaged files are :class:`DatasetDamaged`.
     """
+    if get_meta(name).decoded is not None:  # an upload: its sizes are in its record
+        sizes = get_meta(name).standard_sizes
+        return SplitSizes(train=sizes[0], test=sizes[1])
     files = locate(name, settings)
     meta = files.meta
     if meta.name != "cifar10":

@@ -201,9 +201,40 @@ def _load_cached(path: Path) -> ImageSet | None:
         return None
 
 
+def decoded_path(checksum: str, settings: Settings) -> Path:
+    """Where a worker keeps an uploaded version's decoded tensors (``save_ingested``'s file),
+    named by their sha256: the same bytes on every machine, fetched once from the store."""
+    return settings.cache_dir / "datasets" / f"{checksum}.ingested"
+
+
+def _load_upload(checksum: str, train: bool, settings: Settings) -> ImageSet:
+    """An uploaded version's split: train (with validation drawn from it) or its frozen test."""
+    from cnnlab.datasets.ingest import load_ingested
+
+    key = ("upload", checksum, train)
+    with _memo_lock:
+        if key in _memo:
+            return _memo[key]
+    path = decoded_path(checksum, settings)
+    if not path.is_file():
+        raise DatasetUnavailable(checksum, [str(path)], "the worker fetches it before training")
+    data = load_ingested(path)
+    test = data.split == 2
+    for part, mask in ((False, test), (True, ~test)):
+        index = torch.nonzero(mask).flatten()
+        subset = ImageSet(data.images[index], data.labels[index])
+        with _memo_lock:
+            _memo[("upload", checksum, part)] = subset
+    with _memo_lock:
+        return _memo[key]
+
+
 def load_split(name: str, *, train: bool, settings: Settings | None = None) -> ImageSet:
     """One split of a dataset, decoded (first call) or from the tensor cache (later calls)."""
     settings = settings or get_settings()
+    decoded = get_meta(name).decoded
+    if decoded is not None:
+        return _load_upload(decoded, train, settings)
     files = find_files(name, settings)
     key = cache_key(files)
     memo_key = (name, key, train)
@@ -241,10 +272,32 @@ def split_indices(spec: TrainSpec, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return perm[n_val : n_val + train_count(spec, n)], perm[:n_val]
 
 
+def stratified_indices(spec: TrainSpec, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """As :func:`split_indices`, with the validation hold-out drawn per class in the classes'
+    proportions (an upload's classes may be few and uneven)."""
+    from cnnlab.datasets.splits import stratified_split
+
+    n = len(labels)
+    kept, held_out = stratified_split(labels.cpu().numpy(), val_count(spec, n), spec.seed)
+    # ``kept`` is sorted (the archive's class order): shuffled, a smaller ``train_size`` still
+    # draws from every class.
+    order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(spec.seed))
+    kept_t = torch.as_tensor(kept, dtype=torch.int64)[order]
+    return kept_t[: train_count(spec, n)], torch.as_tensor(held_out, dtype=torch.int64)
+
+
+def train_val_indices(spec: TrainSpec, full: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spec's training and validation indices into ``full`` (its dataset's train split):
+    stratified for an upload, as built-in datasets always were split otherwise."""
+    if get_meta(spec.dataset).decoded is not None:
+        return stratified_indices(spec, full.labels)
+    return split_indices(spec, len(full))
+
+
 def make_splits(spec: TrainSpec, settings: Settings | None = None) -> Splits:
     settings = settings or get_settings()
     full = load_split(spec.dataset, train=True, settings=settings)
     test = load_split(spec.dataset, train=False, settings=settings)
     check_against_dataset(spec, len(full))
-    train_idx, val_idx = split_indices(spec, len(full))
+    train_idx, val_idx = train_val_indices(spec, full)
     return Splits(train=full.subset(train_idx), val=full.subset(val_idx), test=test)

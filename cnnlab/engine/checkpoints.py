@@ -48,13 +48,19 @@ def build_model(config: dict[str, Any]) -> nn.Module:
 
 
 def dataset_record(meta: DatasetMeta) -> dict[str, Any]:
-    return {
+    """What predictions need of the dataset: shape, class names, normalisation and, for an
+    upload (``NAME@V``), how its images were brought to size (``resize``), so a model keeps
+    predicting the same way after the dataset is deleted."""
+    record: dict[str, Any] = {
         "name": meta.name,
         "shape": list(meta.shape),
         "class_names": list(meta.class_names),
         "mean": list(meta.mean),
         "std": list(meta.std),
     }
+    if meta.resize is not None:
+        record["resize"] = meta.resize
+    return record
 
 
 def cpu_state(module: nn.Module | torch.optim.Optimizer) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from cnnlab.datasets.catalog import DatasetMeta, get_meta
-from cnnlab.datasets.loading import ImageSet, load_split, split_indices
+from cnnlab.datasets.loading import ImageSet, load_split, train_val_indices
 from cnnlab.engine import checkpoints as ckpt_mod
 from cnnlab.engine.checkpoints import Checkpoint
 from cnnlab.engine.training import (
@@ -307,7 +307,7 @@ def _member(
 ) -> _Member:
     """A trial's model, optimiser and splits, built (and resumed) as fit builds them."""
     spec = trial.spec
-    train_idx, val_idx = split_indices(spec, n)
+    train_idx, val_idx = train_val_indices(spec, full)
     model, optimizer, run = start_model(spec, meta, device, trial.resume)
     return _Member(
         index=index,

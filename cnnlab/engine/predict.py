@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -13,12 +13,16 @@ from PIL import Image
 
 from cnnlab.engine.checkpoints import Checkpoint, load_model
 from cnnlab.engine.training import Normalize
-from cnnlab.errors import BadInput
+from cnnlab.errors import BadInput, CnnlabError
 
 # An image file may be at most this many times the model's input size along each side (it is
 # resized to the input size): 224×224 for 28×28 models, 256×256 for 32×32 ones. The claim in the
 # file's header is checked before anything is decoded (a small file can claim a huge canvas).
 MAX_SIDE_FACTOR = 8
+# A model of an uploaded dataset takes photos as they come: up to this many pixels a side (and
+# the ingest's own per-image pixel cap), brought to size the way its dataset's images were.
+UPLOAD_MAX_SIDE = 8192
+MAX_UPLOAD_PIXELS = 50_000_000
 # Formats decoded: whatever else Pillow reads is refused before it is parsed.
 IMAGE_FORMATS = ("PNG", "JPEG")
 
@@ -35,6 +39,8 @@ class Predictor:
         self.shape: tuple[int, int, int] = (c, h, w)
         self.normalize = Normalize(dataset, self.device)
         self.epoch: int = ckpt["epoch"]
+        # An uploaded dataset's resize mode (None: a built-in's, whose inputs are its size).
+        self.resize: str | None = dataset.get("resize")
 
     # -- inputs -----------------------------------------------------------------------------
     def array_to_chw(self, item: int, instance: Any) -> np.ndarray:
@@ -58,6 +64,8 @@ class Predictor:
         """The largest image file accepted, (width, height): :data:`MAX_SIDE_FACTOR` times the
         model's input size."""
         _, h, w = self.shape
+        if self.resize is not None:
+            return UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE
         return MAX_SIDE_FACTOR * w, MAX_SIDE_FACTOR * h
 
     def _open(self, item: int, blob: bytes) -> Image.Image:
@@ -89,6 +97,8 @@ class Predictor:
     def image_to_chw(self, item: int, blob: bytes) -> np.ndarray:
         """Decode a PNG or JPEG file and convert it to the model's channels and size."""
         c, h, w = self.shape
+        if self.resize is not None:
+            return self._upload_image_to_chw(item, blob)
         with self._open(item, blob) as src:
             try:
                 img = src.convert("L" if c == 1 else "RGB")
@@ -98,6 +108,23 @@ class Predictor:
             except Exception as exc:  # a truncated or corrupt file fails here, when decoded
                 raise BadInput(item, f"cannot decode image ({type(exc).__name__})") from None
         return array.reshape(h, w, c).transpose(2, 0, 1)
+
+    def _upload_image_to_chw(self, item: int, blob: bytes) -> np.ndarray:
+        """As the ingest decoded the dataset's images: EXIF orientation, alpha on white, then
+        ``resize`` (squash, center_crop or pad) to the model's size."""
+        from cnnlab.datasets import decode
+
+        c, size, _ = self.shape
+        self.image_size(item, blob)  # the size limit, from the header
+        try:
+            resize = cast(decode.Resize, self.resize)
+            got = decode.decode(blob, f"input {item}", size, resize, MAX_UPLOAD_PIXELS)
+        except CnnlabError as exc:
+            raise BadInput(item, exc.message) from None
+        if isinstance(got, decode.Skipped):
+            raise BadInput(item, f"cannot use the image ({got.why})")
+        img = Image.fromarray(got.pixels).convert("L" if c == 1 else "RGB")
+        return np.asarray(img, dtype=np.uint8).reshape(size, size, c).transpose(2, 0, 1)
 
     # -- prediction -------------------------------------------------------------------------
     @torch.inference_mode()

@@ -47,3 +47,36 @@ def training_samples(
         label = int(full.labels[index])
         samples.append(SampleImage(index, label, class_names[label], png_bytes(full.images[index])))
     return samples
+
+
+def class_grid_png(
+    images: torch.Tensor, labels: torch.Tensor, class_names: list[str], per_class: int = 8
+) -> bytes:
+    """A PNG with one row per class: its name, then its first ``per_class`` images (uint8
+    N×C×H×W), each shown at least 48 px tall so small images stay visible."""
+    from PIL import Image, ImageDraw
+
+    size = images.shape[-1]
+    scale = max(1, -(-48 // size))
+    cell, label_w, pad = size * scale, 160, 4
+    rows = len(class_names)
+    canvas = Image.new(
+        "RGB", (label_w + per_class * (cell + pad), max(1, rows) * (cell + pad)), "white"
+    )
+    draw = ImageDraw.Draw(canvas)
+    for row, name in enumerate(class_names):
+        top = row * (cell + pad)
+        draw.text((4, top + cell // 2 - 6), name[:24], fill="black")
+        index = torch.nonzero(labels == row).flatten()[:per_class]
+        for col, i in enumerate(index.tolist()):
+            chw = images[i].numpy()
+            pixels = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)
+            tile = (
+                Image.fromarray(pixels)
+                .convert("RGB")
+                .resize((cell, cell), Image.Resampling.NEAREST)
+            )
+            canvas.paste(tile, (label_w + col * (cell + pad), top))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()

@@ -61,23 +61,27 @@ def create_search(
     field: ``grid.<path>``, ``space.<path>``, ``base.<field>``, ``pruner.<field>``, …. The first
     trials count against ``max_active`` (:class:`TooManyActiveJobs`); later ones start as
     earlier ones end."""
+    from cnnlab.datasets.catalog import uploads_in_scope
+    from cnnlab.lifecycle.datasets import pin_base_dataset
     from cnnlab.search.body import check_body
     from cnnlab.store.retention import check_storage
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
-    body = check_body(
-        base,
-        settings,
-        grid=grid,
-        space=space,
-        sampler=sampler,
-        num_trials=num_trials,
-        seed=seed,
-        pruner=pruner,
-        max_concurrent_trials=max_concurrent_trials,
-        metric=metric,
-        mode=mode,
-    )
+    base, uploads = pin_base_dataset(session, owner_id, base)
+    with uploads_in_scope(uploads):
+        body = check_body(
+            base,
+            settings,
+            grid=grid,
+            space=space,
+            sampler=sampler,
+            num_trials=num_trials,
+            seed=seed,
+            pruner=pruner,
+            max_concurrent_trials=max_concurrent_trials,
+            metric=metric,
+            mode=mode,
+        )
     check_gpu_worker(session, [p.spec.device for p in body.points], settings)  # no_gpu_worker
     register_best_as = check_winner_name(register_best_as)
     first = body.points[: body.max_concurrent_trials]

@@ -36,11 +36,15 @@ def submit_job(
     """Validate ``spec`` against this server's data and add the job; it is sent after commit.
     :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running.
     ``labels``: its ``name``, ``tags`` and ``notes``."""
+    from cnnlab.datasets.catalog import uploads_in_scope
+    from cnnlab.lifecycle.datasets import resolve_dataset
     from cnnlab.spec.validate import validate_spec
     from cnnlab.store.retention import check_storage
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
-    validate_spec(spec, settings)
+    spec, uploads = resolve_dataset(session, owner_id, spec)  # NAME → NAME@V, the newest ready
+    with uploads_in_scope(uploads):
+        validate_spec(spec, settings)
     check_gpu_worker(session, spec.device, settings)  # 422 no_gpu_worker when none is live
     quota.reserve(session, owner_id, 1, max_active)
     job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)

@@ -6,6 +6,7 @@ Field-level rules live on the models; rules that need the dataset's split sizes 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,6 +17,9 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
 MAX_CHANNELS = 1024
 MAX_CONV_BLOCKS = 8
+# An uploaded dataset: ``NAME`` (its newest ready version) or ``NAME@V``, resolved against the
+# submitter's uploads when the job or search is submitted.
+UPLOADED_DATASET = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}(@[1-9][0-9]{0,8})?")
 
 
 class _Strict(BaseModel):
@@ -72,8 +76,10 @@ class TrainSpec(_Strict):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; choose from {sorted(DATASETS)}")
+        if v not in DATASETS and not UPLOADED_DATASET.fullmatch(v):
+            raise ValueError(
+                f"unknown dataset {v!r}; choose from {sorted(DATASETS)} or an upload (NAME[@V])"
+            )
         return v
 
     @field_validator("val_size")

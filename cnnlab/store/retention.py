@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from cnnlab.errors import CnnlabError
 from cnnlab.settings import Settings
 from cnnlab.status import ENDED, SearchStatus
+from cnnlab.store import datasets
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.jobs import get_job
 from cnnlab.store.tables import (
@@ -44,9 +45,9 @@ class StorageQuotaExceeded(CnnlabError):
     def __init__(self, used: int, limit: int, *, writing: str | None = None) -> None:
         would = "would store" if writing else "store"
         super().__init__(
-            f"you {would} {used} bytes of checkpoints and model versions; at most {limit} are "
-            "allowed: delete ended jobs or searches (DELETE /v1/jobs/{id}, "
-            "DELETE /v1/searches/{id}) or model versions you no longer need",
+            f"you {would} {used} bytes of checkpoints, model versions and datasets; at most "
+            f"{limit} are allowed: delete ended jobs or searches (DELETE /v1/jobs/{{id}}, "
+            "DELETE /v1/searches/{id}), model versions or uploaded datasets you no longer need",
             used_bytes=used,
             limit_bytes=limit,
             **({"writing": writing} if writing else {}),
@@ -57,10 +58,11 @@ class StorageQuotaExceeded(CnnlabError):
 class StorageUsage:
     checkpoint_bytes: int
     model_bytes: int
+    dataset_bytes: int = 0  # uploaded archives and their decoded tensors
 
     @property
     def used_bytes(self) -> int:
-        return self.checkpoint_bytes + self.model_bytes
+        return self.checkpoint_bytes + self.model_bytes + self.dataset_bytes
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def _checkpoint_bytes(session: Session, job_ids: object) -> int:
 
 def storage_used(session: Session, owner_id: int) -> StorageUsage:
     """The owner's stored bytes: checkpoints (the length of each blob, not its contents, is
-    read) and model versions (their recorded size)."""
+    read), model versions (their recorded size) and uploaded datasets (theirs)."""
     owned_jobs = select(Job.id).where(Job.owner_id == owner_id).scalar_subquery()
     models = select(func.coalesce(func.sum(ModelVersion.size_bytes), 0)).where(
         ModelVersion.model_id.in_(
@@ -93,6 +95,7 @@ def storage_used(session: Session, owner_id: int) -> StorageUsage:
     return StorageUsage(
         checkpoint_bytes=_checkpoint_bytes(session, owned_jobs),
         model_bytes=int(session.scalar(models) or 0),
+        dataset_bytes=datasets.stored_bytes(session, owner_id),
     )
 
 

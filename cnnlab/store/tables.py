@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from cnnlab.status import JobStatus, SearchStatus
+from cnnlab.status import DatasetStatus, JobStatus, SearchStatus
 
 # Stable constraint names, so migrations can refer to (and drop) them on every backend.
 NAMING_CONVENTION = {
@@ -314,6 +315,7 @@ MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 MODEL_ALIAS_PATTERN = r"^[a-z][a-z0-9._-]{0,62}$"
 MODEL_NAME_LENGTH = 63
 MODEL_DESCRIPTION_LENGTH = 1000
+DATASET_REF_LENGTH = 80
 
 
 class RegisteredModel(Base):
@@ -348,7 +350,8 @@ class ModelVersion(Base):
         _str_enum(CheckpointKind, "model_checkpoint_kind")
     )
     epoch: Mapped[int] = mapped_column(Integer)
-    dataset: Mapped[str] = mapped_column(String(64))
+    # A built-in's name, or an upload's NAME@V (a 63-character name and a 9-digit version).
+    dataset: Mapped[str] = mapped_column(String(DATASET_REF_LENGTH))
     arch: Mapped[str] = mapped_column(String(64))
     val_accuracy: Mapped[float | None] = mapped_column(Float)
     test_accuracy: Mapped[float | None] = mapped_column(Float)
@@ -475,3 +478,96 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     next_attempt_at: Mapped[datetime | None]
+
+
+# -- uploaded datasets -------------------------------------------------------------------------
+# A user's named datasets, each a series of immutable versions (one per upload), and the bytes
+# they are made of: content-addressed blobs (the sha256 of the bytes) in chunks, so a worker on a
+# machine with no shared filesystem reads them, and the same bytes uploaded twice are stored once.
+
+DATASET_NAME_PATTERN = MODEL_NAME_PATTERN
+DATASET_NAME_LENGTH = MODEL_NAME_LENGTH
+CHECKSUM_LENGTH = 64  # sha256, hex
+
+
+class Dataset(Base):
+    """One owner's dataset name. ``last_version`` is the highest version number ever given:
+    numbers are never reused, so ``NAME@3`` always means the same images."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(DATASET_NAME_LENGTH))
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+
+class DatasetVersion(Base):
+    """One upload: the archive (``checksum``), what was asked of the ingest (``options``), and,
+    once a worker decoded it, what came out (classes, counts, size, channels, mean/std, report)
+    and the decoded tensors (``decoded_checksum``, a blob). Ingest holds a lease like a job."""
+
+    __tablename__ = "dataset_versions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[DatasetStatus] = mapped_column(
+        _str_enum(DatasetStatus, "dataset_status"), default=DatasetStatus.ingesting
+    )
+    checksum: Mapped[str] = mapped_column(String(CHECKSUM_LENGTH), index=True)
+    archive_bytes: Mapped[int] = mapped_column(BigInteger)
+    # {"image_size", "resize", "test_size", "seed"} as asked at upload.
+    options: Mapped[dict[str, Any]]
+    image_size: Mapped[int | None] = mapped_column(Integer)
+    resize: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[int | None] = mapped_column(Integer)
+    classes: Mapped[list[str] | None] = mapped_column(JSON)
+    # {"train": n, "val": n, "test": n} and per class in ``report``.
+    counts: Mapped[dict[str, Any] | None]
+    mean: Mapped[list[float] | None] = mapped_column(JSON)
+    std: Mapped[list[float] | None] = mapped_column(JSON)
+    report: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    decoded_checksum: Mapped[str | None] = mapped_column(String(CHECKSUM_LENGTH), index=True)
+    decoded_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # A PNG grid of a few images per class, drawn by the worker that decoded it (a blob).
+    samples_checksum: Mapped[str | None] = mapped_column(String(CHECKSUM_LENGTH))
+    # {"done": n, "total": n} while a worker decodes it.
+    progress: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "version"),
+        Index("ix_dataset_versions_status_lease", "status", "lease_expires_at"),
+    )
+
+
+class Blob(Base):
+    """Bytes named by their sha256; the data is in :class:`BlobChunk` rows (PostgreSQL's bytea
+    holds at most 1 GB, and a chunk at a time keeps memory flat)."""
+
+    __tablename__ = "blobs"
+
+    checksum: Mapped[str] = mapped_column(String(CHECKSUM_LENGTH), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunks: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BlobChunk(Base):
+    __tablename__ = "blob_chunks"
+
+    checksum: Mapped[str] = mapped_column(
+        ForeignKey("blobs.checksum", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

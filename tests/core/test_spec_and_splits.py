@@ -40,7 +40,7 @@ def test_defaults_match_the_contract() -> None:
 @pytest.mark.parametrize(
     ("doc", "field"),
     [
-        ({"dataset": "imagenet"}, "dataset"),
+        ({"dataset": "Image Net"}, "dataset"),  # nor a built-in nor an upload's name
         ({}, "dataset"),
         ({"dataset": "mnist", "optimizer": {"lr": -0.1}}, "optimizer.lr"),
         ({"dataset": "mnist", "optimizer": {"lr": 0.1, "mommentum": 0.9}}, "optimizer.mommentum"),

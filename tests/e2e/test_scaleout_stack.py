@@ -114,3 +114,56 @@ def test_a_waiting_worker_starts_a_job_quickly(
     record_property("submit_to_running_p50_ms", round(p50 * 1000))
     # The contract's target is 100 ms; the bound here leaves room for a loaded test machine.
     assert p50 < 1.0, latencies
+
+
+def test_an_upload_trains_on_workers_that_share_only_the_database(
+    scaleout_stack: Stack, bob: httpx.Client, tmp_path: Path
+) -> None:
+    """Ingest on one worker, training on whichever takes the job: each fetches the bytes it
+    needs from PostgreSQL into its own home. The API answers /healthz while an upload streams."""
+    import io
+    import threading
+
+    from tests.utils.image_archives import make_zip, picture, real_images, write_class_folders
+
+    folder = write_class_folders(tmp_path / "parts", per_class=12, names=["a", "b", "c"])
+    body = make_zip(folder).read_bytes()
+    streaming, health = threading.Event(), []
+
+    def slowly() -> Iterator[bytes]:
+        for i in range(0, len(body), 4096):
+            yield body[i : i + 4096]
+            streaming.set()
+            if len(health) == 0:
+                time.sleep(0.05)  # until /healthz answered mid-upload
+
+    def check_health() -> None:
+        streaming.wait(30)
+        health.append(httpx.get(f"{scaleout_stack.url}/healthz", timeout=30).status_code)
+
+    checker = threading.Thread(target=check_health)
+    checker.start()
+    r = bob.post(
+        "/v1/datasets",
+        params={"name": "parts"},
+        content=slowly(),
+        headers={"Content-Type": "application/zip"},
+    )
+    checker.join()
+    assert health == [200]
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while (record := bob.get("/v1/datasets/parts/versions/1").json())["status"] == "ingesting":
+        assert time.monotonic() < deadline, scaleout_stack.logs()
+        time.sleep(0.5)
+    assert record["status"] == "ready", (record, scaleout_stack.logs())
+
+    spec = {"dataset": "parts", "val_size": 0.2, "batch_size": 8, "epochs": 1}
+    job_id = bob.post("/v1/jobs", json=spec).json()["id"]
+    job = wait_for_job(bob, job_id, ENDED, timeout=180)
+    assert job["status"] == "succeeded", (job, scaleout_stack.logs())
+    png = io.BytesIO()
+    picture(real_images(1, [1], offset=50)[0][1], (45, 45)).save(png, format="PNG")
+    answer = bob.post(f"/v1/jobs/{job_id}/predict", files={"files": ("x.png", png.getvalue())})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0]["class_name"] in {"a", "b", "c"}

@@ -83,4 +83,4 @@ def test_only_the_lifecycle_writes_a_status() -> None:
         if "cnnlab.store" in (text := path.read_text())
         and any(_writes_status(n) for n in ast.walk(ast.parse(text)))
     }
-    assert writers == {"cnnlab/lifecycle/transitions.py"}
+    assert writers == {"cnnlab/lifecycle/transitions.py", "cnnlab/lifecycle/datasets.py"}

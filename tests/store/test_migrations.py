@@ -20,6 +20,10 @@ from tests.utils.postgres import throwaway_database
 
 TABLES = {
     "users",
+    "datasets",
+    "dataset_versions",
+    "blobs",
+    "blob_chunks",
     "tokens",
     "searches",
     "jobs",

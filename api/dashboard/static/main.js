@@ -3,8 +3,10 @@
 //   #/new               view-new.js         #/jobs/ID           view-job.js (+ view-predict.js)
 //   #/searches          view-searches.js    #/searches/ID       view-search.js (live)
 //   #/models            view-models.js      #/models/NAME       view-model.js
+//   #/datasets          view-datasets.js    #/datasets/NAME     view-datasets.js
 import * as api from "./api.js";
 import { start } from "./router.js";
+import datasetsPage, { datasetPage } from "./view-datasets.js";
 import jobPage from "./view-job.js";
 import jobsPage from "./view-jobs.js";
 import modelPage from "./view-model.js";
@@ -36,5 +38,7 @@ start({
     [/^#\/jobs$/, jobsPage],
     [/^#\/models$/, modelsPage],
     [/^#\/models\/([^/?#]+)$/, decoded(modelPage)],
+    [/^#\/datasets$/, datasetsPage],
+    [/^#\/datasets\/([^/?#]+)$/, decoded(datasetPage)],
   ],
 });

@@ -31,8 +31,9 @@ async function catalogChoices(inputs, byPath, message) {
   try {
     const [sets, archs] = await Promise.all([datasets(), architectures()]);
     fillChoices(inputs.dataset, sets.map((d) => ({ value: d.name, disabled: !d.available,
-      title: d.available ? undefined : `not on this server: ${d.tried.join(", ")}`,
-      label: `${d.name}${d.available ? "" : " (not on this server)"}` })));
+      title: d.available || d.kind === "uploaded" ? undefined : `not on this server: ${d.tried.join(", ")}`,
+      label: `${d.name}${d.kind === "uploaded" ? " (your upload)" : ""}${d.available ? ""
+        : d.kind === "uploaded" ? " (no ready version)" : " (not on this server)"}` })));
     fillChoices(inputs["model.arch"], archs.map((a) => ({ value: a })), byPath["model.arch"].default);
   } catch (err) {
     message.replaceChildren(errorBox(err));

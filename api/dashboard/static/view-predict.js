@@ -10,6 +10,11 @@ export default async function predictPlayground(job, box) {
   let meta;
   try {
     meta = (await datasets()).find((d) => d.name === job.spec.dataset);
+    const [name, version] = job.spec.dataset.split("@");
+    if (!meta && version) { // an uploaded dataset's version: its own record
+      const v = await api.get(`/v1/datasets/${encodeURIComponent(name)}/versions/${version}`);
+      meta = { shape: [v.channels, v.image_size, v.image_size], class_names: v.classes };
+    }
     if (!meta) throw new Error(`the server does not list the dataset ${job.spec.dataset}`);
   } catch (err) {
     box.replaceChildren(section("Try the model", errorBox(err)));

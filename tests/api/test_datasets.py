@@ -1,0 +1,292 @@
+"""Uploaded datasets over HTTP: the real app, the ingest as a worker runs it (in this process),
+archives of real Fashion-MNIST images."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from api.main import create_app
+from cnnlab.settings import get_settings
+from cnnlab.store.db import session_scope
+from cnnlab.store.tables import Blob, DatasetVersion
+from tests.api.conftest import Caller
+from tests.utils.api_client import ApiClient
+from tests.utils.image_archives import make_zip, write_class_folders
+from worker.datasets import run_ingest
+
+ZIP = {"Content-Type": "application/zip"}
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> bytes:
+    """Three classes of real images, 8 each, at two sizes, zipped."""
+    folder = write_class_folders(tmp_path / "parts", per_class=8, sizes=(28, 40))
+    return make_zip(folder).read_bytes()
+
+
+def upload(
+    client: ApiClient, caller: Caller, body: bytes, name: str = "parts", **params: object
+) -> dict[str, object]:
+    r = client.post(
+        "/v1/datasets",
+        params={"name": name, **params},
+        content=body,
+        headers={**caller.headers, **ZIP},
+    )
+    assert r.status_code == 202, r.text
+    data: dict[str, object] = r.json()
+    return data
+
+
+def version_id(db_url: str, checksum: str, version: int) -> str:
+    with session_scope(db_url) as s:
+        return s.scalars(
+            select(DatasetVersion.id).where(
+                DatasetVersion.checksum == checksum, DatasetVersion.version == version
+            )
+        ).one()
+
+
+def blobs(db_url: str, checksum: str) -> int:
+    with session_scope(db_url) as s:
+        return int(
+            s.scalar(select(func.count()).select_from(Blob).where(Blob.checksum == checksum)) or 0
+        )
+
+
+def ingest(db_url: str, answer: dict[str, object]) -> None:
+    """Play the worker the message went to."""
+    run_ingest(version_id(db_url, str(answer["checksum"]), int(str(answer["version"]))), "w/1")
+
+
+def test_an_upload_is_ingested_and_described(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    answer = upload(client, alice, archive)
+    assert (answer["name"], answer["version"], answer["status"]) == ("parts", 1, "ingesting")
+    ingest(db_url, answer)
+
+    record = client.get("/v1/datasets/parts/versions/1", headers=alice.headers).json()
+    assert record["status"] == "ready", record
+    assert record["classes"] == ["Pullover", "T-shirt", "Trouser"] or len(record["classes"]) == 3
+    assert sum(record["counts"].values()) == 24 and record["counts"]["test"] > 0
+    assert (record["channels"], record["image_size"]) == (1, 28)
+    assert len(record["mean"]) == 1 and record["report"]
+    png = client.get("/v1/datasets/parts/versions/1/samples.png", headers=alice.headers)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+    listed = {d["name"]: d for d in client.get("/v1/datasets", headers=alice.headers).json()}
+    assert listed["mnist"]["kind"] == "builtin"
+    assert listed["parts"]["kind"] == "uploaded" and listed["parts"]["available"]
+    assert listed["parts"]["shape"] == [1, 28, 28]
+    events = client.get("/v1/datasets/parts/versions/1/events", headers=alice.headers)
+    assert "event: status" in events.text and '"ready"' in events.text
+
+
+def test_two_uploads_of_one_name_are_two_versions_of_one_blob(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    first, second = upload(client, alice, archive), upload(client, alice, archive)
+    assert (first["version"], second["version"]) == (1, 2)
+    assert first["checksum"] == second["checksum"]
+    assert blobs(db_url, str(first["checksum"])) == 1
+    versions = client.get("/v1/datasets/parts", headers=alice.headers).json()["versions"]
+    assert [v["version"] for v in versions] == [2, 1]
+
+
+def test_a_dataset_that_is_not_one_fails_with_the_reason(
+    client: ApiClient, alice: Caller, db_url: str, tmp_path: Path
+) -> None:
+    folder = write_class_folders(tmp_path / "one", per_class=6, classes=(0,))
+    answer = upload(client, alice, make_zip(folder).read_bytes(), name="one")
+    ingest(db_url, answer)
+    record = client.get("/v1/datasets/one/versions/1", headers=alice.headers).json()
+    assert record["status"] == "failed"
+    assert record["error"]["type"] == "invalid_dataset"
+    for dataset in ("one", "one@1"):  # no ready version; a failed one
+        job = {"dataset": dataset, "val_size": 3, "batch_size": 4, "epochs": 1}
+        r = client.post("/v1/jobs", json=job, headers=alice.headers)
+        assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", r.text
+
+
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[ApiClient]:
+    monkeypatch.setenv("CNNLAB_DATASET_MAX_BYTES", "4096")
+    get_settings.cache_clear()
+    with ApiClient(create_app()) as c:
+        yield c
+
+
+def test_an_upload_past_the_limit_is_413_and_leaves_nothing(
+    small_limit: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    url, params = "/v1/datasets", {"name": "big"}
+    headers = {**alice.headers, **ZIP}
+    declared = small_limit.post(url, params=params, content=archive, headers=headers)
+    assert declared.status_code == 413 and declared.json()["detail"]["type"] == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for i in range(0, len(archive), 1000):
+            yield archive[i : i + 1000]
+
+    streamed = small_limit.post(url, params=params, content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    assert small_limit.get("/v1/datasets/big", headers=alice.headers).status_code == 404
+    assert not list((get_settings().home / "uploads").iterdir())
+    assert blobs(db_url, hashlib.sha256(archive).hexdigest()) == 0
+
+
+def test_what_is_not_an_upload_is_refused(client: ApiClient, alice: Caller) -> None:
+    headers = {**alice.headers, **ZIP}
+    json_body = client.post("/v1/datasets", params={"name": "x"}, json={}, headers=alice.headers)
+    assert json_body.status_code == 415
+    for name in ("mnist", "Bad Name", "-x"):
+        r = client.post("/v1/datasets", params={"name": name}, content=b"PK", headers=headers)
+        assert r.status_code == 422 and r.json()["detail"]["field"] == "name", (name, r.text)
+
+
+def test_specs_name_an_upload_by_name_or_version(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    spec = {"val_size": 3, "batch_size": 4, "epochs": 1}
+    first = upload(client, alice, archive)
+    for dataset in ("parts", "parts@1", "parts@7", "nothing"):  # ingesting, missing, unknown
+        r = client.post("/v1/jobs", json={**spec, "dataset": dataset}, headers=alice.headers)
+        assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", (dataset, r.text)
+    ingest(db_url, first)
+    job = client.post("/v1/jobs", json={**spec, "dataset": "parts"}, headers=alice.headers)
+    assert job.status_code == 201, job.text
+    assert job.json()["spec"]["dataset"] == "parts@1"  # pinned to the version checked
+
+    # In use by a queued job: neither the version nor the dataset may go.
+    for path in ("/v1/datasets/parts/versions/1", "/v1/datasets/parts"):
+        r = client.request("DELETE", path, headers=alice.headers)
+        assert r.status_code == 409 and r.json()["detail"]["type"] == "dataset_in_use"
+    client.post(f"/v1/jobs/{job.json()['id']}/cancel", headers=alice.headers)
+    r = client.request("DELETE", "/v1/datasets/parts/versions/1", headers=alice.headers)
+    assert r.status_code == 204
+    assert blobs(db_url, str(first["checksum"])) == 0
+    # Numbers are never given again.
+    assert upload(client, alice, archive)["version"] == 2
+
+
+def test_another_users_dataset_is_not_found(
+    client: ApiClient, alice: Caller, bob: Caller, db_url: str, archive: bytes
+) -> None:
+    ingest(db_url, upload(client, alice, archive))
+    for method, path in (
+        ("GET", "/v1/datasets/parts"),
+        ("GET", "/v1/datasets/parts/versions/1"),
+        ("GET", "/v1/datasets/parts/versions/1/samples.png"),
+        ("GET", "/v1/datasets/parts/versions/1/events"),
+        ("DELETE", "/v1/datasets/parts/versions/1"),
+        ("DELETE", "/v1/datasets/parts"),
+    ):
+        r = client.request(method, path, headers=bob.headers)
+        assert r.status_code == 404 and r.json()["detail"]["type"] == "not_found", (method, path)
+    names = [d["name"] for d in client.get("/v1/datasets", headers=bob.headers).json()]
+    assert "parts" not in names
+    job = {"dataset": "parts", "val_size": 3, "batch_size": 4, "epochs": 1}
+    r = client.post("/v1/jobs", json=job, headers=bob.headers)
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset"
+    # Bob's own upload of the same name is his version 1.
+    assert upload(client, bob, archive)["version"] == 1
+
+
+def test_an_interrupted_upload_leaves_nothing(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    """The client goes away half way through the body: no version, no blob, no temp file."""
+    import anyio
+
+    messages: list[dict[str, object]] = [
+        {"type": "http.request", "body": archive[: len(archive) // 2], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/datasets",
+        "raw_path": b"/v1/datasets",
+        "query_string": b"name=cut",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {alice.token}".encode()),
+            (b"content-type", b"application/zip"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+    async def call() -> None:
+        await client.app(scope, receive, send)
+
+    anyio.run(call)
+    assert not any(m.get("status") == 202 for m in sent)
+    assert client.get("/v1/datasets/cut", headers=alice.headers).status_code == 404
+    assert not list((get_settings().home / "uploads").iterdir())
+    assert blobs(db_url, hashlib.sha256(archive).hexdigest()) == 0
+
+
+def test_a_search_trains_every_trial_on_the_version_it_was_checked_against(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes
+) -> None:
+    ingest(db_url, upload(client, alice, archive))
+    base = {"dataset": "parts", "val_size": 3, "batch_size": 4, "epochs": 1}
+    r = client.post(
+        "/v1/searches", json={"base": base, "grid": {"seed": [1, 2]}}, headers=alice.headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["base"]["dataset"] == "parts@1"
+    trials = client.get(
+        "/v1/jobs", params={"search_id": r.json()["id"]}, headers=alice.headers
+    ).json()["items"]
+    assert {t["spec"]["dataset"] for t in trials} == {"parts@1"}
+    plan = client.post(
+        "/v1/searches/plan", json={"base": base, "grid": {"seed": [1, 2]}}, headers=alice.headers
+    )
+    assert plan.status_code == 200, plan.text
+    missing = client.post(
+        "/v1/searches",
+        json={"base": {**base, "dataset": "nope"}, "grid": {"seed": [1]}},
+        headers=alice.headers,
+    )
+    assert missing.status_code == 422 and missing.json()["detail"]["field"] == "base.dataset"
+
+
+def test_uploads_count_against_the_storage_quota(
+    monkeypatch: pytest.MonkeyPatch, db_url: str, alice: Caller, archive: bytes
+) -> None:
+    monkeypatch.setenv("CNNLAB_MAX_STORAGE_BYTES", str(len(archive)))
+    get_settings.cache_clear()
+    with ApiClient(create_app()) as client:
+        upload(client, alice, archive)  # room left: stored
+        storage = client.get("/v1/me", headers=alice.headers).json()["storage"]
+        assert storage["dataset_bytes"] == len(archive) == storage["used_bytes"]
+        r = client.post(
+            "/v1/datasets",
+            params={"name": "more"},
+            content=archive,
+            headers={**alice.headers, **ZIP},
+        )
+        assert r.status_code == 422 and r.json()["detail"]["type"] == "storage_quota"
+        job = {"dataset": "mnist", "val_size": 3, "batch_size": 4, "epochs": 1}
+        full = client.post("/v1/jobs", json=job, headers=alice.headers)
+        assert full.status_code == 422 and full.json()["detail"]["type"] == "storage_quota"
