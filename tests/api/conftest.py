@@ -17,6 +17,7 @@ from cnnlab.store.users import create_token, get_or_create_user
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import write_mnist
 from tests.utils.factories import unique_name
+from tests.utils.image_archives import make_zip, write_class_folders
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -131,10 +132,17 @@ def job_id(
 
 @pytest.fixture
 def owned(
-    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+    client: ApiClient,
+    alice: Caller,
+    mnist: Path,
+    db_url: str,
+    trained: TrainedModel,
+    tmp_path: Path,
 ) -> dict[str, str]:
     """Alice's job (with a model), search and registered model, by resource: ``{"job": id,
-    "search": id, "model": name, "version": "1", "alias": "production", "webhook": id}``."""
+    "search": id, "model": name, "version": "1", "alias": "production", "webhook": id}``, and
+    her queued evaluation, comparison and batch prediction, and an uploaded dataset still
+    ingesting (no worker runs here)."""
     job = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()
     give_model(db_url, job["id"], trained)
     search = client.post("/v1/searches", json={"base": SPEC, "grid": GRID}, headers=alice.headers)
@@ -143,6 +151,23 @@ def owned(
     hook = {"url": "https://93.184.215.14/hook", "events": ["job.succeeded"]}
     webhook = client.post("/v1/webhooks", json=hook, headers=alice.headers)
     assert webhook.status_code == 201, webhook.text
+    scoring = {}
+    for kind, path, body in (
+        ("evaluation", "evaluations", {"version": 1, "dataset": "mnist"}),
+        ("comparison", "comparisons", {"a": 1, "b": 1, "dataset": "mnist"}),
+        ("batch", "batch-predictions", {"dataset": "mnist"}),
+    ):
+        r = client.post(f"/v1/models/owned-model/{path}", json=body, headers=alice.headers)
+        assert r.status_code == 202, r.text
+        scoring[kind] = r.json()["id"]
+    archive = make_zip(write_class_folders(tmp_path / "owned-dataset", per_class=5)).read_bytes()
+    upload = client.post(
+        "/v1/datasets",
+        params={"name": "owned-dataset"},
+        content=archive,
+        headers={**alice.headers, "Content-Type": "application/zip"},
+    )
+    assert upload.status_code == 202, upload.text
     return {
         "job": job["id"],
         "search": search.json()["id"],
@@ -150,4 +175,6 @@ def owned(
         "version": "1",
         "alias": "production",
         "webhook": webhook.json()["id"],
+        **scoring,
+        "dataset": "owned-dataset",
     }

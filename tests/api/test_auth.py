@@ -40,6 +40,27 @@ OWNED = [
     ("GET", "/v1/webhooks/{webhook}", {}),
     ("GET", "/v1/webhooks/{webhook}/deliveries", {}),
     ("POST", "/v1/webhooks/{webhook}/rotate-secret", {}),
+    ("PATCH", "/v1/jobs/{job}", {"json": {"notes": "mine"}}),
+    ("GET", "/v1/jobs/{job}/mistakes.png", {}),
+    ("GET", "/v1/models/{model}/evaluations", {}),
+    ("POST", "/v1/models/{model}/evaluations", {"json": {"version": 1, "dataset": "mnist"}}),
+    ("GET", "/v1/models/{model}/comparisons", {}),
+    ("POST", "/v1/models/{model}/comparisons", {"json": {"a": 1, "b": 1, "dataset": "mnist"}}),
+    ("POST", "/v1/models/{model}/batch-predictions", {"json": {"dataset": "mnist"}}),
+    ("GET", "/v1/evaluations/{evaluation}", {}),
+    ("GET", "/v1/evaluations/{evaluation}/reliability.png", {}),
+    ("GET", "/v1/evaluations/{evaluation}/mistakes.png", {}),
+    ("POST", "/v1/evaluations/{evaluation}/cancel", {}),
+    ("GET", "/v1/comparisons/{comparison}", {}),
+    ("POST", "/v1/comparisons/{comparison}/cancel", {}),
+    ("GET", "/v1/batch-predictions/{batch}", {}),
+    ("GET", "/v1/batch-predictions/{batch}/results.csv", {}),
+    ("GET", "/v1/batch-predictions/{batch}/results.jsonl", {}),
+    ("POST", "/v1/batch-predictions/{batch}/cancel", {}),
+    ("GET", "/v1/datasets/{dataset}", {}),
+    ("GET", "/v1/datasets/{dataset}/versions/1", {}),
+    ("GET", "/v1/datasets/{dataset}/versions/1/samples.png", {}),
+    ("GET", "/v1/datasets/{dataset}/versions/1/events", {}),
     # Last: they delete what the routes above read.
     ("DELETE", "/v1/webhooks/{webhook}", {}),
     ("DELETE", "/v1/models/{model}/aliases/{alias}", {}),
@@ -47,6 +68,8 @@ OWNED = [
     ("DELETE", "/v1/models/{model}", {}),
     ("DELETE", "/v1/jobs/{job}", {}),
     ("DELETE", "/v1/searches/{search}", {}),
+    ("DELETE", "/v1/datasets/{dataset}/versions/1", {}),
+    ("DELETE", "/v1/datasets/{dataset}", {}),
 ]
 # The owner's answer from these is not a plain 2xx while the job is queued: the event stream
 # lasts until the job ends, and the confusion matrix waits for success (tests/client cover them).
@@ -54,6 +77,18 @@ OWNER_CHECKED_ELSEWHERE = {
     "/v1/jobs/{job}/events",
     "/v1/searches/{search}/events",
     "/v1/jobs/{job}/confusion",
+    # Pictures of work that has not run yet (no worker here): 409 until it succeeded.
+    "/v1/jobs/{job}/mistakes.png",
+    "/v1/evaluations/{evaluation}/reliability.png",
+    "/v1/evaluations/{evaluation}/mistakes.png",
+    "/v1/batch-predictions/{batch}/results.csv",
+    "/v1/batch-predictions/{batch}/results.jsonl",
+    # The version is still ingesting (no worker): no samples yet, the stream lasts until it
+    # ends, and it cannot be deleted mid-ingest (tests/api/test_datasets.py covers these).
+    "/v1/datasets/{dataset}/versions/1/samples.png",
+    "/v1/datasets/{dataset}/versions/1/events",
+    "/v1/datasets/{dataset}/versions/1",
+    "/v1/datasets/{dataset}",
 }
 # The owner's answer is 409 here: the job and the search still run (deleting an ended one:
 # tests/api/test_retention.py).
@@ -72,6 +107,7 @@ UNOWNED = [
     ("GET", "/v1/webhooks", {}),
     ("POST", "/v1/webhooks", {"json": {"url": "https://93.184.215.14/", "events": ["job.failed"]}}),
     ("GET", "/v1/me", {}),
+    ("POST", "/v1/datasets?name=mine", {"content": b"PK"}),
 ]
 
 
@@ -116,7 +152,12 @@ def test_v1_routes_are_all_in_the_matrix(client: ApiClient) -> None:
             .replace("{job}", "{job_id}")
             .replace("{search}", "{search_id}")
             .replace("{model}", "{name}")
-            .replace("{webhook}", "{webhook_id}"),
+            .replace("{webhook}", "{webhook_id}")
+            .replace("{evaluation}", "{evaluation_id}")
+            .replace("{comparison}", "{comparison_id}")
+            .replace("{batch}", "{batch_id}")
+            .replace("{dataset}", "{name}")
+            .replace("/versions/1", "/versions/{version}"),
         )
         for m, p, _ in OWNED + UNOWNED
     }
@@ -133,6 +174,10 @@ def test_another_users_resources_are_404_like_missing_ones(
         "version": "1",
         "alias": "production",
         "webhook": "2" * 32,
+        "evaluation": "3" * 32,
+        "comparison": "4" * 32,
+        "batch": "5" * 32,
+        "dataset": "no-such-dataset",
     }
     for method, path, kwargs in OWNED:
         theirs = client.request(method, path.format(**owned), headers=bob.headers, **kwargs)

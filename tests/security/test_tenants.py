@@ -28,6 +28,10 @@ def test_someone_elses_id_is_byte_for_byte_a_missing_one(
         "version": owned["version"],  # of a model Bob does not have: missing as a whole
         "alias": owned["alias"],
         "webhook": "d" * len(owned["webhook"]),
+        "evaluation": "c" * len(owned["evaluation"]),
+        "comparison": "b" * len(owned["comparison"]),
+        "batch": "a" * len(owned["batch"]),
+        "dataset": "n" * len(owned["dataset"]),
     }
     for method, path, kwargs in BY_ID:
         theirs = client.request(method, path.format(**owned), headers=bob.headers, **kwargs)
