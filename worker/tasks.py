@@ -169,15 +169,38 @@ def _ids(leases: list[Lease]) -> str:
     return ", ".join(lease.job_id for lease in leases)
 
 
-def _train(
-    leases: list[Lease], spec_dicts: list[dict[str, Any]]
-) -> list[tuple[JobStatus, float | None] | CnnlabError]:
-    from cnnlab.engine.training import fit
+Trained = tuple[JobStatus, float | None] | CnnlabError
+
+
+def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained]:
+    """Each job's outcome; a job whose spec fails the budget check now is not trained."""
     from cnnlab.spec.train import TrainSpec
 
     specs = [TrainSpec.model_validate(d) for d in spec_dicts]
+    outcomes: dict[int, Trained] = {}
+    seconds: dict[int, float | None] = {}
+    for i, (lease, checked) in enumerate(zip(leases, map(_time_limit_seconds, specs), strict=True)):
+        if isinstance(checked, CnnlabError):
+            logger.info("job %s refused before training: %s", lease.job_id, checked.message)
+            outcomes[i] = checked
+        else:
+            seconds[i] = checked
+    if seconds:
+        ready = list(seconds)
+        results = _train_ready(
+            [leases[i] for i in ready], [specs[i] for i in ready], list(seconds.values())
+        )
+        outcomes.update(zip(ready, results, strict=True))
+    return [outcomes[i] for i in range(len(specs))]
+
+
+def _train_ready(
+    leases: list[Lease], specs: list[TrainSpec], seconds: list[float | None]
+) -> list[Trained]:
+    from cnnlab.engine.training import fit
+
     # A pack trains its trials in about the time they take one after another, at most.
-    limits = [TimeLimit(_time_limit_seconds(spec), scale=len(specs)) for spec in specs]
+    limits = [TimeLimit(s, scale=len(specs)) for s in seconds]
     stops = [_stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
     resumes = [_resume(lease.job_id) for lease in leases]
     if len(leases) == 1:
@@ -192,7 +215,7 @@ def _train(
         PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
         for spec, lease, stop, resume in zip(specs, leases, stops, resumes, strict=True)
     ]
-    outcomes: list[tuple[JobStatus, float | None] | CnnlabError] = []
+    outcomes: list[Trained] = []
     for lease, limit, result in zip(leases, limits, fit_packed(trials), strict=True):
         try:
             outcomes.append(
@@ -279,17 +302,17 @@ def _stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], b
     return should_stop
 
 
-def _time_limit_seconds(spec: TrainSpec) -> float | None:
-    """How long this attempt may train: :func:`cnnlab.spec.budget.time_limit_seconds` of the spec's
-    estimated cost (None: no limit, or no estimate; training then reports what is wrong)."""
+def _time_limit_seconds(spec: TrainSpec) -> float | CnnlabError | None:
+    """How long this attempt may train (:func:`cnnlab.spec.budget.checked_time_limit`; None: no
+    limit), or the error that refuses it: the spec is past this server's limits now (a drawn
+    trial, a retry, limits lowered since), or its data or model is at fault."""
     from cnnlab.settings import get_settings
-    from cnnlab.spec.budget import spec_budget, time_limit_seconds
+    from cnnlab.spec.budget import checked_time_limit
 
-    settings = get_settings()
     try:
-        return time_limit_seconds(spec_budget(spec, settings), settings)
-    except CnnlabError:
-        return None
+        return checked_time_limit(spec, get_settings())
+    except CnnlabError as exc:
+        return exc
 
 
 class TimeLimit:

@@ -15,13 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError
+from cnnlab.lifecycle.admission import admit_trial
 from cnnlab.lifecycle.cancel import request_cancel
 from cnnlab.lifecycle.gpu import check_gpu_worker
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
 from cnnlab.lifecycle.transitions import lock_search, move, refresh_search
 from cnnlab.lifecycle.winners import check_winner_name
 from cnnlab.search.grid import GridPoint, expand
-from cnnlab.settings import Settings
+from cnnlab.settings import Settings, get_settings
+from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
 from cnnlab.store import quota
 from cnnlab.store.errors import Conflict
@@ -120,10 +122,21 @@ def _add_trial(
     return job
 
 
-def advance_search(session: Session, search_id: str, *, enqueue: Enqueue | None) -> list[str]:
+def advance_search(
+    session: Session,
+    search_id: str,
+    *,
+    enqueue: Enqueue | None,
+    settings: Settings | None = None,
+) -> list[str]:
     """Add the search's next trials while it has room (fewer than ``max_concurrent_trials``
     queued or running, fewer than ``num_trials`` in all) and is neither paused nor stopping;
-    the ids added. Safe to call from any process at any time (the search row is locked)."""
+    the ids added. Safe to call from any process at any time (the search row is locked).
+
+    Each drawn trial passes the check a job's spec passes (:mod:`cnnlab.lifecycle.admission`):
+    one it refuses is added as a failed trial with that error, never queued (it is not redrawn:
+    the draw is deterministic, and the search still ends with ``num_trials`` trials)."""
+    settings = settings or get_settings()
     search = lock_search(session, search_id)
     if search.status.ended or search.paused or search.cancel_requested:
         return []
@@ -141,6 +154,13 @@ def advance_search(session: Session, search_id: str, *, enqueue: Enqueue | None)
             # A draw the spec refuses (a combination no single range reveals): the trial is
             # recorded as failed, so the search still ends with num_trials trials.
             trials.append(_failed_trial(session, search, index, exc))
+            continue
+        try:
+            admit_trial(session, point, settings, "grid" if search.sampler == "grid" else "space")
+        except CnnlabError as exc:
+            # A valid draw past this server's limits (a budget, no GPU worker): failed with
+            # its params, so the search's page shows what was refused.
+            trials.append(_failed_trial(session, search, index, exc, point))
             continue
         job = _add_trial(session, search, index, point, enqueue)
         trials.append(job)
@@ -201,14 +221,20 @@ def curves(session: Session, metric: str, job_ids: list[str]) -> dict[str, list[
     return curves
 
 
-def _failed_trial(session: Session, search: Search, index: int, exc: CnnlabError) -> Job:
+def _failed_trial(
+    session: Session,
+    search: Search,
+    index: int,
+    exc: CnnlabError,
+    point: GridPoint | None = None,
+) -> Job:
     now = utcnow()
     job = Job(
         owner_id=search.owner_id,
-        spec=dict(search.base),
+        spec=dict(search.base) if point is None else point.spec.model_dump(mode="json"),
         search_id=search.id,
         trial_index=index,
-        params={},
+        params={} if point is None else point.params,
         status=JobStatus.failed,
         error=exc.to_dict(),
         finished_at=now,
@@ -241,12 +267,20 @@ def resume_search(
 
 
 def retry_search(
-    session: Session, owner_id: int, search_id: str, *, enqueue: Enqueue | None
+    session: Session,
+    owner_id: int,
+    search_id: str,
+    *,
+    enqueue: Enqueue | None,
+    settings: Settings | None = None,
 ) -> Search:
     """Run again the trials that failed or were cancelled (a lost worker's included), as new
     attempts of the same points, resuming from their last checkpoint; succeeded and pruned trials
-    are kept and the best trial is chosen again once all have ended. :class:`Conflict` if there
-    is nothing to retry."""
+    are kept and the best trial is chosen again once all have ended. Each passes the check of
+    :mod:`cnnlab.lifecycle.admission` again (limits may have changed since): one it refuses stays
+    as it is. :class:`Conflict` if there is nothing to retry, the check's error if it refuses
+    every trial there was."""
+    settings = settings or get_settings()
     get_search(session, owner_id, search_id)
     search = lock_search(session, search_id)
     rows = session.execute(
@@ -255,7 +289,21 @@ def retry_search(
         )
     )
     # A trial whose draw the spec refused has no point to run again.
-    again = [(job_id, spec) for job_id, spec, params in rows if params]
+    again, refused = [], []
+    prefix = "grid" if search.sampler == "grid" else "space"
+    for job_id, spec, params in rows:
+        if not params:
+            continue
+        try:
+            admit_trial(
+                session, GridPoint(params, TrainSpec.model_validate(spec)), settings, prefix
+            )
+        except CnnlabError as exc:
+            refused.append(exc)
+            continue
+        again.append((job_id, spec))
+    if not again and refused:
+        raise refused[0]
     if not again:
         raise Conflict(f"search {search_id!r} has no failed or cancelled trial to retry")
     search.cancel_requested = False

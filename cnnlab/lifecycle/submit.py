@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from cnnlab.lifecycle.gpu import check_gpu_worker
+from cnnlab.lifecycle.admission import admit
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
@@ -33,12 +33,10 @@ def submit_job(
 ) -> Job:
     """Validate ``spec`` against this server's data and add the job; it is sent after commit.
     :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
-    from cnnlab.spec.validate import validate_spec
     from cnnlab.store.retention import check_storage
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
-    validate_spec(spec, settings)
-    check_gpu_worker(session, spec.device, settings)  # 422 no_gpu_worker when none is live
+    admit(session, spec, settings)  # 422: spec, budget, data; no_gpu_worker when none is live
     quota.reserve(session, owner_id, 1, max_active)
     job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
     session.add(job)

@@ -12,6 +12,7 @@ from cnnlab.search.grid import GridPoint
 from cnnlab.search.pruning import Rule, parse_pruner
 from cnnlab.search.trials import trial_points
 from cnnlab.settings import Settings
+from cnnlab.spec.validate import validate_spec
 
 # What a search may rank trials by, always on validation data, and which way.
 METRICS = ("val_accuracy", "val_loss")
@@ -62,7 +63,9 @@ def check_body(
     points = trial_points(
         base, grid=grid, space=space, sampler=sampler, num_trials=num_trials, seed=seed
     )
-    _validate(points, settings, "grid" if grid is not None else "space")
+    prefix = "grid" if grid is not None else "space"
+    for point in points:
+        check_point(point, settings, prefix)
     return SearchBody(
         points=points,
         sampler=sampler or ("grid" if grid is not None else "random"),
@@ -73,20 +76,20 @@ def check_body(
     )
 
 
-def _validate(points: list[GridPoint], settings: Settings, prefix: str) -> None:
-    from cnnlab.spec.validate import validate_spec
-
-    for point in points:
-        try:
-            validate_spec(point.spec, settings)
-        except SpecError as exc:
-            where = prefix if exc.field in point.params else "base"
-            raise SpecError(f"{where}.{exc.field}", exc.message.split(": ", 1)[-1]) from None
-        except BudgetExceeded as exc:
-            where = prefix if exc.field in point.params else "base"
-            exc.field = exc.details["field"] = f"{where}.{exc.field}"
-            exc.message = f"{where}.{exc.message}"
-            raise
+def check_point(point: GridPoint, settings: Settings, prefix: str) -> None:
+    """:func:`~cnnlab.spec.validate.validate_spec` of one trial, its error naming
+    ``<prefix>.<path>`` (``grid`` or ``space``) when a param of the point is at fault and
+    ``base.<field>`` otherwise."""
+    try:
+        validate_spec(point.spec, settings)
+    except SpecError as exc:
+        where = prefix if exc.field in point.params else "base"
+        raise SpecError(f"{where}.{exc.field}", exc.message.split(": ", 1)[-1]) from None
+    except BudgetExceeded as exc:
+        where = prefix if exc.field in point.params else "base"
+        exc.field = exc.details["field"] = f"{where}.{exc.field}"
+        exc.message = f"{where}.{exc.message}"
+        raise
 
 
 def _concurrency(value: Any, total: int) -> int:

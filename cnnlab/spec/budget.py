@@ -195,6 +195,15 @@ def check_budget(budget: Budget, settings: Settings) -> None:
         )
 
 
+def checked_time_limit(spec: TrainSpec, settings: Settings) -> float | None:
+    """The worker's check just before it trains: :class:`BudgetExceeded` (or the error
+    :func:`spec_budget` raises) when ``spec`` is past this server's limits now, whatever path
+    queued it; else its :func:`time_limit_seconds`, which is then bounded by the limits."""
+    budget = spec_budget(spec, settings)
+    check_budget(budget, settings)
+    return time_limit_seconds(budget, settings)
+
+
 def time_limit_seconds(budget: Budget, settings: Settings) -> float | None:
     """How long one attempt at the job may train (None: no limit, when
     ``min_throughput_gflops`` is 0)::
