@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cnnlab.search.config import SearchConfig
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import SearchStatus
 from cnnlab.store.searches import TrialStats
@@ -61,68 +62,12 @@ class MetricRow(_Read):
     images_per_second: float | None = None
 
 
-class SearchCreate(BaseModel):
-    """A search: a ``grid`` of values, or a ``space`` of distributions to sample. Values are
-    checked by the search core, so a bad one is 422 naming ``grid.<path>``, ``space.<path>``,
-    ``pruner.<field>``, ``num_trials``..."""
-
-    model_config = ConfigDict(extra="forbid")
+class SearchCreate(SearchConfig):
+    """A search: a ``grid`` of values, or a ``space`` of distributions to sample
+    (:class:`~cnnlab.search.config.SearchConfig`), from a ``base`` spec. A bad value is 422
+    naming ``grid.<path>``, ``space.<path>``, ``pruner.<field>``, ``num_trials``..."""
 
     base: TrainSpec = Field(description="the spec every trial starts from")
-    grid: dict[str, Any] | None = Field(
-        default=None,
-        description="dotted spec path -> values; one trial per combination",
-        examples=[{"optimizer.lr": [0.01, 0.1], "batch_size": [256, 512]}],
-    )
-    space: dict[str, Any] | None = Field(
-        default=None,
-        description='instead of `grid`: dotted spec path -> `{"loguniform": [lo, hi]}`, '
-        '`{"uniform": [lo, hi]}`, `{"int": [lo, hi]}` (optionally `"log": true`) or '
-        '`{"choice": [...]}`',
-        examples=[
-            {"optimizer.lr": {"loguniform": [0.001, 0.3]}, "batch_size": {"choice": [256, 512]}}
-        ],
-    )
-    sampler: Literal["grid", "random", "tpe"] | None = Field(
-        default=None,
-        description="`grid` (default with `grid`), `random` (default with `space`) or `tpe`",
-    )
-    num_trials: int | None = Field(
-        default=None, description="trials of a sampled search (default 10; a grid's: its size)"
-    )
-    seed: int = Field(default=0, description="the same body and seed draw the same trials")
-    pruner: dict[str, Any] | None = Field(
-        default=None,
-        description='`{"name": "asha", "min_epochs", "reduction_factor"}` or '
-        '`{"name": "median", "warmup_epochs"}`; null: every trial runs all its epochs',
-    )
-    max_concurrent_trials: int | None = Field(
-        default=None, description="trials queued or running at once (null: no limit of its own)"
-    )
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    mode: Literal["max", "min"] | None = Field(
-        default=None, description="default: `max` for val_accuracy, `min` for val_loss"
-    )
-    register_best_as: dict[str, Any] | None = Field(
-        default=None,
-        description='`{"name": MODEL, "alias": ALIAS}` (alias optional): when the search ends '
-        "with a best trial, it is registered as the next version of the caller's model MODEL "
-        "(see Model registry) and ALIAS moved to it",
-        examples=[{"name": "fashion", "alias": "candidate"}],
-    )
-
-    def search_kwargs(self) -> dict[str, Any]:
-        """The body as the search core's keyword arguments (all but ``base`` and ``grid``)."""
-        return {
-            "space": self.space,
-            "sampler": self.sampler,
-            "num_trials": self.num_trials,
-            "seed": self.seed,
-            "pruner": self.pruner,
-            "max_concurrent_trials": self.max_concurrent_trials,
-            "metric": self.metric,
-            "mode": self.mode,
-        }
 
 
 class TrialRead(BaseModel):

@@ -65,12 +65,10 @@ async def create_search(
             session,
             user.id,
             body.base.model_dump(mode="json"),
-            body.grid,
+            body,
             settings,
             enqueue=enqueue_job,
             max_active=limits.max_active_jobs,
-            register_best_as=body.register_best_as,
-            **body.search_kwargs(),
         )
         return _read(session, search)
 
@@ -86,13 +84,7 @@ async def plan(
     stated default (`basis`)."""
 
     def make(session: Session) -> SearchPlanRead:
-        found = plan_search(
-            session,
-            settings,
-            body.base.model_dump(mode="json"),
-            grid=body.grid,
-            **body.search_kwargs(),
-        )
+        found = plan_search(session, settings, body.base.model_dump(mode="json"), body)
         return SearchPlanRead.build(found)
 
     return await db.read(make)

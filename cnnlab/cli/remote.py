@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cnnlab.cli.train import epoch_header, epoch_line
+from cnnlab.search.config import SearchConfig
 from cnnlab.status import JobStatus
 
 if TYPE_CHECKING:  # the client (and httpx) is imported when a command runs, not at start-up
@@ -35,12 +36,11 @@ EXIT_CANCELLED = 4  # the job was cancelled
 OUTCOME_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 STATUSES = tuple(JobStatus)
 SEARCH_ACTIONS = ("pause", "resume", "retry", "cancel", "trials", "watch")
-SEARCH_KEYS = frozenset(
-    {"base", "grid", "space", "sampler", "num_trials", "seed", "pruner"}
-    | {"max_concurrent_trials", "metric", "mode"}
-)
+SEARCH_KEYS = frozenset({"base", *SearchConfig.model_fields})
 SEARCH_USAGE = """
-  cnnlab search FILE [--watch] [--json]       start a search (FILE: its JSON body)
+  cnnlab search FILE [--watch] [--json]       start a search (FILE: its JSON body: "base" and
+                                              the fields of POST /v1/searches, including
+                                              "register_best_as")
   cnnlab search plan FILE                     what FILE would run and cost; creates nothing
   cnnlab search watch ID                      follow a search until it ends
   cnnlab search pause|resume|retry|cancel ID

@@ -21,6 +21,7 @@ from cnnlab.lifecycle.gpu import check_gpu_worker
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
 from cnnlab.lifecycle.transitions import lock_search, move, refresh_search
 from cnnlab.lifecycle.winners import check_winner_name
+from cnnlab.search.config import SearchConfig
 from cnnlab.search.grid import GridPoint, expand
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import TrainSpec
@@ -44,19 +45,10 @@ def create_search(
     session: Session,
     owner_id: int,
     base: dict[str, Any],
-    grid: dict[str, list[Any]] | None,
+    config: SearchConfig,
     settings: Settings,
     *,
     enqueue: Enqueue | None,
-    space: dict[str, Any] | None = None,
-    sampler: str | None = None,
-    num_trials: int | None = None,
-    seed: int = 0,
-    pruner: dict[str, Any] | None = None,
-    max_concurrent_trials: int | None = None,
-    metric: str = "val_accuracy",
-    mode: str | None = None,
-    register_best_as: dict[str, Any] | None = None,
     max_active: int | None = None,
 ) -> Search:
     """Check the body, add the search and its first trials (sent after commit). Errors name the
@@ -67,33 +59,21 @@ def create_search(
     from cnnlab.store.retention import check_storage
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
-    body = check_body(
-        base,
-        settings,
-        grid=grid,
-        space=space,
-        sampler=sampler,
-        num_trials=num_trials,
-        seed=seed,
-        pruner=pruner,
-        max_concurrent_trials=max_concurrent_trials,
-        metric=metric,
-        mode=mode,
-    )
+    body = check_body(base, settings, config)
     check_gpu_worker(session, [p.spec.device for p in body.points], settings)  # no_gpu_worker
-    register_best_as = check_winner_name(register_best_as)
+    register_best_as = check_winner_name(config.winner_json())
     first = body.points[: body.max_concurrent_trials]
     quota.reserve(session, owner_id, len(first), max_active)
 
     search = Search(
         owner_id=owner_id,
         base=base,
-        grid=grid or {},
-        space=space,
+        grid=config.grid or {},
+        space=config.space_json(),
         sampler=body.sampler,
         num_trials=len(body.points),
-        seed=seed,
-        pruner=pruner,
+        seed=config.seed,
+        pruner=config.pruner_json(),
         max_concurrent_trials=body.max_concurrent_trials,
         register_best_as=register_best_as,
         metric=body.metric,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cnnlab import lifecycle
+from cnnlab.search.config import SearchConfig
 from cnnlab.settings import Settings
 from cnnlab.status import JobStatus
 from cnnlab.store import model_versions as registry
@@ -142,7 +143,12 @@ def test_a_search_that_ends_writes_one_event(db_url: str, data_dir: Path) -> Non
             s, owner.id, HOOK_URL, ["search.succeeded", "job.succeeded"], allow_private=True
         )
         search = lifecycle.create_search(
-            s, owner.id, spec, {"optimizer.lr": [0.01, 0.1]}, settings, enqueue=None
+            s,
+            owner.id,
+            spec,
+            SearchConfig(grid={"optimizer.lr": [0.01, 0.1]}),
+            settings,
+            enqueue=None,
         )
         search_id = search.id
     with session_scope(db_url) as s:

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from cnnlab import lifecycle
 from cnnlab.errors import BudgetExceeded, CnnlabError, SpecError
 from cnnlab.search.body import DEFAULT_CONCURRENT_TRIALS
+from cnnlab.search.config import SearchConfig
 from cnnlab.search.trials import trial_points
 from cnnlab.settings import Settings
 from cnnlab.status import JobStatus, SearchStatus
@@ -40,9 +41,12 @@ def base(**overrides: Any) -> dict[str, Any]:
 def create(db_url: str, settings: Settings, **body: Any) -> tuple[int, str]:
     with session_scope(db_url) as s:
         owner, _ = make_user(s)
-        args: dict[str, Any] = {"grid": None, **body}
+        args: dict[str, Any] = dict(body)
+        spec = args.pop("base", base())
+        max_active = args.pop("max_active", None)
+        config = SearchConfig.parse(args)
         search = lifecycle.create_search(
-            s, owner.id, args.pop("base", base()), args.pop("grid"), settings, enqueue=None, **args
+            s, owner.id, spec, config, settings, enqueue=None, max_active=max_active
         )
         return owner.id, search.id
 
