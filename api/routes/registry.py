@@ -26,6 +26,7 @@ from api.registry_schemas import (
 )
 from api.schemas import ErrorResponse
 from cnnlab.engine.export import ExportFormat
+from cnnlab.lifecycle.models import move_alias
 from cnnlab.store import model_versions as store
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -124,7 +125,7 @@ async def set_alias(
 ) -> AliasRead:
     """Point `alias` (e.g. `production`) at a version, creating or moving it. Predictions by
     name follow from the next request on."""
-    previous, current = await db.run(store.set_alias, user.id, name, alias, body.version)
+    previous, current = await db.run(move_alias, user.id, name, alias, body.version)
     return AliasRead(name=name, alias=alias, version=current, previous_version=previous)
 
 

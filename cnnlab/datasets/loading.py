@@ -1,4 +1,5 @@
-"""Decoded datasets as uint8 tensors, and the deterministic train/validation/test split.
+"""Decoded datasets as uint8 tensors (a spec's train/validation/test split of them is
+:mod:`cnnlab.engine.splits`'s).
 
 IDX files (MNIST, Fashion-MNIST) are read directly, CIFAR-10's batches through torchvision's
 reader; each split is decoded once and cached as tensors under ``CNNLAB_HOME/cache`` keyed by the
@@ -31,7 +32,6 @@ from cnnlab.datasets.catalog import (
 )
 from cnnlab.errors import DatasetUnavailable
 from cnnlab.settings import Settings, get_settings
-from cnnlab.spec.train import TrainSpec, check_against_dataset, train_count, val_count
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,6 @@ class ImageSet:
 
     def to(self, device: torch.device) -> ImageSet:
         return ImageSet(self.images.to(device), self.labels.to(device))
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: ImageSet
-    val: ImageSet
-    test: ImageSet
 
 
 _memo: dict[tuple[str, str, bool], ImageSet] = {}
@@ -231,20 +224,3 @@ def load_split(name: str, *, train: bool, settings: Settings | None = None) -> I
     with _memo_lock:
         _memo[memo_key] = data
     return data
-
-
-def split_indices(spec: TrainSpec, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training and validation indices into a train split of ``n`` images: the validation
-    hold-out first, then the training portion, the same for the same spec."""
-    n_val = val_count(spec, n)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
-    return perm[n_val : n_val + train_count(spec, n)], perm[:n_val]
-
-
-def make_splits(spec: TrainSpec, settings: Settings | None = None) -> Splits:
-    settings = settings or get_settings()
-    full = load_split(spec.dataset, train=True, settings=settings)
-    test = load_split(spec.dataset, train=False, settings=settings)
-    check_against_dataset(spec, len(full))
-    train_idx, val_idx = split_indices(spec, len(full))
-    return Splits(train=full.subset(train_idx), val=full.subset(val_idx), test=test)

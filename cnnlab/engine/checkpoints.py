@@ -16,35 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.architectures.registry import create_model
 from cnnlab.datasets.catalog import DatasetMeta
 from cnnlab.errors import CheckpointError
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
 
 Checkpoint = dict[str, Any]
-
-
-def model_config(spec: TrainSpec, meta: DatasetMeta) -> dict[str, Any]:
-    """The registry name and the builder arguments for a spec on a dataset."""
-    return {
-        "name": spec.model.arch,
-        "kwargs": {
-            "in_shape": list(meta.shape),
-            "num_classes": meta.num_classes,
-            "channels": list(spec.model.channels),
-            "batch_norm": spec.model.batch_norm,
-            "dropout": spec.model.dropout,
-        },
-    }
-
-
-def build_model(config: dict[str, Any]) -> nn.Module:
-    kwargs = dict(config["kwargs"])
-    kwargs["in_shape"] = tuple(kwargs["in_shape"])
-    return create_model(config["name"], **kwargs)
 
 
 def dataset_record(meta: DatasetMeta) -> dict[str, Any]:

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.datasets.catalog import DatasetMeta, get_meta
-from cnnlab.datasets.loading import ImageSet, load_split, make_splits
+from cnnlab.datasets.loading import ImageSet, load_split
 from cnnlab.engine import checkpoints as ckpt_mod
 from cnnlab.engine.checkpoints import Checkpoint
+from cnnlab.engine.splits import make_splits
 from cnnlab.errors import CheckpointError, CnnlabError, Diverged, OutOfMemory
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import OptimizerSpec, TrainSpec

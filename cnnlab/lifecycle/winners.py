@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError, SpecError
+from cnnlab.lifecycle.models import move_alias
 from cnnlab.store import model_versions as registry
 from cnnlab.store.tables import Search
 
@@ -45,7 +46,7 @@ def register_winner(session: Session, search: Search, job_id: str) -> None:
                 description=f"best trial of search {search.id} by {search.metric}",
             )
             if target.get("alias"):
-                registry.set_alias(
+                move_alias(
                     session, search.owner_id, target["name"], target["alias"], version.version
                 )
     except CnnlabError:

@@ -80,7 +80,7 @@ def trace_model(spec: TrainSpec) -> _Trace:
     import torch
     from torch import nn
 
-    from cnnlab.engine.checkpoints import build_model, model_config
+    from cnnlab.spec.model import build_model, model_config
 
     meta = get_meta(spec.dataset)
     flops = 0

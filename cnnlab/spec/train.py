@@ -37,10 +37,10 @@ class ModelSpec(_Strict):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        from cnnlab.architectures.registry import list_models
+        from cnnlab.architectures.registry import list_architectures
 
-        if v not in list_models():
-            raise ValueError(f"unknown arch {v!r}; choose from {list_models()}")
+        if v not in list_architectures():
+            raise ValueError(f"unknown arch {v!r}; choose from {list_architectures()}")
         return v
 
 

@@ -14,7 +14,7 @@ def check_model(spec: TrainSpec) -> None:
     so an architecture that cannot fit the dataset's images is a spec error, not a failed job."""
     import torch
 
-    from cnnlab.engine.checkpoints import build_model, model_config
+    from cnnlab.spec.model import build_model, model_config
 
     meta = get_meta(spec.dataset)
     try:

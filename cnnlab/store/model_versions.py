@@ -37,7 +37,6 @@ from cnnlab.store.tables import (
     new_id,
     utcnow,
 )
-from cnnlab.webhooks import outbox
 
 # The alias a prediction by name uses when it names neither an alias nor a version.
 DEFAULT_ALIAS = "production"
@@ -243,7 +242,8 @@ def set_alias(
     session: Session, owner_id: int, name: str, alias: str, version: int
 ) -> tuple[int | None, int]:
     """Point ``alias`` at ``version`` (creating the alias or moving it); the version it pointed
-    at before (None if new) and the one it points at now."""
+    at before (None if new) and the one it points at now. The event is the caller's
+    (:func:`cnnlab.lifecycle.models.move_alias`)."""
     check_alias(alias)
     model_id = _lock_model(session, owner_id, name)
     version_id = session.scalar(
@@ -266,7 +266,6 @@ def set_alias(
         row.version_id = version_id
         row.updated_at = utcnow()
     session.flush()
-    outbox.alias_moved(session, owner_id, name, alias, version, previous)  # in this transaction
     return previous, version
 
 

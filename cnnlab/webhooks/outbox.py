@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cnnlab.status import JobStatus, SearchStatus
+from cnnlab.store.model_versions import get_version
 from cnnlab.store.searches import TrialStats, trials_with_stats
 from cnnlab.store.tables import (
     Job,
@@ -137,8 +138,6 @@ def alias_moved(
     hooks = subscribers(session, owner_id, "model.alias_moved")
     if not hooks:
         return None
-    from cnnlab.store.model_versions import get_version  # the registry calls this module
-
     data: dict[str, Any] = {
         "name": name,
         "alias": alias,

@@ -10,7 +10,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.datasets.catalog import get_meta
-from cnnlab.engine.checkpoints import build_model, model_config
 from cnnlab.errors import BudgetExceeded, SpecError
 from cnnlab.settings import Settings
 from cnnlab.spec.budget import (
@@ -21,6 +20,7 @@ from cnnlab.spec.budget import (
     estimate,
     time_limit_seconds,
 )
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec
 
 # The spec: accepted before budgets, and far past every default limit.
