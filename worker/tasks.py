@@ -25,7 +25,7 @@ from celery import shared_task
 from cnnlab import lifecycle
 from cnnlab.errors import CnnlabError, TimeLimitExceeded
 from cnnlab.lifecycle import LeaseSettings
-from cnnlab.store import jobs as store
+from cnnlab.store import jobs
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JobStatus
 from worker.app import TRAIN_TASK
@@ -34,7 +34,7 @@ from worker.queue import enqueue_job
 if TYPE_CHECKING:
     from celery import Task
 
-    from cnnlab.engine.checkpoints import Checkpoint
+    from cnnlab.engine.checkpoints import CheckpointDoc
     from cnnlab.engine.training import EpochReport, FitResult
     from cnnlab.spec.train import TrainSpec
 
@@ -226,11 +226,11 @@ def _train_ready(
     return outcomes
 
 
-def _resume(job_id: str) -> Checkpoint | None:
+def _resume(job_id: str) -> CheckpointDoc | None:
     from cnnlab.engine import checkpoints as checkpoint
 
     with session_scope() as session:
-        blob = store.resume_checkpoint(session, job_id)
+        blob = jobs.resume_checkpoint(session, job_id)
     resume = checkpoint.loads(blob) if blob is not None else None
     if resume is not None:
         logger.info("job %s resumes after epoch %s", job_id, resume.get("epoch"))
@@ -294,7 +294,7 @@ def _stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], b
         if not (cancelled or lease.lost) and now - last_check >= CANCEL_POLL_S:
             last_check = now
             with session_scope() as session:
-                cancelled = store.cancel_requested(session, lease.job_id)
+                cancelled = jobs.cancel_requested(session, lease.job_id)
                 if not lifecycle.holds(session, lease.job_id, lease.attempt):
                     lease.lost = True
         return cancelled or lease.lost or (limit is not None and limit.check())

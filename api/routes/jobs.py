@@ -12,7 +12,7 @@ from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
 from cnnlab import lifecycle
 from cnnlab.spec.train import TrainSpec
-from cnnlab.store import jobs as store
+from cnnlab.store import jobs
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 from cnnlab.store.tables import CheckpointKind, JobStatus
 from worker.queue import enqueue_job
@@ -60,14 +60,14 @@ async def list_jobs(
 ) -> JobList:
     """The caller's jobs, newest first."""
     page = await db.read(
-        store.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
+        jobs.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
     )
     return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
 
 
 @router.get("/{job_id}", response_model=JobRead)
 async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
-    return JobRead.model_validate(await db.read(store.get_job, user.id, job_id))
+    return JobRead.model_validate(await db.read(jobs.get_job, user.id, job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
@@ -80,7 +80,7 @@ async def cancel_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
 @router.get("/{job_id}/metrics", response_model=list[MetricRow])
 async def job_metrics(job_id: str, db: DbDep, user: UserDep) -> list[MetricRow]:
     """One row per finished epoch, in order."""
-    return [MetricRow.model_validate(m) for m in await db.read(store.job_metrics, user.id, job_id)]
+    return [MetricRow.model_validate(m) for m in await db.read(jobs.job_metrics, user.id, job_id)]
 
 
 @router.get(
@@ -95,7 +95,7 @@ async def download_checkpoint(
     job_id: str, db: DbDep, user: UserDep, kind: CheckpointKind = CheckpointKind.best
 ) -> Response:
     """The best (by validation accuracy) or the last checkpoint, a file `torch.load` reads."""
-    ckpt = await db.read(store.get_checkpoint, user.id, job_id, kind)
+    ckpt = await db.read(jobs.get_checkpoint, user.id, job_id, kind)
     return Response(
         content=ckpt.data,
         media_type="application/octet-stream",
@@ -113,6 +113,6 @@ async def download_checkpoint(
 )
 async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
     """Train and validation loss, and validation accuracy, per epoch."""
-    rows = await db.read(store.job_metrics, user.id, job_id)
+    rows = await db.read(jobs.job_metrics, user.id, job_id)
     png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
     return Response(content=png, media_type="image/png")

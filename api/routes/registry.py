@@ -27,7 +27,7 @@ from api.registry_schemas import (
 from api.schemas import ErrorResponse
 from cnnlab.engine.export import ExportFormat
 from cnnlab.lifecycle.models import move_alias
-from cnnlab.store import model_versions as store
+from cnnlab.store import model_versions
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(
@@ -62,7 +62,7 @@ async def register_version(body: ModelVersionCreate, db: DbDep, user: UserDep) -
     """Copy a job's checkpoint as the next version (1, 2, ...) of the caller's model `name`,
     created on first use. The copy is frozen: later epochs of the job do not change it."""
     view = await db.run(
-        store.register_version,
+        model_versions.register_version,
         user.id,
         body.name,
         body.job_id,
@@ -81,7 +81,7 @@ async def list_models(
 ) -> RegisteredModelList:
     """The caller's models, newest first, each with its newest version and its aliases.
     (The architectures a spec may name are at `GET /v1/architectures`.)"""
-    page = await db.read(store.list_models, user.id, limit=limit, cursor=cursor)
+    page = await db.read(model_versions.list_models, user.id, limit=limit, cursor=cursor)
     return RegisteredModelList(
         items=[RegisteredModelRead.model_validate(m) for m in page.items], next=page.next
     )
@@ -91,13 +91,15 @@ async def list_models(
 async def get_model(name: str, db: DbDep, user: UserDep) -> RegisteredModelDetail:
     """The model's versions (newest first: job, search, dataset, architecture, accuracies) and
     aliases."""
-    return RegisteredModelDetail.model_validate(await db.read(store.get_model, user.id, name))
+    return RegisteredModelDetail.model_validate(
+        await db.read(model_versions.get_model, user.id, name)
+    )
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_model(name: str, db: DbDep, user: UserDep) -> Response:
     """Delete the model: every version and alias."""
-    await db.run(store.delete_model, user.id, name)
+    await db.run(model_versions.delete_model, user.id, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -105,7 +107,9 @@ async def delete_model(name: str, db: DbDep, user: UserDep) -> Response:
 async def get_version(
     name: str, version: VersionNumber, db: DbDep, user: UserDep
 ) -> ModelVersionRead:
-    return ModelVersionRead.model_validate(await db.read(store.get_version, user.id, name, version))
+    return ModelVersionRead.model_validate(
+        await db.read(model_versions.get_version, user.id, name, version)
+    )
 
 
 @router.delete(
@@ -115,7 +119,7 @@ async def get_version(
 )
 async def delete_version(name: str, version: VersionNumber, db: DbDep, user: UserDep) -> Response:
     """Delete a version no alias points at. Its number is not given to another version."""
-    await db.run(store.delete_version, user.id, name, version)
+    await db.run(model_versions.delete_version, user.id, name, version)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -131,7 +135,7 @@ async def set_alias(
 
 @router.delete("/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_alias(name: str, alias: str, db: DbDep, user: UserDep) -> Response:
-    await db.run(store.delete_alias, user.id, name, alias)
+    await db.run(model_versions.delete_alias, user.id, name, alias)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

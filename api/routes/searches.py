@@ -23,7 +23,7 @@ from api.schemas import (
 )
 from cnnlab import lifecycle
 from cnnlab.search.plan import plan_search
-from cnnlab.store import searches as store
+from cnnlab.store import searches
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 from cnnlab.store.tables import Search
 from worker.queue import enqueue_job
@@ -41,7 +41,7 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _read(session: Session, search: Search) -> SearchRead:
-    trials, scores, stats = store.trials_with_stats(session, search)
+    trials, scores, stats = searches.trials_with_stats(session, search)
     return SearchRead.build(search, trials, scores, stats)
 
 
@@ -100,14 +100,14 @@ async def list_searches(
     """The caller's searches, newest first."""
 
     def page(session: Session) -> SearchList:
-        found = store.list_searches(session, user.id, limit=limit, cursor=cursor)
+        found = searches.list_searches(session, user.id, limit=limit, cursor=cursor)
         return SearchList(items=[_read(session, s) for s in found.items], next=found.next)
 
     return await db.read(page)
 
 
 def _get(session: Session, owner_id: int, search_id: str) -> SearchRead:
-    return _read(session, store.get_search(session, owner_id, search_id))
+    return _read(session, searches.get_search(session, owner_id, search_id))
 
 
 def _cancel(session: Session, owner_id: int, search_id: str) -> SearchRead:

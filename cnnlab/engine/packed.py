@@ -37,7 +37,7 @@ from torch.func import functional_call, vmap
 from cnnlab.datasets.catalog import DatasetMeta, get_meta
 from cnnlab.datasets.loading import ImageSet, load_split
 from cnnlab.engine import checkpoints as ckpt_mod
-from cnnlab.engine.checkpoints import Checkpoint
+from cnnlab.engine.checkpoints import CheckpointDoc
 from cnnlab.engine.splits import split_indices
 from cnnlab.engine.training import (
     STOP_POLL_SECONDS,
@@ -87,7 +87,7 @@ class PackedTrial:
     spec: TrainSpec
     on_epoch: Callable[[EpochReport], bool | None] | None = None
     should_stop: Callable[[], bool] | None = None
-    resume: Checkpoint | None = None
+    resume: CheckpointDoc | None = None
 
 
 @dataclass
@@ -113,7 +113,7 @@ class _Member:
     def spec(self) -> TrainSpec:
         return self.trial.spec
 
-    def snapshot(self, meta: DatasetMeta, best_only: bool = False) -> Checkpoint:
+    def snapshot(self, meta: DatasetMeta, best_only: bool = False) -> CheckpointDoc:
         """The checkpoint :func:`cnnlab.engine.training.fit` would make at this point."""
         run = self.run
         best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(self.model)

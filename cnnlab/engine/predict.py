@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.engine.checkpoints import Checkpoint, load_model
+from cnnlab.engine.checkpoints import CheckpointDoc, load_model
 from cnnlab.engine.training import Normalize
 from cnnlab.errors import BadInput
 
@@ -26,7 +26,7 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 class Predictor:
     """A checkpoint's model, ready to classify batches of images on one device."""
 
-    def __init__(self, ckpt: Checkpoint, device: str | torch.device = "cpu") -> None:
+    def __init__(self, ckpt: CheckpointDoc, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.model = load_model(ckpt, self.device).to(memory_format=torch.channels_last)
         dataset = ckpt["dataset"]

@@ -114,7 +114,7 @@ def trace_model(spec: TrainSpec) -> _Trace:
     return _Trace(params, flops, values)
 
 
-def estimate(spec: TrainSpec, train_split: int) -> Budget:
+def estimate_budget(spec: TrainSpec, train_split: int) -> Budget:
     """The figures for ``spec`` on a dataset whose train split has ``train_split`` images."""
     trace = trace_model(spec)
     return Budget(
@@ -138,7 +138,7 @@ def spec_budget(spec: TrainSpec, settings: Settings) -> Budget:
         if not settings.download:
             raise
         train_split = get_meta(spec.dataset).standard_sizes[0]
-    return estimate(spec, train_split)
+    return estimate_budget(spec, train_split)
 
 
 def limits(settings: Settings) -> dict[str, float]:

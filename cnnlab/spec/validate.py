@@ -5,7 +5,7 @@ from __future__ import annotations
 from cnnlab.datasets.catalog import get_meta, split_sizes
 from cnnlab.errors import DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
-from cnnlab.spec.budget import check_budget, estimate
+from cnnlab.spec.budget import check_budget, estimate_budget
 from cnnlab.spec.train import TrainSpec, check_against_dataset
 
 
@@ -39,4 +39,4 @@ def validate_spec(spec: TrainSpec, settings: Settings) -> None:
         train_split = get_meta(spec.dataset).standard_sizes[0]
     check_against_dataset(spec, train_split)
     check_model(spec)
-    check_budget(estimate(spec, train_split), settings)
+    check_budget(estimate_budget(spec, train_split), settings)

@@ -17,7 +17,7 @@ from cnnlab.spec.budget import (
     TIME_LIMIT_SECONDS_PER_STEP,
     Budget,
     check_budget,
-    estimate,
+    estimate_budget,
     time_limit_seconds,
 )
 from cnnlab.spec.model import build_model, model_config
@@ -53,7 +53,7 @@ DOCUMENTED: list[dict[str, Any]] = [
 
 def _budget(doc: dict[str, Any]) -> Budget:
     spec = TrainSpec.model_validate(doc)
-    return estimate(spec, get_meta(spec.dataset).standard_sizes[0])
+    return estimate_budget(spec, get_meta(spec.dataset).standard_sizes[0])
 
 
 def test_the_notebook_cnn_s_figures_by_hand() -> None:
