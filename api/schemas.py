@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cnnlab.search.config import SearchConfig
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import SearchStatus
-from cnnlab.store.searches import TrialStats
-from cnnlab.store.tables import Job, JobStatus, Search
+from cnnlab.store.tables import JobStatus
 
 if TYPE_CHECKING:
     from cnnlab.search.plan import SearchPlan
@@ -46,6 +45,10 @@ class JobRead(_Read):
     cancel_requested: bool
     search_id: str | None = Field(description="the search this job is a trial of")
     params: dict[str, Any] | None = Field(description="a trial's grid point")
+    actions: list[str] = Field(
+        default_factory=list,
+        description="what the caller may do with it now: `cancel`, `register`, `delete`",
+    )
 
 
 class JobList(BaseModel):
@@ -92,31 +95,6 @@ class TrialRead(BaseModel):
         description="the server's words for why it ended early, e.g. which pruner stopped it",
     )
 
-    @classmethod
-    def build(
-        cls, job: Job, score: float | None, stats: TrialStats | None, metric: str
-    ) -> TrialRead:
-        error = job.error or {}
-        pruned = error.get("epoch") if error.get("type") == "pruned" else None
-        val_loss = stats.best_val_loss if stats is not None else None
-        if stats is None and metric == "val_loss":
-            val_loss = score
-        return cls(
-            job_id=job.id,
-            index=job.trial_index,
-            params=job.params or {},
-            status=job.status,
-            epoch=job.epoch,
-            val_accuracy=job.best_val_accuracy,
-            val_loss=val_loss,
-            score=score,
-            test_accuracy=job.test_accuracy,
-            seconds=stats.seconds if stats is not None else None,
-            error_type=error.get("type"),
-            pruned_epoch=pruned if isinstance(pruned, int) else None,
-            error_message=error.get("message"),
-        )
-
 
 class SearchRead(BaseModel):
     id: str
@@ -141,48 +119,16 @@ class SearchRead(BaseModel):
     cancel_requested: bool
     created_at: datetime
     finished_at: datetime | None
+    actions: list[str] = Field(
+        default_factory=list,
+        description="what the caller may do with it now: `pause` or `resume`, `cancel`, "
+        "`retry`, `delete`",
+    )
 
     @property
     def paths(self) -> list[str]:
         """The searched spec paths, in the body's order."""
         return list(self.grid or self.space or {})
-
-    @classmethod
-    def build(
-        cls,
-        search: Search,
-        trials: list[Job],
-        scores: dict[str, float | None],
-        stats: dict[str, TrialStats] | None = None,
-    ) -> SearchRead:
-        best = next((t for t in trials if t.id == search.best_job_id), None)
-        return cls(
-            id=search.id,
-            status=search.status,
-            base=search.base,
-            grid=search.grid or {},
-            space=search.space,
-            sampler=search.sampler or "grid",
-            num_trials=search.num_trials,
-            seed=search.seed or 0,
-            pruner=search.pruner,
-            max_concurrent_trials=search.max_concurrent_trials,
-            metric=search.metric,
-            mode=search.mode,
-            paused=bool(search.paused),
-            register_best_as=search.register_best_as,
-            trials=[
-                TrialRead.build(
-                    t, scores.get(t.id), None if stats is None else stats.get(t.id), search.metric
-                )
-                for t in trials
-            ],
-            best_job_id=search.best_job_id,
-            test_accuracy=best.test_accuracy if best is not None else None,
-            cancel_requested=search.cancel_requested,
-            created_at=search.created_at,
-            finished_at=search.finished_at,
-        )
 
 
 class SearchList(BaseModel):

@@ -30,6 +30,7 @@ from api.auth import AuthCache, lookup
 from api.deps import CurrentUser, Db, DbDep, UserDep
 from api.ratelimit import RateLimited, app_limits
 from api.schemas import ErrorResponse, JobRead, MetricRow, SearchRead
+from cnnlab.lifecycle.views import job_view, search_view
 from cnnlab.status import SearchStatus
 from cnnlab.store import jobs, searches
 from cnnlab.store.errors import NotFound
@@ -225,7 +226,7 @@ def _snapshot(session: Session, owner_id: int, job_id: str, after_epoch: int) ->
             MetricRow.model_validate(m).model_dump(mode="json")
             for m in jobs.metrics_after(session, job_id, after_epoch)
         ]
-    return Snapshot(JobRead.model_validate(job).model_dump(mode="json"), rows)
+    return Snapshot(JobRead.model_validate(job_view(job)).model_dump(mode="json"), rows)
 
 
 def frames(snapshot: Snapshot, position: Position) -> tuple[list[str], Position]:
@@ -333,9 +334,9 @@ class SearchSnapshot:
 
 def _search_snapshot(session: Session, owner_id: int, search_id: str) -> SearchSnapshot:
     search = searches.get_search(session, owner_id, search_id)
-    trials, scores, stats = searches.trials_with_stats(session, search)
-    read = SearchRead.build(search, trials, scores, stats).model_dump(mode="json")
-    return SearchSnapshot(read, tuple((t.epoch, str(t.status)) for t in trials))
+    read = SearchRead.model_validate(search_view(session, search)).model_dump(mode="json")
+    states = tuple((t["epoch"], t["status"]) for t in read["trials"])
+    return SearchSnapshot(read, states)
 
 
 def search_frames(

@@ -11,6 +11,7 @@ from api import plots
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, MetricRow
 from cnnlab import lifecycle
+from cnnlab.lifecycle.views import job_view
 from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -46,7 +47,7 @@ async def submit_job(
         enqueue=enqueue_job,
         max_active=limits.max_active_jobs,
     )
-    return JobRead.model_validate(job)
+    return JobRead.model_validate(job_view(job))
 
 
 @router.get("", response_model=JobList)
@@ -62,19 +63,19 @@ async def list_jobs(
     page = await db.read(
         jobs.list_jobs, user.id, limit=limit, cursor=cursor, status=status, search_id=search_id
     )
-    return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
+    return JobList(items=[JobRead.model_validate(job_view(j)) for j in page.items], next=page.next)
 
 
 @router.get("/{job_id}", response_model=JobRead)
 async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
-    return JobRead.model_validate(await db.read(jobs.get_job, user.id, job_id))
+    return JobRead.model_validate(job_view(await db.read(jobs.get_job, user.id, job_id)))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 async def cancel_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
     """A queued job is cancelled at once; a running one stops within an epoch. Cancelling an
     ended job changes nothing."""
-    return JobRead.model_validate(await db.run(lifecycle.cancel_job, user.id, job_id))
+    return JobRead.model_validate(job_view(await db.run(lifecycle.cancel_job, user.id, job_id)))
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricRow])

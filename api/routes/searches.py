@@ -22,6 +22,7 @@ from api.schemas import (
     SearchRead,
 )
 from cnnlab import lifecycle
+from cnnlab.lifecycle.views import search_view
 from cnnlab.search.plan import plan_search
 from cnnlab.store import searches
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -41,8 +42,7 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _read(session: Session, search: Search) -> SearchRead:
-    trials, scores, stats = searches.trials_with_stats(session, search)
-    return SearchRead.build(search, trials, scores, stats)
+    return SearchRead.model_validate(search_view(session, search))
 
 
 @router.post(

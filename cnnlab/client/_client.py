@@ -415,19 +415,17 @@ class Client:
         return answer
 
     def resolve_version(self, name: str, alias: str | None = None) -> int:
-        """The version number ``alias`` names; without one, alias ``production``'s, else the
-        newest (the choice a prediction by name makes)."""
+        """The version number ``alias`` names; without one, the model's ``default_version``
+        (the server's choice for a prediction by name)."""
         model = self.model(name)
         aliases: dict[str, int] = model["aliases"]
         if alias is not None:
             if alias not in aliases:
                 raise ClientError(f"model {name!r} has no alias {alias!r}")
             return aliases[alias]
-        if "production" in aliases:
-            return aliases["production"]
-        if model["latest_version"] is None:
+        if model["default_version"] is None:
             raise ClientError(f"model {name!r} has no versions")
-        return int(model["latest_version"])
+        return int(model["default_version"])
 
     def export_model(
         self,

@@ -20,6 +20,7 @@ from cnnlab.lifecycle.cancel import request_cancel
 from cnnlab.lifecycle.gpu import check_gpu_worker
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
 from cnnlab.lifecycle.transitions import lock_search, move, refresh_search
+from cnnlab.lifecycle.views import RETRYABLE
 from cnnlab.lifecycle.winners import check_winner_name
 from cnnlab.search.config import SearchConfig
 from cnnlab.search.grid import GridPoint, expand
@@ -31,8 +32,6 @@ from cnnlab.store.errors import Conflict
 from cnnlab.store.searches import get_search, trial_scores
 from cnnlab.store.tables import EpochMetric, Job, Search, utcnow
 
-# Which trials a retry runs again: those that did not end with a model of their own.
-RETRYABLE = (JobStatus.failed, JobStatus.cancelled)
 _PAST_STATE = {
     JobStatus.succeeded: "complete",
     JobStatus.pruned: "pruned",

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from cnnlab.lifecycle.views import job_view, search_view
 from cnnlab.status import ENDED, JobStatus, SearchStatus
 from cnnlab.store.searches import best_trial
 from cnnlab.store.tables import Job, Search, utcnow
@@ -45,7 +46,7 @@ def move(
     if not moved.rowcount:  # type: ignore[attr-defined]
         return False
     if JobStatus(to).ended:
-        outbox.job_ended(session, job_id, JobStatus(to))  # webhooks: in this transaction
+        outbox.job_ended(session, job_id, JobStatus(to), job_view)  # in this transaction
     if search_id is not None:
         refresh_search(session, search_id)
     return True
@@ -109,4 +110,4 @@ def refresh_search(session: Session, search_id: str) -> None:
         search.status = SearchStatus.failed
     if search.finished_at is None:
         search.finished_at = utcnow()
-        outbox.search_ended(session, search)  # webhooks: in this transaction
+        outbox.search_ended(session, search, search_view)  # in this transaction

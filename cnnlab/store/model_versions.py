@@ -105,6 +105,12 @@ class ModelView:
     aliases: dict[str, int]
     versions: list[VersionView] | None = None
 
+    @property
+    def default_version(self) -> int | None:
+        """The version a prediction by name uses (as :func:`resolve` chooses it): the one
+        :data:`DEFAULT_ALIAS` points at, else the newest."""
+        return self.aliases.get(DEFAULT_ALIAS, self.latest_version)
+
 
 @dataclass(frozen=True)
 class Resolved:
@@ -422,16 +428,17 @@ def get_model(session: Session, owner_id: int, name: str) -> ModelView:
     )
 
 
-def _version_row(session: Session, owner_id: int, name: str, version: int) -> ModelVersion:
-    row = session.scalar(
-        select(ModelVersion)
-        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
-        .where(
-            RegisteredModel.owner_id == owner_id,
-            RegisteredModel.name == name,
-            ModelVersion.version == version,
-        )
+def _of_version(stmt: Any, owner_id: int, name: str, version: int) -> Any:
+    """``stmt`` (a select from model versions) narrowed to the owner's ``name``/``version``."""
+    return stmt.join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id).where(
+        RegisteredModel.owner_id == owner_id,
+        RegisteredModel.name == name,
+        ModelVersion.version == version,
     )
+
+
+def _version_row(session: Session, owner_id: int, name: str, version: int) -> ModelVersion:
+    row = session.scalar(_of_version(select(ModelVersion), owner_id, name, version))
     if row is None:
         raise NotFound("model version", f"{name}/{version}")
     return row
@@ -445,15 +452,7 @@ def get_version(session: Session, owner_id: int, name: str, version: int) -> Ver
 
 def version_data(session: Session, owner_id: int, name: str, version: int) -> bytes:
     """The checkpoint bytes of one version."""
-    data = session.scalar(
-        select(ModelVersion.data)
-        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
-        .where(
-            RegisteredModel.owner_id == owner_id,
-            RegisteredModel.name == name,
-            ModelVersion.version == version,
-        )
-    )
+    data = session.scalar(_of_version(select(ModelVersion.data), owner_id, name, version))
     if data is None:
         raise NotFound("model version", f"{name}/{version}")
     return bytes(data)
