@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cnnlab.errors import DatasetUnavailable
 from cnnlab.search.body import check_body
 from cnnlab.search.config import SearchConfig
 from cnnlab.search.estimate import Estimate, Speed, default_speed, estimate
 from cnnlab.search.sampling import tpe_startup_trials
 from cnnlab.search.space import SearchSpace, parse_space, validate_base
 from cnnlab.settings import Settings
+from cnnlab.spec.budget import train_split_size
 from cnnlab.spec.train import TrainSpec
 from cnnlab.store.searches import recent_throughput
 
@@ -33,17 +33,6 @@ class SearchPlan:
     max_concurrent_trials: int
     estimate: Estimate
     notes: list[str]
-
-
-def _train_split(dataset: str, settings: Settings) -> int:
-    from cnnlab.datasets.catalog import get_meta, split_sizes
-
-    try:
-        return split_sizes(dataset, settings).train
-    except DatasetUnavailable:
-        if not settings.download:
-            raise
-        return get_meta(dataset).standard_sizes[0]
 
 
 def _speeds(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Speed]:
@@ -78,7 +67,7 @@ def plan_search(
     space = config.space_json()
     parsed: SearchSpace | None = parse_space(space, base) if space is not None else None
     datasets = {p.spec.dataset for p in points} | {base_spec.dataset}
-    splits = {name: _train_split(name, settings) for name in sorted(datasets)}
+    splits = {name: train_split_size(name, settings) for name in sorted(datasets)}
     keys: set[tuple[str, str]] = {(p.spec.dataset, str(p.spec.device)) for p in points}
     keys.add((base_spec.dataset, str(base_spec.device)))
     result = estimate(

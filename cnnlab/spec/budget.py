@@ -128,17 +128,22 @@ def estimate_budget(spec: TrainSpec, train_split: int) -> Budget:
     )
 
 
-def spec_budget(spec: TrainSpec, settings: Settings) -> Budget:
-    """The figures for ``spec`` on this server's data (the published split sizes stand in when
-    the data is missing and may be downloaded). Raises what ``validate_spec`` would for a
-    dataset that is missing, or a model that cannot take its images."""
+def train_split_size(dataset: str, settings: Settings) -> int:
+    """The images of ``dataset``'s train split on this server; with downloads allowed, missing
+    data is not an error: the published size stands in. :class:`DatasetUnavailable` else."""
     try:
-        train_split = split_sizes(spec.dataset, settings).train
+        return split_sizes(dataset, settings).train
     except DatasetUnavailable:
         if not settings.download:
             raise
-        train_split = get_meta(spec.dataset).standard_sizes[0]
-    return estimate_budget(spec, train_split)
+        return get_meta(dataset).standard_sizes[0]
+
+
+def spec_budget(spec: TrainSpec, settings: Settings) -> Budget:
+    """The figures for ``spec`` on this server's data (:func:`train_split_size`). Raises what
+    ``validate_spec`` would for a dataset that is missing, or a model that cannot take its
+    images."""
+    return estimate_budget(spec, train_split_size(spec.dataset, settings))
 
 
 def limits(settings: Settings) -> dict[str, float]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cnnlab.datasets.catalog import get_meta, split_sizes
-from cnnlab.errors import DatasetUnavailable, SpecError
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.errors import SpecError
 from cnnlab.settings import Settings
-from cnnlab.spec.budget import check_budget, estimate_budget
+from cnnlab.spec.budget import check_budget, estimate_budget, train_split_size
 from cnnlab.spec.train import TrainSpec, check_against_dataset
 
 
@@ -31,12 +31,7 @@ def validate_spec(spec: TrainSpec, settings: Settings) -> None:
 
     With downloads allowed, missing data is not an error: the published split sizes stand in.
     """
-    try:
-        train_split = split_sizes(spec.dataset, settings).train
-    except DatasetUnavailable:
-        if not settings.download:
-            raise
-        train_split = get_meta(spec.dataset).standard_sizes[0]
+    train_split = train_split_size(spec.dataset, settings)
     check_against_dataset(spec, train_split)
     check_model(spec)
     check_budget(estimate_budget(spec, train_split), settings)

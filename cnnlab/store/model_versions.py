@@ -244,13 +244,8 @@ def _lock_model(session: Session, owner_id: int, name: str) -> str:
     return str(model_id)
 
 
-def set_alias(
-    session: Session, owner_id: int, name: str, alias: str, version: int
-) -> tuple[int | None, int]:
-    """Point ``alias`` at ``version`` (creating the alias or moving it); the version it pointed
-    at before (None if new) and the one it points at now. The event is the caller's
-    (:func:`cnnlab.lifecycle.models.move_alias`)."""
-    check_alias(alias)
+def _lock_version(session: Session, owner_id: int, name: str, version: int) -> tuple[str, str]:
+    """Lock the owner's model ``name`` (:func:`_lock_model`); its id and version's."""
     model_id = _lock_model(session, owner_id, name)
     version_id = session.scalar(
         select(ModelVersion.id).where(
@@ -259,6 +254,17 @@ def set_alias(
     )
     if version_id is None:
         raise NotFound("model version", f"{name}/{version}")
+    return model_id, str(version_id)
+
+
+def set_alias(
+    session: Session, owner_id: int, name: str, alias: str, version: int
+) -> tuple[int | None, int]:
+    """Point ``alias`` at ``version`` (creating the alias or moving it); the version it pointed
+    at before (None if new) and the one it points at now. The event is the caller's
+    (:func:`cnnlab.lifecycle.models.move_alias`)."""
+    check_alias(alias)
+    model_id, version_id = _lock_version(session, owner_id, name, version)
     row = session.scalar(
         select(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == alias)
     )
@@ -289,14 +295,7 @@ def delete_alias(session: Session, owner_id: int, name: str, alias: str) -> None
 def delete_version(session: Session, owner_id: int, name: str, version: int) -> None:
     """Delete a version no alias points at (:class:`Conflict` names the aliases that do). Its
     number is not given again."""
-    model_id = _lock_model(session, owner_id, name)
-    version_id = session.scalar(
-        select(ModelVersion.id).where(
-            ModelVersion.model_id == model_id, ModelVersion.version == version
-        )
-    )
-    if version_id is None:
-        raise NotFound("model version", f"{name}/{version}")
+    _, version_id = _lock_version(session, owner_id, name, version)
     aliases = list(
         session.scalars(
             select(ModelAlias.alias)
