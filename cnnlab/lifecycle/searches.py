@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError
+from cnnlab.lifecycle import quota
 from cnnlab.lifecycle.admission import admit_trial
 from cnnlab.lifecycle.cancel import request_cancel
 from cnnlab.lifecycle.gpu import check_gpu_worker
@@ -27,7 +28,6 @@ from cnnlab.search.grid import GridPoint, expand
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
-from cnnlab.store import quota
 from cnnlab.store.errors import Conflict
 from cnnlab.store.searches import get_search, trial_scores
 from cnnlab.store.tables import EpochMetric, Job, Search, utcnow

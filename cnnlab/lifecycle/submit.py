@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from cnnlab.lifecycle import quota
 from cnnlab.lifecycle.admission import admit
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
-from cnnlab.store import quota
 from cnnlab.store.db import after_commit, session_scope, session_url
 from cnnlab.store.tables import Job
 

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from cnnlab.lifecycle.ranking import best_trial
 from cnnlab.lifecycle.views import job_view, search_view
 from cnnlab.status import ENDED, JobStatus, SearchStatus
-from cnnlab.store.searches import best_trial
 from cnnlab.store.tables import Job, Search, utcnow
 from cnnlab.webhooks import outbox
 
