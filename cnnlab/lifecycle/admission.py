@@ -12,8 +12,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle.gpu import check_gpu_worker
-from cnnlab.search.body import check_point
-from cnnlab.search.grid import GridPoint
+from cnnlab.search.grid import GridPoint, check_point
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 from cnnlab.spec.validate import validate_spec

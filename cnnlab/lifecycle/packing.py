@@ -20,6 +20,7 @@ from cnnlab.lifecycle.leases import (
     claimable,
 )
 from cnnlab.spec.packing import pack_key
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store.tables import Job, utcnow
 
 
@@ -35,8 +36,6 @@ def claim_siblings(
     """Claim up to ``limit`` more trials of ``job_id``'s search that can train packed with it:
     claimable now (queued, or abandoned by a dead worker), at the same epoch (a pack resumes
     after one epoch) and with the same :func:`cnnlab.spec.packing.pack_key`. In trial order."""
-    from cnnlab.spec.train import TrainSpec
-
     if limit < 1:
         return []
     first = session.execute(

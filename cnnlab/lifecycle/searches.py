@@ -27,8 +27,9 @@ from cnnlab.search.config import SearchConfig
 from cnnlab.search.grid import GridPoint, expand
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import TrainSpec
-from cnnlab.status import JobStatus
+from cnnlab.status import JobStatus, SearchStatus
 from cnnlab.store.errors import Conflict
+from cnnlab.store.retention import check_storage
 from cnnlab.store.searches import get_search, trial_scores
 from cnnlab.store.tables import EpochMetric, Job, Search, utcnow
 
@@ -55,7 +56,6 @@ def create_search(
     trials count against ``max_active`` (:class:`TooManyActiveJobs`); later ones start as
     earlier ones end."""
     from cnnlab.search.body import check_body
-    from cnnlab.store.retention import check_storage
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
     body = check_body(base, settings, config)
@@ -321,8 +321,6 @@ def cancel_search(session: Session, owner_id: int, search_id: str) -> Search:
 
 def live_searches(session: Session) -> list[str]:
     """Searches that may have room for a trial (for the sweeper's :func:`advance_search`)."""
-    from cnnlab.status import SearchStatus
-
     return list(
         session.scalars(
             select(Search.id).where(

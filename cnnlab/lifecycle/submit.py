@@ -9,11 +9,13 @@ from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle import quota
 from cnnlab.lifecycle.admission import admit
+from cnnlab.lifecycle.transitions import move
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
 from cnnlab.store.db import after_commit, session_scope, session_url
-from cnnlab.store.tables import Job
+from cnnlab.store.retention import check_storage
+from cnnlab.store.tables import Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ def submit_job(
 ) -> Job:
     """Validate ``spec`` against this server's data and add the job; it is sent after commit.
     :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
-    from cnnlab.store.retention import check_storage
-
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
     admit(session, spec, settings)  # 422: spec, budget, data; no_gpu_worker when none is live
     quota.reserve(session, owner_id, 1, max_active)
@@ -59,8 +59,6 @@ def _send(job_id: str, device: str, enqueue: Enqueue, url: str | None) -> None:
         enqueue(job_id, device)
     except Exception as exc:
         log.exception("could not enqueue job %s", job_id)
-        from cnnlab.lifecycle.transitions import move
-        from cnnlab.store.tables import utcnow
 
         error = {
             "type": "queue_unavailable",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle.ranking import best_trial
 from cnnlab.lifecycle.views import job_view, search_view
+from cnnlab.lifecycle.winners import register_winner
 from cnnlab.status import ENDED, JobStatus, SearchStatus
 from cnnlab.store.tables import Job, Search, utcnow
 from cnnlab.webhooks import outbox
@@ -99,8 +100,6 @@ def refresh_search(session: Session, search_id: str) -> None:
     best = best_trial(session, search, trials)
     search.best_job_id = best.id if best is not None else None
     if search.finished_at is None and best is not None and search.register_best_as:
-        from cnnlab.lifecycle.winners import register_winner
-
         register_winner(session, search, best.id)
     if search.cancel_requested or all(s is JobStatus.cancelled for s in statuses):
         search.status = SearchStatus.cancelled

@@ -7,13 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.errors import BudgetExceeded, SpecError
 from cnnlab.search.config import SearchConfig
-from cnnlab.search.grid import GridPoint
+from cnnlab.search.grid import GridPoint, check_point
 from cnnlab.search.pruning import Rule
 from cnnlab.search.trials import trial_points
 from cnnlab.settings import Settings
-from cnnlab.spec.validate import validate_spec
 
 # Trials queued or running at once when a body does not say: a 64-trial search must fit the
 # default active-job limit (20) of its owner.
@@ -62,19 +60,3 @@ def check_body(base: Mapping[str, Any], settings: Settings, config: SearchConfig
             config.max_concurrent_trials or DEFAULT_CONCURRENT_TRIALS, len(points)
         ),
     )
-
-
-def check_point(point: GridPoint, settings: Settings, prefix: str) -> None:
-    """:func:`~cnnlab.spec.validate.validate_spec` of one trial, its error naming
-    ``<prefix>.<path>`` (``grid`` or ``space``) when a param of the point is at fault and
-    ``base.<field>`` otherwise."""
-    try:
-        validate_spec(point.spec, settings)
-    except SpecError as exc:
-        where = prefix if exc.field in point.params else "base"
-        raise SpecError(f"{where}.{exc.field}", exc.message.split(": ", 1)[-1]) from None
-    except BudgetExceeded as exc:
-        where = prefix if exc.field in point.params else "base"
-        exc.field = exc.details["field"] = f"{where}.{exc.field}"
-        exc.message = f"{where}.{exc.message}"
-        raise

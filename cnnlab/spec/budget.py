@@ -33,6 +33,7 @@ from typing import Any
 from cnnlab.datasets.catalog import get_meta, split_sizes
 from cnnlab.errors import BudgetExceeded, DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec, train_count, val_count
 
 BYTES_PER_VALUE = 4  # float32
@@ -79,8 +80,6 @@ def trace_model(spec: TrainSpec) -> _Trace:
     cannot take the dataset's images is a :class:`SpecError` on ``model``."""
     import torch
     from torch import nn
-
-    from cnnlab.spec.model import build_model, model_config
 
     meta = get_meta(spec.dataset)
     flops = 0

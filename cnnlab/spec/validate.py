@@ -6,6 +6,7 @@ from cnnlab.datasets.catalog import get_meta
 from cnnlab.errors import SpecError
 from cnnlab.settings import Settings
 from cnnlab.spec.budget import check_budget, estimate_budget, train_split_size
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec, check_against_dataset
 
 
@@ -13,8 +14,6 @@ def check_model(spec: TrainSpec) -> None:
     """Build the spec's model on the meta device (no memory, no compute) and run a forward pass,
     so an architecture that cannot fit the dataset's images is a spec error, not a failed job."""
     import torch
-
-    from cnnlab.spec.model import build_model, model_config
 
     meta = get_meta(spec.dataset)
     try:
