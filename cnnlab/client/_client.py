@@ -230,7 +230,7 @@ class Client:
         """Block until the job ends; the ended job (check its ``status``).
 
         ``on_event`` is called with each :class:`Event` as it comes (for a progress bar over
-        the epochs: ``on_event=EpochBar(lab.job(job_id)).event``, from :mod:`cnnlab.cli.remote`).
+        the epochs: ``on_event=EpochBar(lab.job(job_id)).event``, from :mod:`cnnlab.cli.jobs`).
         ``timeout`` (seconds) raises :class:`TimeoutError` instead of waiting longer."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for event in self.events(job_id):
