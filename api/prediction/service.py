@@ -16,7 +16,7 @@ from cnnlab.store import jobs
 
 if TYPE_CHECKING:
     from cnnlab.engine.predict import Predictor
-    from cnnlab.store.model_versions import Resolved
+    from cnnlab.store.model_views import Resolved
 
 Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a new key
 

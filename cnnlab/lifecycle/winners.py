@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError, SpecError
 from cnnlab.lifecycle.models import move_alias
+from cnnlab.store import model_names
 from cnnlab.store import model_versions as registry
 from cnnlab.store.tables import Search
 
@@ -26,11 +27,11 @@ def check_winner_name(raw: Any) -> dict[str, Any] | None:
     alias = raw.get("alias")
     if not isinstance(name, str):
         raise SpecError("register_best_as.name", "must be a string")
-    registry.check_name(name, "register_best_as.name")
+    model_names.check_name(name, "register_best_as.name")
     if alias is not None:
         if not isinstance(alias, str):
             raise SpecError("register_best_as.alias", "must be a string")
-        registry.check_alias(alias, "register_best_as.alias")
+        model_names.check_alias(alias, "register_best_as.alias")
     return {"name": name, "alias": alias}
 
 

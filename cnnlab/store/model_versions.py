@@ -11,23 +11,19 @@ model's row, so they take its lock first and run one after another on every back
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from cnnlab.errors import CnnlabError
 from cnnlab.status import JobStatus
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.jobs import get_job
+from cnnlab.store.model_names import InvalidInput, check_alias, check_name
+from cnnlab.store.model_views import DEFAULT_ALIAS, ModelView, Resolved, VersionView, version_view
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
 from cnnlab.store.tables import (
-    MODEL_ALIAS_PATTERN,
     MODEL_DESCRIPTION_LENGTH,
-    MODEL_NAME_PATTERN,
     Checkpoint,
     CheckpointKind,
     EpochMetric,
@@ -38,91 +34,7 @@ from cnnlab.store.tables import (
     utcnow,
 )
 
-# The alias a prediction by name uses when it names neither an alias nor a version.
-DEFAULT_ALIAS = "production"
-
 _MODELS = cast(Table, RegisteredModel.__table__)
-_NAME = re.compile(MODEL_NAME_PATTERN)
-_ALIAS = re.compile(MODEL_ALIAS_PATTERN)
-
-
-class InvalidInput(CnnlabError):
-    """A name, alias or choice the registry does not take (422; ``field`` says which)."""
-
-    code = "invalid_request"
-    status_code = 422
-
-    def __init__(self, field: str, message: str, **details: Any) -> None:
-        super().__init__(f"{field}: {message}", field=field, **details)
-
-
-def check_name(name: str, field: str = "name") -> str:
-    if not _NAME.fullmatch(name):
-        raise InvalidInput(field, f"{name!r} is not a model name", pattern=MODEL_NAME_PATTERN)
-    return name
-
-
-def check_alias(alias: str, field: str = "alias") -> str:
-    if not _ALIAS.fullmatch(alias):
-        raise InvalidInput(
-            field,
-            f"{alias!r} is not an alias (it starts with a letter)",
-            pattern=MODEL_ALIAS_PATTERN,
-        )
-    return alias
-
-
-# -- what the reads return -------------------------------------------------------------------
-@dataclass
-class VersionView:
-    """One version as its owner sees it (no weights)."""
-
-    name: str
-    version: int
-    job_id: str
-    search_id: str | None
-    checkpoint: CheckpointKind
-    epoch: int
-    dataset: str
-    arch: str
-    val_accuracy: float | None
-    test_accuracy: float | None
-    description: str
-    size_bytes: int
-    created_at: datetime
-    aliases: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ModelView:
-    """A model: its newest version, its aliases (alias → version) and, when asked, its versions
-    newest first."""
-
-    name: str
-    created_at: datetime
-    latest_version: int | None
-    version_count: int
-    aliases: dict[str, int]
-    versions: list[VersionView] | None = None
-
-    @property
-    def default_version(self) -> int | None:
-        """The version a prediction by name uses (as :func:`resolve` chooses it): the one
-        :data:`DEFAULT_ALIAS` points at, else the newest."""
-        return self.aliases.get(DEFAULT_ALIAS, self.latest_version)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """The version a prediction by name uses, and the alias that chose it (None: by number, or
-    the newest for want of the default alias)."""
-
-    version_id: str
-    name: str
-    version: int
-    alias: str | None
-    job_id: str
-    epoch: int
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -194,7 +106,7 @@ def register_version(
     )
     session.add(row)
     session.flush()
-    return _view(name, row, [])
+    return version_view(name, row, [])
 
 
 def _next_version(session: Session, owner_id: int, name: str) -> tuple[str, int]:
@@ -340,25 +252,6 @@ def _get_model(session: Session, owner_id: int, name: str) -> RegisteredModel:
     return model
 
 
-def _view(name: str, row: ModelVersion, aliases: list[str]) -> VersionView:
-    return VersionView(
-        name=name,
-        version=row.version,
-        job_id=row.job_id,
-        search_id=row.search_id,
-        checkpoint=row.checkpoint_kind,
-        epoch=row.epoch,
-        dataset=row.dataset,
-        arch=row.arch,
-        val_accuracy=row.val_accuracy,
-        test_accuracy=row.test_accuracy,
-        description=row.description,
-        size_bytes=row.size_bytes,
-        created_at=row.created_at,
-        aliases=sorted(aliases),
-    )
-
-
 def _aliases_by_version(session: Session, model_ids: list[str]) -> dict[str, dict[str, int]]:
     """model id → {alias: version number}."""
     rows = session.execute(
@@ -416,7 +309,7 @@ def get_model(session: Session, owner_id: int, name: str) -> ModelView:
         .where(ModelVersion.model_id == model.id)
         .order_by(ModelVersion.version.desc())
     )
-    versions = [_view(name, r, by_version.get(r.version, [])) for r in rows]
+    versions = [version_view(name, r, by_version.get(r.version, [])) for r in rows]
     return ModelView(
         name=model.name,
         created_at=model.created_at,
@@ -446,7 +339,7 @@ def _version_row(session: Session, owner_id: int, name: str, version: int) -> Mo
 def get_version(session: Session, owner_id: int, name: str, version: int) -> VersionView:
     row = _version_row(session, owner_id, name, version)
     aliases = session.scalars(select(ModelAlias.alias).where(ModelAlias.version_id == row.id))
-    return _view(name, row, list(aliases))
+    return version_view(name, row, list(aliases))
 
 
 def version_data(session: Session, owner_id: int, name: str, version: int) -> bytes:
