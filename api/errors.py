@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnnlab.errors import CnnlabError
-from cnnlab.search.config import NESTED_FIELDS, error_field
+from cnnlab.search.config import NESTED_FIELDS, SPEC_FIELDS, error_field
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    spec = str(first["field"]).split(".")[0] in SPEC_FIELDS
     detail = {
-        "type": "invalid_request",
+        "type": "invalid_spec" if spec else "invalid_request",
         "message": f"{first['field']}: {first['message']}",
         "field": first["field"],
         "errors": errors,

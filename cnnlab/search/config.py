@@ -178,6 +178,9 @@ def error_field(loc: Sequence[str], kind: str) -> str:
 
 
 NESTED_FIELDS = ("space", "grid", "pruner", "register_best_as")
+# A search body's fields whose bad values are ``invalid_spec`` (as the search core has always
+# answered them), not a request that is malformed.
+SPEC_FIELDS = (*NESTED_FIELDS, "num_trials", "max_concurrent_trials")
 
 
 def _parse(model: Any, raw: Any, prefix: str = "") -> Any:

@@ -73,3 +73,23 @@ def test_cli_client_plan_and_api_accept_one_full_body(
         for field in set(FULL) - {"base"}:
             assert search[field] == FULL[field], field
         assert search["grid"] == {}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"pruner": {"name": "hyperband"}}, "pruner.name"),
+        ({"pruner": {"name": "median", "startup_trials": 0}}, "pruner.startup_trials"),
+        ({"space": {"optimizer.lr": {"loguniform": "wide"}}}, "space.optimizer.lr"),
+        ({"register_best_as": {"name": 7}}, "register_best_as.name"),
+        ({"max_concurrent_trials": 0}, "max_concurrent_trials"),
+    ],
+)
+def test_a_bad_field_is_invalid_spec_naming_it(
+    client: ApiClient, alice: Caller, change: dict[str, Any], field: str
+) -> None:
+    # The typed body refuses these before the search core sees them, with the core's error type.
+    r = client.post("/v1/searches", json={**FULL, **change}, headers=alice.headers)
+    assert r.status_code == 422, r.text
+    assert (r.json()["detail"]["type"], r.json()["detail"]["field"]) == ("invalid_spec", field)
