@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnnlab.errors import CnnlabError
+from cnnlab.search.config import NESTED_FIELDS, SPEC_FIELDS, error_field
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ _HTTP_TYPES = {
 _UNION_TAGS = frozenset({"int", "float", "str", "bool", "none", "list", "dict"})
 
 
-def _field(loc: Sequence[Any]) -> str:
+def _field(loc: Sequence[Any], kind: str = "") -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
+    if parts and parts[0] in NESTED_FIELDS:  # a search body's space, grid, pruner, …
+        return error_field(parts, kind)
     parts = [p for i, p in enumerate(parts) if i == 0 or not _is_union_tag(p)]
     return ".".join(parts) or "body"
 
@@ -82,12 +85,17 @@ async def _cnnlab_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _field(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+        {
+            "field": _field(e.get("loc", ()), e.get("type", "")),
+            "message": e.get("msg", ""),
+            "type": e.get("type"),
+        }
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    spec = str(first["field"]).split(".")[0] in SPEC_FIELDS
     detail = {
-        "type": "invalid_request",
+        "type": "invalid_spec" if spec else "invalid_request",
         "message": f"{first['field']}: {first['message']}",
         "field": first["field"],
         "errors": errors,

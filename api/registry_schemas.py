@@ -69,6 +69,9 @@ class RegisteredModelRead(_Read):
     latest_version: int | None = Field(description="the newest version (null: none left)")
     version_count: int
     aliases: dict[str, int] = Field(description="alias → version", examples=[{"production": 3}])
+    default_version: int | None = Field(
+        description="the version a prediction by name uses: alias `production`'s, else the newest"
+    )
 
 
 class RegisteredModelDetail(RegisteredModelRead):

@@ -7,17 +7,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cnnlab.lifecycle.views import without_pixels
+from cnnlab.search.config import SearchConfig
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import SearchStatus
-from cnnlab.store.searches import TrialStats
 from cnnlab.store.tables import (
     JOB_MAX_TAGS,
     JOB_NAME_LENGTH,
     JOB_NOTES_LENGTH,
     JOB_TAG_PATTERN,
-    Job,
     JobStatus,
-    Search,
 )
 
 if TYPE_CHECKING:
@@ -78,15 +77,6 @@ class JobRead(_Read):
         return without_pixels(value)
 
 
-def without_pixels(value: Any) -> Any:
-    """A result without the base64 images of its mistakes (served as PNGs, not inline)."""
-    if isinstance(value, dict):
-        return {k: without_pixels(v) for k, v in value.items() if k != "png"}
-    if isinstance(value, list):
-        return [without_pixels(v) for v in value]
-    return value
-
-
 class JobSubmit(TrainSpec):
     """A train spec, and optionally the job's ``name``, ``tags`` and ``notes`` (not part of
     the spec: they are the owner's words for the job, editable later)."""
@@ -114,6 +104,10 @@ class JobUpdate(BaseModel):
     name: str | None = Field(default=None, max_length=JOB_NAME_LENGTH)
     tags: list[str] | None = Field(default=None, max_length=JOB_MAX_TAGS)
     notes: str | None = Field(default=None, max_length=JOB_NOTES_LENGTH)
+    actions: list[str] = Field(
+        default_factory=list,
+        description="what the caller may do with it now: `cancel`, `register`, `delete`",
+    )
 
 
 class JobList(BaseModel):
@@ -130,70 +124,12 @@ class MetricRow(_Read):
     images_per_second: float | None = None
 
 
-class SearchCreate(BaseModel):
-    """A search: a ``grid`` of values, or a ``space`` of distributions to sample. Values are
-    checked by the search core, so a bad one is 422 naming ``grid.<path>``, ``space.<path>``,
-    ``pruner.<field>``, ``num_trials``..."""
-
-    model_config = ConfigDict(extra="forbid")
+class SearchCreate(SearchConfig):
+    """A search: a ``grid`` of values, or a ``space`` of distributions to sample
+    (:class:`~cnnlab.search.config.SearchConfig`), from a ``base`` spec. A bad value is 422
+    naming ``grid.<path>``, ``space.<path>``, ``pruner.<field>``, ``num_trials``..."""
 
     base: TrainSpec = Field(description="the spec every trial starts from")
-    grid: dict[str, Any] | None = Field(
-        default=None,
-        description="dotted spec path -> values; one trial per combination",
-        examples=[{"optimizer.lr": [0.01, 0.1], "batch_size": [256, 512]}],
-    )
-    space: dict[str, Any] | None = Field(
-        default=None,
-        description='instead of `grid`: dotted spec path -> `{"loguniform": [lo, hi]}`, '
-        '`{"uniform": [lo, hi]}`, `{"int": [lo, hi]}` (optionally `"log": true`) or '
-        '`{"choice": [...]}`',
-        examples=[
-            {"optimizer.lr": {"loguniform": [0.001, 0.3]}, "batch_size": {"choice": [256, 512]}}
-        ],
-    )
-    sampler: Literal["grid", "random", "tpe"] | None = Field(
-        default=None,
-        description="`grid` (default with `grid`), `random` (default with `space`) or `tpe`",
-    )
-    num_trials: int | None = Field(
-        default=None, description="trials of a sampled search (default 10; a grid's: its size)"
-    )
-    seed: int = Field(default=0, description="the same body and seed draw the same trials")
-    pruner: dict[str, Any] | None = Field(
-        default=None,
-        description='`{"name": "asha", "min_epochs", "reduction_factor"}` or '
-        '`{"name": "median", "warmup_epochs"}`; null: every trial runs all its epochs',
-    )
-    max_concurrent_trials: int | None = Field(
-        default=None, description="trials queued or running at once (null: no limit of its own)"
-    )
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    mode: Literal["max", "min"] | None = Field(
-        default=None, description="default: `max` for val_accuracy, `min` for val_loss"
-    )
-    register_best_as: dict[str, Any] | None = Field(
-        default=None,
-        description='`{"name": MODEL, "alias": ALIAS}` (alias optional): when the search ends '
-        "with a best trial, it is registered as the next version of the caller's model MODEL "
-        '(see Model registry) and ALIAS moved to it; with `"promote_if_better": true` and '
-        "ALIAS already set, a comparison against ALIAS's version runs first and ALIAS moves "
-        "only if McNemar's test says the new one is better",
-        examples=[{"name": "fashion", "alias": "candidate"}],
-    )
-
-    def search_kwargs(self) -> dict[str, Any]:
-        """The body as the search core's keyword arguments (all but ``base`` and ``grid``)."""
-        return {
-            "space": self.space,
-            "sampler": self.sampler,
-            "num_trials": self.num_trials,
-            "seed": self.seed,
-            "pruner": self.pruner,
-            "max_concurrent_trials": self.max_concurrent_trials,
-            "metric": self.metric,
-            "mode": self.mode,
-        }
 
 
 class TrialRead(BaseModel):
@@ -217,31 +153,6 @@ class TrialRead(BaseModel):
         default=None,
         description="the server's words for why it ended early, e.g. which pruner stopped it",
     )
-
-    @classmethod
-    def build(
-        cls, job: Job, score: float | None, stats: TrialStats | None, metric: str
-    ) -> TrialRead:
-        error = job.error or {}
-        pruned = error.get("epoch") if error.get("type") == "pruned" else None
-        val_loss = stats.best_val_loss if stats is not None else None
-        if stats is None and metric == "val_loss":
-            val_loss = score
-        return cls(
-            job_id=job.id,
-            index=job.trial_index,
-            params=job.params or {},
-            status=job.status,
-            epoch=job.epoch,
-            val_accuracy=job.best_val_accuracy,
-            val_loss=val_loss,
-            score=score,
-            test_accuracy=job.test_accuracy,
-            seconds=stats.seconds if stats is not None else None,
-            error_type=error.get("type"),
-            pruned_epoch=pruned if isinstance(pruned, int) else None,
-            error_message=error.get("message"),
-        )
 
 
 class SearchRead(BaseModel):
@@ -267,48 +178,16 @@ class SearchRead(BaseModel):
     cancel_requested: bool
     created_at: datetime
     finished_at: datetime | None
+    actions: list[str] = Field(
+        default_factory=list,
+        description="what the caller may do with it now: `pause` or `resume`, `cancel`, "
+        "`retry`, `delete`",
+    )
 
     @property
     def paths(self) -> list[str]:
         """The searched spec paths, in the body's order."""
         return list(self.grid or self.space or {})
-
-    @classmethod
-    def build(
-        cls,
-        search: Search,
-        trials: list[Job],
-        scores: dict[str, float | None],
-        stats: dict[str, TrialStats] | None = None,
-    ) -> SearchRead:
-        best = next((t for t in trials if t.id == search.best_job_id), None)
-        return cls(
-            id=search.id,
-            status=search.status,
-            base=search.base,
-            grid=search.grid or {},
-            space=search.space,
-            sampler=search.sampler or "grid",
-            num_trials=search.num_trials,
-            seed=search.seed or 0,
-            pruner=search.pruner,
-            max_concurrent_trials=search.max_concurrent_trials,
-            metric=search.metric,
-            mode=search.mode,
-            paused=bool(search.paused),
-            register_best_as=search.register_best_as,
-            trials=[
-                TrialRead.build(
-                    t, scores.get(t.id), None if stats is None else stats.get(t.id), search.metric
-                )
-                for t in trials
-            ],
-            best_job_id=search.best_job_id,
-            test_accuracy=best.test_accuracy if best is not None else None,
-            cancel_requested=search.cancel_requested,
-            created_at=search.created_at,
-            finished_at=search.finished_at,
-        )
 
 
 class SearchList(BaseModel):

@@ -8,22 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cnnlab.store.tables import WEBHOOK_URL_LENGTH
-
-EventType = Literal[
-    "job.succeeded",
-    "job.failed",
-    "job.cancelled",
-    "search.succeeded",
-    "search.failed",
-    "model.alias_moved",
-    "evaluation.succeeded",
-    "evaluation.failed",
-    "comparison.succeeded",
-    "comparison.failed",
-    "batch_prediction.succeeded",
-    "batch_prediction.failed",
-    "batch_prediction.cancelled",
-]
+from cnnlab.webhooks.outbox import EventType
 
 
 class _Read(BaseModel):

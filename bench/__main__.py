@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import batch, ingest, lanes, packed, results, search, service, training
+from bench import batch, ingest, lanes, packed, results, search, search_report, service, training
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import RunFailed
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.which in ("search", "all"):
             only = tuple(args.only) if args.only else search.PARTS
             result = search.run(args.repeat, args.fashion_mnist, only)
-            search.report(result)
+            search_report.report(result)
             _save("search", result, args.out)
         if args.which in ("lanes", "all"):
             result = lanes.run(args.fashion_mnist)

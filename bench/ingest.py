@@ -172,7 +172,7 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     yield_idle_threads()  # before torch loads, as cnnlab's processes do
     import torch
 
-    from cnnlab.architectures.registry import create_model
+    from cnnlab.architectures.registry import create_architecture
     from cnnlab.datasets.ingest import load_ingested
     from cnnlab.datasets.loading import ImageSet
     from cnnlab.engine.training import (
@@ -192,7 +192,7 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     normalize = Normalize({"mean": ingested.mean, "std": ingested.std}, device)
     shape = (ingested.channels, ingested.image_size, ingested.image_size)
     torch.manual_seed(seed)
-    model = create_model("cnn", in_shape=shape, num_classes=len(ingested.classes))
+    model = create_architecture("cnn", in_shape=shape, num_classes=len(ingested.classes))
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     for epoch in range(1, epochs + 1):
@@ -215,7 +215,7 @@ def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Subset
 
-    from cnnlab.architectures.registry import create_model
+    from cnnlab.architectures.registry import create_architecture
     from cnnlab.datasets.ingest import load_ingested
 
     ingested = load_ingested(cache)  # only which files are training and which validation
@@ -235,7 +235,7 @@ def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed
     val_loader = DataLoader(Subset(dataset, val_idx), batch_size=BATCH_SIZE, num_workers=2)
     torch.manual_seed(seed)
     shape = (ingested.channels, size, size)
-    model = create_model("cnn", in_shape=shape, num_classes=len(ingested.classes)).to(device)
+    model = create_architecture("cnn", in_shape=shape, num_classes=len(ingested.classes)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.reference import DEBIAN_FASHION_MNIST, stage_fashion_mnist
-from bench.search import _train_one_after_another, _warm_cache, grid_points, train_spec
+from bench.search import _train_one_after_another, _warm_cache
+from bench.search_bodies import grid_points, train_spec
 
 LANES = 2
 

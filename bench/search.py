@@ -40,20 +40,36 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.reference import DEBIAN_FASHION_MNIST, TRAIN_SIZE, VAL_SIZE, stage_fashion_mnist
+from bench.reference import DEBIAN_FASHION_MNIST, TRAIN_SIZE, stage_fashion_mnist
 from bench.runner import RunFailed, run_timed
+from bench.search_bodies import (
+    CASES,
+    GRID_EPOCHS,
+    PARTS,
+    SEARCH_TIMEOUT_S,
+    SEED,
+    SERVICE_ENV,
+    WIDE_EPOCHS,
+    WIDE_SEEDS,
+    grid_body,
+    grid_points,
+    train_spec,
+    wide_asha_body,
+    wide_grid_body,
+)
+from bench.search_report import _brief, _tag
+from bench.search_stats import SearchRun, asha_verdict, figures, medians, summarize
 from cnnlab.status import ENDED_NAMES
 from cnnlab.testing.procs import WORKER_READY, Proc
 from cnnlab.testing.stack import (
@@ -65,182 +81,6 @@ from cnnlab.testing.stack import (
     started,
     wait_until,
 )
-
-GRID_EPOCHS = 2
-GRID_LRS, GRID_BATCH_SIZES = [0.01, 0.1], [256, 512]
-GRID = {"optimizer.lr": GRID_LRS, "batch_size": GRID_BATCH_SIZES}  # the notebook's grid
-SAMPLED_TRIALS, SAMPLED_EPOCHS = 4, 4
-SPACE = {"optimizer.lr": {"loguniform": [0.01, 0.3]}, "batch_size": {"choice": [256, 512]}}
-ASHA = {"name": "asha", "min_epochs": 1, "reduction_factor": 2}
-SEED = 0
-# Issue 10's second comparison: random + ASHA against a grid over the same ranges, 4 epochs.
-WIDE_EPOCHS, WIDE_BATCH, WIDE_TRIALS = 4, 512, 16
-WIDE_GRID = {"optimizer.lr": [0.01, 0.03, 0.1, 0.3], "optimizer.momentum": [0.0, 0.3, 0.6, 0.9]}
-WIDE_SPACE = {
-    "optimizer.lr": {"loguniform": [0.01, 0.3]},
-    "optimizer.momentum": {"uniform": [0.0, 0.9]},
-}
-# One rung (epoch 1; the next would be epoch 8): the best 1/8 there train all 4 epochs. With 16
-# trials, 16 first epochs + 3 × (trials promoted) must stay ≤ 40% of the grid's 64.
-WIDE_ASHA = {"name": "asha", "min_epochs": 1, "reduction_factor": 8}
-WIDE_SEEDS = (SEED, 1)  # the ASHA search's sampler seeds, each measured against the same grid
-PARTS = ("rows", "notebook", "asha")
-SEARCH_TIMEOUT_S = 1800.0
-# The service's environment for a benchmark: its load must not be answered 429.
-SERVICE_ENV = {"PYTHONUNBUFFERED": "1", "CNNLAB_RATE_LIMIT_PER_MINUTE": "0"}
-
-
-def base_spec(epochs: int) -> dict[str, Any]:
-    return {"dataset": "fashion_mnist", "val_size": VAL_SIZE, "epochs": epochs}
-
-
-def grid_body() -> dict[str, Any]:
-    """The notebook's grid as a search: lr [0.01, 0.1] × batch size [256, 512], 2 epochs."""
-    return {"base": base_spec(GRID_EPOCHS), "grid": GRID}
-
-
-def sampled_body(pruner: dict[str, Any] | None) -> dict[str, Any]:
-    """4 random trials over lr and batch size, 4 epochs each; the same trials whatever the
-    pruner (the same seed)."""
-    return {
-        "base": base_spec(SAMPLED_EPOCHS),
-        "space": SPACE,
-        "sampler": "random",
-        "num_trials": SAMPLED_TRIALS,
-        "seed": SEED,
-        "pruner": pruner,
-    }
-
-
-def wide_grid_body() -> dict[str, Any]:
-    """16 points: lr 4 values × momentum 4 values, 4 epochs each."""
-    return {"base": {**base_spec(WIDE_EPOCHS), "batch_size": WIDE_BATCH}, "grid": WIDE_GRID}
-
-
-def wide_asha_body(seed: int = SEED) -> dict[str, Any]:
-    """16 random trials over the grid's ranges, 4 epochs at most, pruned by ASHA."""
-    return {
-        "base": {**base_spec(WIDE_EPOCHS), "batch_size": WIDE_BATCH},
-        "space": WIDE_SPACE,
-        "sampler": "random",
-        "num_trials": WIDE_TRIALS,
-        "seed": seed,
-        "pruner": WIDE_ASHA,
-    }
-
-
-def grid_points() -> list[tuple[float, int]]:
-    """The notebook's grid as (lr, batch size) points, in the notebook's order."""
-    return [(lr, bs) for lr in GRID_LRS for bs in GRID_BATCH_SIZES]
-
-
-def train_spec(lr: float, batch_size: int) -> dict[str, Any]:
-    """One point of the notebook's grid as a ``cnnlab train`` spec: what the search's trial for
-    that point trains."""
-    return {**base_spec(GRID_EPOCHS), "optimizer": {"lr": lr}, "batch_size": batch_size}
-
-
-# (key, label, workers, body): the searches, in the order one repeat runs them.
-CASES: tuple[tuple[str, str, int, dict[str, Any]], ...] = (
-    ("grid_1_worker", "2×2 grid, 2 epochs, --workers 1", 1, grid_body()),
-    ("grid_2_workers", "2×2 grid, 2 epochs, --workers 2", 2, grid_body()),
-    ("sampled_2_workers", "4 random × 4 epochs, --workers 2", 2, sampled_body(None)),
-    ("asha_2_workers", "the same with ASHA, --workers 2", 2, sampled_body(ASHA)),
-)
-# Each row's reference, measured in the same run.
-AGAINST = {
-    "grid_1_worker": "grid_1_worker",
-    "grid_2_workers": "grid_1_worker",
-    "sampled_2_workers": "sampled_2_workers",
-    "asha_2_workers": "sampled_2_workers",
-}
-
-
-@dataclass
-class SearchRun:
-    """One search, as measured: wall seconds from its POST to its end, and what it found."""
-
-    wall_seconds: float
-    status: str
-    best_val_accuracy: float | None
-    test_accuracy: float | None
-    trials: int
-    trial_epochs: int  # epochs trained, over all trials
-    pruned: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def summarize(search: dict[str, Any], wall_seconds: float) -> SearchRun:
-    """A ended search (``GET /v1/searches/{id}``'s answer) as a :class:`SearchRun`."""
-    trials = search["trials"]
-    accuracies = [t["val_accuracy"] for t in trials if t.get("val_accuracy") is not None]
-    return SearchRun(
-        wall_seconds=wall_seconds,
-        status=search["status"],
-        best_val_accuracy=max(accuracies, default=None),
-        test_accuracy=search.get("test_accuracy"),
-        trials=len(trials),
-        trial_epochs=sum(t.get("epoch") or 0 for t in trials),
-        pruned=sum(t["status"] == "pruned" for t in trials),
-    )
-
-
-def fastest(runs: list[SearchRun]) -> SearchRun:
-    """The repeat least disturbed by other load on the machine."""
-    return min(runs, key=lambda r: r.wall_seconds)
-
-
-def figures(runs: dict[str, list[SearchRun]]) -> dict[str, dict[str, Any]]:
-    """Each case's fastest run, every wall time, and its speed-up over its reference (the
-    reference's wall seconds over its own)."""
-    best = {key: fastest(found) for key, found in runs.items()}
-    out: dict[str, dict[str, Any]] = {}
-    for key, run in best.items():
-        against = best.get(AGAINST.get(key, key), run)
-        out[key] = {
-            **run.to_dict(),
-            "all_wall_seconds": [r.wall_seconds for r in runs[key]],
-            "against": AGAINST.get(key, key),
-            "speedup": against.wall_seconds / run.wall_seconds,
-        }
-    return out
-
-
-def median_run(runs: list[SearchRun]) -> SearchRun:
-    """The run with the median wall time (the lower one of an even count)."""
-    ordered = sorted(runs, key=lambda r: r.wall_seconds)
-    return ordered[(len(ordered) - 1) // 2]
-
-
-def medians(runs: dict[str, list[SearchRun]], reference: str) -> dict[str, dict[str, Any]]:
-    """Each side's median wall time (``statistics.median``), the accuracies of its median run,
-    every wall time, and ``reference``'s speed-up over it: its median wall over the reference's
-    (how many times longer it took than the reference)."""
-    walls = {key: statistics.median(r.wall_seconds for r in found) for key, found in runs.items()}
-    out: dict[str, dict[str, Any]] = {}
-    for key, found in runs.items():
-        out[key] = {
-            **median_run(found).to_dict(),
-            "wall_seconds": walls[key],
-            "all_wall_seconds": [r.wall_seconds for r in found],
-            "speedup_of_reference": walls[key] / walls[reference],
-        }
-    return out
-
-
-def asha_verdict(asha: dict[str, Any], grid: dict[str, Any]) -> dict[str, Any]:
-    """Issue 10's target: ASHA's best within 1 point of the grid's, on ≤ 40% of its epochs."""
-    points = 100 * ((asha["best_val_accuracy"] or 0.0) - (grid["best_val_accuracy"] or 0.0))
-    share = asha["trial_epochs"] / grid["trial_epochs"]
-    return {
-        "val_points_behind_grid": -points,
-        "epochs_share": share,
-        "wall_share": asha["wall_seconds"] / grid["wall_seconds"],
-        "within_1_point": points >= -1.0,
-        "within_40_percent_epochs": share <= 0.40,
-    }
 
 
 @dataclass
@@ -483,101 +323,6 @@ def _default_workers() -> int:
     from worker.commands import default_workers
 
     return default_workers(os.cpu_count() or 1)
-
-
-def _tag(i: int, repeat: int) -> str:
-    return f" (run {i}/{repeat})" if repeat > 1 else ""
-
-
-def _brief(run: SearchRun) -> str:
-    return (
-        f"{run.wall_seconds:.1f} s, {run.trial_epochs} trial-epochs, {run.pruned} pruned, "
-        f"best val_accuracy {_fmt(run.best_val_accuracy)}"
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def report(result: dict[str, Any]) -> None:
-    if "searches" in result:
-        _report_rows(result)
-    if "notebook" in result:
-        _report_notebook(result["notebook"], result["repeat"])
-    if "asha" in result:
-        _report_asha(result["asha"], result["repeat"])
-
-
-def _median_of(repeat: int) -> str:
-    return f", median of {repeat}" if repeat > 1 else ""
-
-
-def _report_notebook(part: dict[str, Any], repeat: int) -> None:
-    print()
-    print(
-        f"the notebook's 2×2 grid, {GRID_EPOCHS} epochs: cnnlab search (cnnlab serve, "
-        f"{part['serve_workers']} workers) against the same trials run otherwise"
-        f"{_median_of(repeat)}"
-    )
-    print(f"  {'':<38}{'wall s':>8}{'search faster':>15}{'best val':>10}{'test acc':>10}")
-    for key, label in part["labels"].items():
-        fig = part["sides"][key]
-        print(
-            f"  {label:<38}{fig['wall_seconds']:>8.1f}{fig['speedup_of_reference']:>14.2f}x"
-            f"{_fmt(fig['best_val_accuracy']):>10}{_fmt(fig['test_accuracy']):>10}"
-        )
-    raw = statistics.median(part["notebook_way_wall_seconds_every_model_tested"])
-    print(f"  (the notebook's way with every model tested, as bench.reference does: {raw:.1f} s)")
-
-
-def _report_asha(part: dict[str, Any], repeat: int) -> None:
-    print()
-    print(
-        f"random + ASHA against a grid, {WIDE_TRIALS} trials × {WIDE_EPOCHS} epochs, "
-        f"cnnlab serve with {part['serve_workers']} workers{_median_of(repeat)}"
-    )
-    print(f"  {'':<36}{'wall s':>8}{'epochs':>8}{'pruned':>8}{'best val':>10}{'test acc':>10}")
-    for key, label in part["labels"].items():
-        fig = part["sides"][key]
-        print(
-            f"  {label:<36}{fig['wall_seconds']:>8.1f}{fig['trial_epochs']:>8}{fig['pruned']:>8}"
-            f"{_fmt(fig['best_val_accuracy']):>10}{_fmt(fig['test_accuracy']):>10}"
-        )
-    pruner = (
-        f"min_epochs {WIDE_ASHA['min_epochs']}, reduction_factor {WIDE_ASHA['reduction_factor']}"
-    )
-    print(f"  ASHA ({pruner}) against the grid:")
-    for key, v in part["verdicts"].items():
-        behind = v["val_points_behind_grid"]
-        print(
-            f"    {part['labels'][key]}: {abs(behind):.2f} points "
-            f"{'behind' if behind > 0 else 'ahead of'} its best val "
-            f"(target ≤ 1 behind: {'met' if v['within_1_point'] else 'missed'}), "
-            f"{100 * v['epochs_share']:.0f}% of its trial-epochs "
-            f"(target ≤ 40%: {'met' if v['within_40_percent_epochs'] else 'missed'}), "
-            f"{100 * v['wall_share']:.0f}% of its wall time"
-        )
-
-
-def _report_rows(result: dict[str, Any]) -> None:
-    best_of = f", best of {result['repeat']}" if result["repeat"] > 1 else ""
-    print()
-    images = f"{result['train_images']:,}"
-    print(f"searches through cnnlab serve, Fashion-MNIST {images} training images{best_of}")
-    print(
-        f"  {'search':<34}{'wall s':>8}{'speed-up':>10}  {'against':<16}"
-        f"{'epochs':>7}{'pruned':>7}{'best val':>10}{'test acc':>10}"
-    )
-    searches = result["searches"]
-    for key, label in result["labels"].items():
-        fig = searches[key]
-        against = "-" if fig["against"] == key else fig["against"]
-        print(
-            f"  {label:<34}{fig['wall_seconds']:>8.1f}{fig['speedup']:>9.2f}x  {against:<16}"
-            f"{fig['trial_epochs']:>7}{fig['pruned']:>7}"
-            f"{_fmt(fig['best_val_accuracy']):>10}{_fmt(fig['test_accuracy']):>10}"
-        )
 
 
 def notebook_grid(data_dir: Path, epochs: int, device: str) -> None:

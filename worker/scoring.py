@@ -20,12 +20,12 @@ from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import Claim, LeaseSettings
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JobStatus
-from worker.tasks import Lease, _finish, _stop_poller
+from worker.leases import Lease, finish, stop_poller
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnlab.engine.checkpoints import Checkpoint
+    from cnnlab.engine.checkpoints import CheckpointDoc
     from cnnlab.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def run_scoring(
         status, fields = _outcome(lease, held)
     finally:
         lease.stop()
-    if lease.lost or not _finish(job_id, status, lease.attempt, **fields):
+    if lease.lost or not finish(job_id, status, lease.attempt, **fields):
         logger.warning("job %s was taken over by another worker; this attempt stops", job_id)
         return None
     logger.info("%s job %s %s", held.kind, job_id, status)
@@ -74,7 +74,7 @@ def _outcome(lease: Lease, held: Claim) -> tuple[JobStatus, dict[str, Any]]:
         }
 
 
-def _checkpoint(version_id: str) -> Checkpoint:
+def _checkpoint(version_id: str) -> CheckpointDoc:
     from cnnlab.engine.checkpoints import loads
     from cnnlab.store.model_versions import data_by_id
 
@@ -89,7 +89,7 @@ def _settings() -> Settings:
     return get_settings()
 
 
-def _receipt(lease: Lease, spec: dict[str, Any], ckpt: Checkpoint) -> Any:
+def _receipt(lease: Lease, spec: dict[str, Any], ckpt: CheckpointDoc) -> Any:
     """Record the run's receipt and the model's signature; the device it runs on."""
     from cnnlab.datasets.signature import of_checkpoint
     from cnnlab.engine.environment import receipt
@@ -114,11 +114,11 @@ def _receipt(lease: Lease, spec: dict[str, Any], ckpt: Checkpoint) -> Any:
 
 
 def _scores(
-    lease: Lease, ckpt: Checkpoint, data: Any, device: Any
+    lease: Lease, ckpt: CheckpointDoc, data: Any, device: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     from cnnlab.engine.evaluation import Stopped, score
 
-    stop = _stop_poller(lease)
+    stop = stop_poller(lease)
     try:
         return score(ckpt, data, device, should_stop=stop)
     except Stopped:
@@ -225,7 +225,7 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
         start = lifecycle.rows_done(session, lease.job_id)
     if start:
         logger.info("batch job %s resumes at input %d", lease.job_id, start)
-    stop = _stop_poller(lease)
+    stop = stop_poller(lease)
     top_k = int(spec.get("top_k", 5))
     with tempfile.TemporaryDirectory(prefix="cnnlab-batch-") as tmp:
         if spec.get("dataset"):

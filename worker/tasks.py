@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,25 +21,23 @@ from typing import TYPE_CHECKING, Any
 from celery import shared_task
 
 from cnnlab import lifecycle
-from cnnlab.errors import CnnlabError, TimeLimitExceeded
+from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import LeaseSettings
-from cnnlab.store import jobs as store
+from cnnlab.store import jobs
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JOB_KIND_TRAIN, JobStatus
 from worker.app import TRAIN_TASK
+from worker.leases import Lease, TimeLimit, finish, stop_poller
 from worker.queue import enqueue_job
 
 if TYPE_CHECKING:
     from celery import Task
 
-    from cnnlab.engine.checkpoints import Checkpoint
+    from cnnlab.engine.checkpoints import CheckpointDoc
     from cnnlab.engine.training import EpochReport, FitResult
     from cnnlab.spec.train import TrainSpec
 
 logger = logging.getLogger(__name__)
-
-# How often a running job asks the database whether it was cancelled (or taken over).
-CANCEL_POLL_S = 1.0
 
 
 @shared_task(name=TRAIN_TASK, bind=True)
@@ -126,7 +122,7 @@ def _end(lease: Lease, status: JobStatus, fields: dict[str, Any]) -> JobStatus |
     # ended with it.
     if lease.pruned:
         status = JobStatus.pruned
-    elif lease.lost or not _finish(lease.job_id, status, lease.attempt, **fields):
+    elif lease.lost or not finish(lease.job_id, status, lease.attempt, **fields):
         logger.warning("job %s was taken over by another worker; this attempt stops", lease.job_id)
         return None
     logger.info("job %s %s", lease.job_id, status)
@@ -175,10 +171,11 @@ def _ids(leases: list[Lease]) -> str:
     return ", ".join(lease.job_id for lease in leases)
 
 
-Trained = tuple[JobStatus, float | None, dict[str, Any] | None]
+Trained = tuple[JobStatus, float | None, dict[str, Any] | None] | CnnlabError
 
 
-def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained | CnnlabError]:
+def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained]:
+    """Each job's outcome; a job whose spec fails the budget check now is not trained."""
     from cnnlab.datasets.catalog import uploads_in_scope
     from cnnlab.spec.train import TrainSpec
     from worker.datasets import uploaded_datasets
@@ -186,17 +183,38 @@ def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Traine
     specs = [TrainSpec.model_validate(d) for d in spec_dicts]
     # A pack's trials share one dataset; an upload's tensors are fetched to this worker first.
     with uploads_in_scope(uploaded_datasets(leases[0].job_id, specs[0].dataset)):
-        return _train_specs(leases, specs)
+        return _checked(leases, specs)
 
 
-def _train_specs(leases: list[Lease], specs: list[TrainSpec]) -> list[Trained | CnnlabError]:
+def _checked(leases: list[Lease], specs: list[TrainSpec]) -> list[Trained]:
+    """Each job's outcome: refused if its spec fails the budget check now, else trained."""
+    outcomes: dict[int, Trained] = {}
+    seconds: dict[int, float | None] = {}
+    for i, (lease, checked) in enumerate(zip(leases, map(_time_limit_seconds, specs), strict=True)):
+        if isinstance(checked, CnnlabError):
+            logger.info("job %s refused before training: %s", lease.job_id, checked.message)
+            outcomes[i] = checked
+        else:
+            seconds[i] = checked
+    if seconds:
+        ready = list(seconds)
+        results = _train_ready(
+            [leases[i] for i in ready], [specs[i] for i in ready], list(seconds.values())
+        )
+        outcomes.update(zip(ready, results, strict=True))
+    return [outcomes[i] for i in range(len(specs))]
+
+
+def _train_ready(
+    leases: list[Lease], specs: list[TrainSpec], seconds: list[float | None]
+) -> list[Trained]:
     from cnnlab.engine.training import fit
 
     for lease, spec in zip(leases, specs, strict=True):
         _record_receipt(lease, spec)
     # A pack trains its trials in about the time they take one after another, at most.
-    limits = [TimeLimit(_time_limit_seconds(spec), scale=len(specs)) for spec in specs]
-    stops = [_stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
+    limits = [TimeLimit(s, scale=len(specs)) for s in seconds]
+    stops = [stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
     resumes = [_resume(lease.job_id) for lease in leases]
     if len(leases) == 1:
         alone = fit(
@@ -210,7 +228,7 @@ def _train_specs(leases: list[Lease], specs: list[TrainSpec]) -> list[Trained | 
         PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
         for spec, lease, stop, resume in zip(specs, leases, stops, resumes, strict=True)
     ]
-    outcomes: list[Trained | CnnlabError] = []
+    outcomes: list[Trained] = []
     for lease, limit, spec, result in zip(leases, limits, specs, fit_packed(trials), strict=True):
         try:
             outcomes.append(
@@ -221,11 +239,11 @@ def _train_specs(leases: list[Lease], specs: list[TrainSpec]) -> list[Trained | 
     return outcomes
 
 
-def _resume(job_id: str) -> Checkpoint | None:
+def _resume(job_id: str) -> CheckpointDoc | None:
     from cnnlab.engine import checkpoints as checkpoint
 
     with session_scope() as session:
-        blob = store.resume_checkpoint(session, job_id)
+        blob = jobs.resume_checkpoint(session, job_id)
     resume = checkpoint.loads(blob) if blob is not None else None
     if resume is not None:
         logger.info("job %s resumes after epoch %s", job_id, resume.get("epoch"))
@@ -310,96 +328,14 @@ def _report(job_id: str, spec: TrainSpec, result: FitResult) -> dict[str, Any] |
         return None
 
 
-def _stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], bool]:
-    """A ``should_stop`` that reads the database at most every :data:`CANCEL_POLL_S` seconds:
-    stop when the job was cancelled, or when this attempt no longer holds it; and, without a
-    query, once the attempt is past its time ``limit``."""
-    last_check = 0.0
-    cancelled = False
-
-    def should_stop() -> bool:
-        nonlocal last_check, cancelled
-        now = time.monotonic()
-        if not (cancelled or lease.lost) and now - last_check >= CANCEL_POLL_S:
-            last_check = now
-            with session_scope() as session:
-                cancelled = store.cancel_requested(session, lease.job_id)
-                if not lifecycle.holds(session, lease.job_id, lease.attempt):
-                    lease.lost = True
-        return cancelled or lease.lost or (limit is not None and limit.check())
-
-    return should_stop
-
-
-def _time_limit_seconds(spec: TrainSpec) -> float | None:
-    """How long this attempt may train: :func:`cnnlab.spec.budget.time_limit_seconds` of the spec's
-    estimated cost (None: no limit, or no estimate; training then reports what is wrong)."""
+def _time_limit_seconds(spec: TrainSpec) -> float | CnnlabError | None:
+    """How long this attempt may train (:func:`cnnlab.spec.budget.checked_time_limit`; None: no
+    limit), or the error that refuses it: the spec is past this server's limits now (a drawn
+    trial, a retry, limits lowered since), or its data or model is at fault."""
     from cnnlab.settings import get_settings
-    from cnnlab.spec.budget import spec_budget, time_limit_seconds
+    from cnnlab.spec.budget import checked_time_limit
 
-    settings = get_settings()
     try:
-        return time_limit_seconds(spec_budget(spec, settings), settings)
-    except CnnlabError:
-        return None
-
-
-class TimeLimit:
-    """One attempt's time budget, counted from its start: ``reached`` once past it. Checked
-    between batches (with cancellation), so the attempt stops at a batch boundary, keeps the
-    epochs it recorded, and fails with ``time_limit_exceeded``."""
-
-    def __init__(self, seconds: float | None, scale: int = 1) -> None:
-        self.seconds = None if seconds is None else seconds * scale
-        self.started = time.monotonic()
-        self.reached = False
-
-    def check(self) -> bool:
-        if self.seconds is not None and time.monotonic() - self.started > self.seconds:
-            self.reached = True
-        return self.reached
-
-    def error(self, epoch: int) -> TimeLimitExceeded:
-        assert self.seconds is not None
-        return TimeLimitExceeded(time.monotonic() - self.started, self.seconds, epoch)
-
-
-class Lease:
-    """Keeps this attempt's claim on a job alive from a thread, so a long batch or evaluation
-    never lets it lapse; ``lost`` turns True once the job is found held by a newer claim."""
-
-    def __init__(self, job_id: str, attempt: int, config: LeaseSettings) -> None:
-        self.job_id = job_id
-        self.attempt = attempt
-        self.config = config
-        self.lost = False
-        self.pruned = False  # ended by its search's pruner after an epoch
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.config.renew_interval):
-            try:
-                with session_scope() as session:
-                    held = lifecycle.renew_lease(
-                        session, self.job_id, self.attempt, self.config.lease_seconds
-                    )
-            except Exception:
-                # The database may be restarting: keep trying until the lease is known lost.
-                logger.warning("job %s: could not renew its lease", self.job_id, exc_info=True)
-                continue
-            if not held:
-                self.lost = True
-                return
-
-
-def _finish(job_id: str, status: JobStatus, attempt: int, **fields: Any) -> bool:
-    with session_scope() as session:
-        return lifecycle.finish_job(session, job_id, status, attempt=attempt, **fields)
+        return checked_time_limit(spec, get_settings())
+    except CnnlabError as exc:
+        return exc

@@ -12,11 +12,11 @@ from api.prediction.arrays import check_instances
 from api.prediction.uploads import Arrays, Images
 from cnnlab.errors import BadInput
 from cnnlab.lru import LRU
-from cnnlab.store import jobs as store
+from cnnlab.store import jobs
 
 if TYPE_CHECKING:
     from cnnlab.engine.predict import Predictor
-    from cnnlab.store.model_versions import Resolved
+    from cnnlab.store.model_views import Resolved
 
 Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a new key
 
@@ -49,7 +49,7 @@ def set_torch_threads(threads: int) -> None:
 
 def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCache) -> Predictor:
     """The job's best model (404 for others' jobs, 409 before its first epoch ended)."""
-    epoch = store.model_epoch(session, owner_id, job_id)
+    epoch = jobs.model_epoch(session, owner_id, job_id)
 
     def load() -> Predictor:
         from cnnlab.engine.checkpoints import loads
@@ -57,7 +57,7 @@ def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCach
 
         if cache.torch_threads is not None:
             set_torch_threads(cache.torch_threads)
-        _, data = store.model_bytes(session, job_id)
+        _, data = jobs.model_bytes(session, job_id)
         return Predictor(loads(data), device="cpu")
 
     return cache.get((job_id, epoch), load)

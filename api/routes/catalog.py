@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DbDep, SettingsDep, UserDep
 from api.schemas import ArchitectureRead, DatasetRead, ErrorResponse
-from cnnlab.architectures.registry import list_models
+from cnnlab.architectures import registry as architectures
 from cnnlab.datasets.catalog import DATASETS, describe
 from cnnlab.status import DatasetStatus
 from cnnlab.store.datasets import list_datasets as list_uploads
@@ -59,4 +59,4 @@ def _uploads(session: Session, owner_id: int) -> list[DatasetRead]:
 async def list_architectures(user: UserDep) -> list[ArchitectureRead]:
     """The registered model architectures (a spec's `model.arch`). This list was at
     `GET /v1/models`, which is now the model registry."""
-    return [ArchitectureRead(name=name) for name in list_models()]
+    return [ArchitectureRead(name=name) for name in architectures.list_architectures()]

@@ -30,9 +30,9 @@ from api.auth import AuthCache, lookup
 from api.deps import CurrentUser, Db, DbDep, UserDep
 from api.ratelimit import RateLimited, app_limits
 from api.schemas import ErrorResponse, JobRead, MetricRow, SearchRead
+from cnnlab.lifecycle.views import job_view, search_view
 from cnnlab.status import SearchStatus
-from cnnlab.store import jobs as store
-from cnnlab.store import searches
+from cnnlab.store import jobs, searches
 from cnnlab.store.errors import NotFound
 from cnnlab.store.tables import JobStatus
 
@@ -219,14 +219,14 @@ class Snapshot:
 
 
 def _snapshot(session: Session, owner_id: int, job_id: str, after_epoch: int) -> Snapshot:
-    job = store.get_job(session, owner_id, job_id)
+    job = jobs.get_job(session, owner_id, job_id)
     rows: list[dict[str, Any]] = []
     if job.epoch > after_epoch:
         rows = [
             MetricRow.model_validate(m).model_dump(mode="json")
-            for m in store.metrics_after(session, job_id, after_epoch)
+            for m in jobs.metrics_after(session, job_id, after_epoch)
         ]
-    return Snapshot(JobRead.model_validate(job).model_dump(mode="json"), rows)
+    return Snapshot(JobRead.model_validate(job_view(job)).model_dump(mode="json"), rows)
 
 
 def frames(snapshot: Snapshot, position: Position) -> tuple[list[str], Position]:
@@ -260,7 +260,7 @@ async def job_events(job_id: str, stream: StreamDep) -> StreamingResponse:
     metrics row and `epochs`, the total) per finished epoch; the stream ends once the job has.
     Reconnect with `Last-Event-ID` to resume after the last event received."""
     db, owner_id = stream.db, stream.user.id
-    await db.read(store.get_job, owner_id, job_id)  # 404 now, not inside the stream
+    await db.read(jobs.get_job, owner_id, job_id)  # 404 now, not inside the stream
 
     async def advance(position: Position) -> Step[Position]:
         snapshot = await db.read(_snapshot, owner_id, job_id, position.epochs)
@@ -334,9 +334,9 @@ class SearchSnapshot:
 
 def _search_snapshot(session: Session, owner_id: int, search_id: str) -> SearchSnapshot:
     search = searches.get_search(session, owner_id, search_id)
-    trials, scores, stats = searches.trials_with_stats(session, search)
-    read = SearchRead.build(search, trials, scores, stats).model_dump(mode="json")
-    return SearchSnapshot(read, tuple((t.epoch, str(t.status)) for t in trials))
+    read = SearchRead.model_validate(search_view(session, search)).model_dump(mode="json")
+    states = tuple((t["epoch"], t["status"]) for t in read["trials"])
+    return SearchSnapshot(read, states)
 
 
 def search_frames(

@@ -22,7 +22,7 @@ from api.schemas import ErrorResponse
 from cnnlab.lru import LRU
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
-from cnnlab.store import jobs as store
+from cnnlab.store import jobs
 from cnnlab.store.errors import Conflict
 from cnnlab.store.tables import JobStatus
 
@@ -141,7 +141,7 @@ async def samples(
     n: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = 16,
 ) -> Samples:
     """Images from the job's training split with their labels."""
-    job = await db.read(store.get_job, user.id, job_id)
+    job = await db.read(jobs.get_job, user.id, job_id)
     async with evaluation_gate(request):
         dataset = job.spec["dataset"]
         return await run_in_threadpool(
@@ -151,14 +151,14 @@ async def samples(
 
 def _succeeded_model_epoch(session: Session, owner_id: int, job_id: str) -> int:
     """The epoch of the job's best model, once the job has succeeded (409 before)."""
-    job = store.get_job(session, owner_id, job_id)
+    job = jobs.get_job(session, owner_id, job_id)
     if job.status is not JobStatus.succeeded:
         raise Conflict(
             f"job {job_id!r} is {job.status}: its test confusion matrix is computed once it "
             "has succeeded",
             job_id=job_id,
         )
-    return store.model_epoch(session, owner_id, job_id)
+    return jobs.model_epoch(session, owner_id, job_id)
 
 
 @router.get(
@@ -179,8 +179,8 @@ async def confusion(
         async with evaluation_gate(request):
             result = cache.get((job_id, epoch))
             if result is None:
-                _, data = await db.read(store.model_bytes, job_id)
-                job = await db.read(store.get_job, user.id, job_id)
+                _, data = await db.read(jobs.model_bytes, job_id)
+                job = await db.read(jobs.get_job, user.id, job_id)
                 result = await run_in_threadpool(
                     on_dataset,
                     user.id,

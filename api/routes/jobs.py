@@ -11,7 +11,8 @@ from api import plots
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, JobSubmit, JobUpdate, MetricRow
 from cnnlab import lifecycle
-from cnnlab.store import jobs as store
+from cnnlab.lifecycle.views import job_view
+from cnnlab.store import jobs
 from cnnlab.store.errors import Conflict
 from cnnlab.store.job_labels import update_labels
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -50,7 +51,7 @@ async def submit_job(
         max_active=limits.max_active_jobs,
         labels=labels,
     )
-    return JobRead.model_validate(job)
+    return JobRead.model_validate(job_view(job))
 
 
 @router.get("", response_model=JobList)
@@ -72,7 +73,7 @@ async def list_jobs(
 ) -> JobList:
     """The caller's jobs, newest first."""
     page = await db.read(
-        store.list_jobs,
+        jobs.list_jobs,
         user.id,
         limit=limit,
         cursor=cursor,
@@ -82,12 +83,12 @@ async def list_jobs(
         tag=tag,
         name=name,
     )
-    return JobList(items=[JobRead.model_validate(j) for j in page.items], next=page.next)
+    return JobList(items=[JobRead.model_validate(job_view(j)) for j in page.items], next=page.next)
 
 
 @router.get("/{job_id}", response_model=JobRead)
 async def get_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
-    return JobRead.model_validate(await db.read(store.get_job, user.id, job_id))
+    return JobRead.model_validate(job_view(await db.read(jobs.get_job, user.id, job_id)))
 
 
 @router.patch("/{job_id}", response_model=JobRead)
@@ -101,13 +102,13 @@ async def update_job(job_id: str, body: JobUpdate, db: DbDep, user: UserDep) -> 
 async def cancel_job(job_id: str, db: DbDep, user: UserDep) -> JobRead:
     """A queued job is cancelled at once; a running one stops within an epoch. Cancelling an
     ended job changes nothing."""
-    return JobRead.model_validate(await db.run(lifecycle.cancel_job, user.id, job_id))
+    return JobRead.model_validate(job_view(await db.run(lifecycle.cancel_job, user.id, job_id)))
 
 
 @router.get("/{job_id}/metrics", response_model=list[MetricRow])
 async def job_metrics(job_id: str, db: DbDep, user: UserDep) -> list[MetricRow]:
     """One row per finished epoch, in order."""
-    return [MetricRow.model_validate(m) for m in await db.read(store.job_metrics, user.id, job_id)]
+    return [MetricRow.model_validate(m) for m in await db.read(jobs.job_metrics, user.id, job_id)]
 
 
 @router.get(
@@ -122,7 +123,7 @@ async def download_checkpoint(
     job_id: str, db: DbDep, user: UserDep, kind: CheckpointKind = CheckpointKind.best
 ) -> Response:
     """The best (by validation accuracy) or the last checkpoint, a file `torch.load` reads."""
-    ckpt = await db.read(store.get_checkpoint, user.id, job_id, kind)
+    ckpt = await db.read(jobs.get_checkpoint, user.id, job_id, kind)
     return Response(
         content=ckpt.data,
         media_type="application/octet-stream",
@@ -140,7 +141,7 @@ async def download_checkpoint(
 )
 async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
     """Train and validation loss, and validation accuracy, per epoch."""
-    rows = await db.read(store.job_metrics, user.id, job_id)
+    rows = await db.read(jobs.job_metrics, user.id, job_id)
     png = await run_in_threadpool(plots.curves_png, [MetricRow.model_validate(r) for r in rows])
     return Response(content=png, media_type="image/png")
 
@@ -158,7 +159,7 @@ async def job_mistakes(job_id: str, db: DbDep, user: UserDep) -> Response:
     class names."""
     from api.scoring_plots import mistakes_png
 
-    job = await db.read(store.get_job, user.id, job_id)
+    job = await db.read(jobs.get_job, user.id, job_id)
     validation = (job.result or {}).get("validation")
     if validation is None:
         raise Conflict(

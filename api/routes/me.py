@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse
-from cnnlab.store import quota, retention
+from cnnlab.lifecycle import quota
+from cnnlab.store import retention
 
 router = APIRouter(tags=["me"], responses={401: {"model": ErrorResponse}})
 

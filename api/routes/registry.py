@@ -26,7 +26,8 @@ from api.registry_schemas import (
 )
 from api.schemas import ErrorResponse
 from cnnlab.engine.export import ExportFormat
-from cnnlab.store import model_versions as store
+from cnnlab.lifecycle.models import move_alias
+from cnnlab.store import model_versions
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(
@@ -66,7 +67,7 @@ async def register_version(
     """Copy a job's checkpoint as the next version (1, 2, ...) of the caller's model `name`,
     created on first use. The copy is frozen: later epochs of the job do not change it."""
     view = await db.run(
-        store.register_version,
+        model_versions.register_version,
         user.id,
         body.name,
         body.job_id,
@@ -86,7 +87,7 @@ async def list_models(
 ) -> RegisteredModelList:
     """The caller's models, newest first, each with its newest version and its aliases.
     (The architectures a spec may name are at `GET /v1/architectures`.)"""
-    page = await db.read(store.list_models, user.id, limit=limit, cursor=cursor)
+    page = await db.read(model_versions.list_models, user.id, limit=limit, cursor=cursor)
     return RegisteredModelList(
         items=[RegisteredModelRead.model_validate(m) for m in page.items], next=page.next
     )
@@ -96,13 +97,15 @@ async def list_models(
 async def get_model(name: str, db: DbDep, user: UserDep) -> RegisteredModelDetail:
     """The model's versions (newest first: job, search, dataset, architecture, accuracies) and
     aliases."""
-    return RegisteredModelDetail.model_validate(await db.read(store.get_model, user.id, name))
+    return RegisteredModelDetail.model_validate(
+        await db.read(model_versions.get_model, user.id, name)
+    )
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_model(name: str, db: DbDep, user: UserDep) -> Response:
     """Delete the model: every version and alias."""
-    await db.run(store.delete_model, user.id, name)
+    await db.run(model_versions.delete_model, user.id, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -110,7 +113,9 @@ async def delete_model(name: str, db: DbDep, user: UserDep) -> Response:
 async def get_version(
     name: str, version: VersionNumber, db: DbDep, user: UserDep
 ) -> ModelVersionRead:
-    return ModelVersionRead.model_validate(await db.read(store.get_version, user.id, name, version))
+    return ModelVersionRead.model_validate(
+        await db.read(model_versions.get_version, user.id, name, version)
+    )
 
 
 @router.delete(
@@ -120,7 +125,7 @@ async def get_version(
 )
 async def delete_version(name: str, version: VersionNumber, db: DbDep, user: UserDep) -> Response:
     """Delete a version no alias points at. Its number is not given to another version."""
-    await db.run(store.delete_version, user.id, name, version)
+    await db.run(model_versions.delete_version, user.id, name, version)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -130,13 +135,13 @@ async def set_alias(
 ) -> AliasRead:
     """Point `alias` (e.g. `production`) at a version, creating or moving it. Predictions by
     name follow from the next request on."""
-    previous, current = await db.run(store.set_alias, user.id, name, alias, body.version)
+    previous, current = await db.run(move_alias, user.id, name, alias, body.version)
     return AliasRead(name=name, alias=alias, version=current, previous_version=previous)
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_alias(name: str, alias: str, db: DbDep, user: UserDep) -> Response:
-    await db.run(store.delete_alias, user.id, name, alias)
+    await db.run(model_versions.delete_alias, user.id, name, alias)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

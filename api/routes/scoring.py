@@ -27,7 +27,7 @@ from api.deps import ApiSettingsDep, Db, DbDep, SettingsDep, UserDep
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.schemas import ErrorResponse, without_pixels
 from cnnlab import lifecycle
-from cnnlab.lifecycle.scoring import version_ref
+from cnnlab.lifecycle.scoring_specs import version_ref
 from cnnlab.status import JobStatus
 from cnnlab.store import jobs as store
 from cnnlab.store import model_versions as registry

@@ -24,8 +24,9 @@ from api.schemas import (
 from cnnlab import lifecycle
 from cnnlab.datasets.catalog import uploads_in_scope
 from cnnlab.lifecycle.datasets import pin_base_dataset
+from cnnlab.lifecycle.views import search_view
 from cnnlab.search.plan import plan_search
-from cnnlab.store import searches as store
+from cnnlab.store import searches
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 from cnnlab.store.tables import Search
 from worker.queue import enqueue_job
@@ -43,8 +44,7 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _read(session: Session, search: Search) -> SearchRead:
-    trials, scores, stats = store.trials_with_stats(session, search)
-    return SearchRead.build(search, trials, scores, stats)
+    return SearchRead.model_validate(search_view(session, search))
 
 
 @router.post(
@@ -67,12 +67,10 @@ async def create_search(
             session,
             user.id,
             body.base.model_dump(mode="json"),
-            body.grid,
+            body,
             settings,
             enqueue=enqueue_job,
             max_active=limits.max_active_jobs,
-            register_best_as=body.register_best_as,
-            **body.search_kwargs(),
         )
         return _read(session, search)
 
@@ -91,7 +89,7 @@ async def plan(
         # An uploaded base dataset: pinned to NAME@V, as creating the search would.
         base, uploads = pin_base_dataset(session, user.id, body.base.model_dump(mode="json"))
         with uploads_in_scope(uploads):
-            found = plan_search(session, settings, base, grid=body.grid, **body.search_kwargs())
+            found = plan_search(session, settings, base, body)
         return SearchPlanRead.build(found)
 
     return await db.read(make)
@@ -107,14 +105,14 @@ async def list_searches(
     """The caller's searches, newest first."""
 
     def page(session: Session) -> SearchList:
-        found = store.list_searches(session, user.id, limit=limit, cursor=cursor)
+        found = searches.list_searches(session, user.id, limit=limit, cursor=cursor)
         return SearchList(items=[_read(session, s) for s in found.items], next=found.next)
 
     return await db.read(page)
 
 
 def _get(session: Session, owner_id: int, search_id: str) -> SearchRead:
-    return _read(session, store.get_search(session, owner_id, search_id))
+    return _read(session, searches.get_search(session, owner_id, search_id))
 
 
 def _cancel(session: Session, owner_id: int, search_id: str) -> SearchRead:

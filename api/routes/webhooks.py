@@ -18,7 +18,7 @@ from api.webhook_schemas import (
     WebhookRead,
 )
 from cnnlab.store.paging import DEFAULT_LIMIT, MAX_LIMIT
-from cnnlab.webhooks import subscriptions as store
+from cnnlab.webhooks import subscriptions
 
 router = APIRouter(
     prefix="/webhooks",
@@ -50,7 +50,7 @@ async def create_webhook(
     """Send the caller's `events` to `url`, signed with the returned `secret` (shown only here).
     See docs/API.md#webhooks for the requests and how to verify them."""
     hook = await db.run(
-        store.create_webhook,
+        subscriptions.create_webhook,
         user.id,
         body.url,
         list(body.events),
@@ -65,19 +65,19 @@ async def list_webhooks(
     db: DbDep, user: UserDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> WebhookList:
     """The caller's webhooks, newest first (without their secrets)."""
-    page = await db.read(store.list_webhooks, user.id, limit=limit, cursor=cursor)
+    page = await db.read(subscriptions.list_webhooks, user.id, limit=limit, cursor=cursor)
     return WebhookList(items=[WebhookRead.model_validate(h) for h in page.items], next=page.next)
 
 
 @router.get("/{webhook_id}", response_model=WebhookRead)
 async def get_webhook(webhook_id: str, db: DbDep, user: UserDep) -> WebhookRead:
-    return WebhookRead.model_validate(await db.read(store.get_webhook, user.id, webhook_id))
+    return WebhookRead.model_validate(await db.read(subscriptions.get_webhook, user.id, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_webhook(webhook_id: str, db: DbDep, user: UserDep) -> Response:
     """Stop sending: pending deliveries are dropped with it."""
-    await db.run(store.delete_webhook, user.id, webhook_id)
+    await db.run(subscriptions.delete_webhook, user.id, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -85,7 +85,8 @@ async def delete_webhook(webhook_id: str, db: DbDep, user: UserDep) -> Response:
 async def rotate_secret(webhook_id: str, db: DbDep, user: UserDep) -> WebhookCreated:
     """A new signing secret for the webhook, shown only in this answer; every request from now
     on (retries of earlier events included) is signed with it, the old one no longer."""
-    return WebhookCreated.model_validate(await db.run(store.rotate_secret, user.id, webhook_id))
+    rotated = await db.run(subscriptions.rotate_secret, user.id, webhook_id)
+    return WebhookCreated.model_validate(rotated)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryList)
@@ -94,5 +95,7 @@ async def list_deliveries(
 ) -> DeliveryList:
     """The webhook's deliveries, newest first: each attempt's time, the receiver's status code
     or the error, and the next retry."""
-    page = await db.read(store.list_deliveries, user.id, webhook_id, limit=limit, cursor=cursor)
+    page = await db.read(
+        subscriptions.list_deliveries, user.id, webhook_id, limit=limit, cursor=cursor
+    )
     return DeliveryList(items=[DeliveryRead.model_validate(d) for d in page.items], next=page.next)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse
-from cnnlab.store import workers as store
+from cnnlab.store import workers
 
 router = APIRouter(prefix="/workers", tags=["workers"], responses={401: {"model": ErrorResponse}})
 
@@ -34,7 +34,7 @@ class WorkerList(BaseModel):
 
 
 def _live(session: Session, within_seconds: float) -> list[WorkerRead]:
-    return [WorkerRead.model_validate(w) for w in store.live_workers(session, within_seconds)]
+    return [WorkerRead.model_validate(w) for w in workers.live_workers(session, within_seconds)]
 
 
 @router.get("", response_model=WorkerList)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.architectures.registry import register_model
-
 
 def _head(features: int, num_classes: int, dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Flatten()]
@@ -53,7 +51,6 @@ class ConvNet(nn.Module):
         return self.head(self.features(x))
 
 
-@register_model
 def cnn(
     in_shape: tuple[int, int, int],
     num_classes: int,
@@ -71,7 +68,6 @@ def cnn(
     return ConvNet(nn.Sequential(*layers), _head(c_in * h * w, num_classes, dropout))
 
 
-@register_model
 def cnn_deep(
     in_shape: tuple[int, int, int],
     num_classes: int,
@@ -90,3 +86,7 @@ def cnn_deep(
         c_in = c_out
     layers.append(nn.AdaptiveAvgPool2d(1))
     return ConvNet(nn.Sequential(*layers), _head(c_in, num_classes, dropout))
+
+
+# The built-in architectures by name (the registry adds them on first use).
+BUILTIN = {"cnn": cnn, "cnn_deep": cnn_deep}

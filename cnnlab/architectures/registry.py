@@ -1,8 +1,10 @@
-"""The model registry: spec validation, grid search and the builder all go through it.
+"""The architectures a spec may name (``model.arch``): spec validation, the search and the
+builder all go through this table.
 
 A builder takes the dataset's input shape and class count plus the spec's model options and returns
-an ``nn.Module``. Registration happens when :mod:`cnnlab.architectures.builtin` is imported, which
-:func:`list_models` and :func:`create_model` do on first use (so importing this module is cheap).
+an ``nn.Module``. The built-in ones (:data:`cnnlab.architectures.builtin.BUILTIN`) join the table
+on first use of :func:`list_architectures` or :func:`create_architecture`, so importing this module
+stays cheap (no torch); :func:`register_architecture` adds another.
 """
 
 from __future__ import annotations
@@ -17,24 +19,27 @@ Builder = Callable[..., "nn.Module"]
 _REGISTRY: dict[str, Builder] = {}
 
 
-def register_model(fn: Builder) -> Builder:
+def register_architecture(fn: Builder) -> Builder:
     _REGISTRY[fn.__name__] = fn
     return fn
 
 
 def _load_builtins() -> None:
-    import cnnlab.architectures.builtin  # noqa: F401  (registers the built-in models)
+    from cnnlab.architectures.builtin import BUILTIN  # torch: on first use only
+
+    for name, builder in BUILTIN.items():
+        _REGISTRY.setdefault(name, builder)
 
 
-def list_models() -> list[str]:
+def list_architectures() -> list[str]:
     _load_builtins()
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_architecture(name: str, **kwargs: Any) -> nn.Module:
     _load_builtins()
     try:
         builder = _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; choose from {sorted(_REGISTRY)}") from None
+        raise KeyError(f"unknown architecture {name!r}; choose from {sorted(_REGISTRY)}") from None
     return builder(**kwargs)

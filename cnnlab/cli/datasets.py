@@ -11,15 +11,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.cli.remote import (
+from cnnlab.cli._remote_base import (
     EXIT_FAILED,
     EXIT_HELP,
     EXIT_OK,
     UsageError,
-    _dump,
-    _table,
+    dump,
     runner,
     server_args,
+    table,
 )
 
 if TYPE_CHECKING:
@@ -65,10 +65,10 @@ def cmd_datasets(client: Client, args: argparse.Namespace) -> int:
     if args.action == "show":
         found = client.dataset(args.target)
         if args.json:
-            _dump(found)
+            dump(found)
         elif "versions" in found:
             rows = [_row(v) for v in found["versions"]]
-            print(_table(["VERSION", "STATUS", "CLASSES", "TRAIN", "VAL", "TEST", "SIZE"], rows))
+            print(table(["VERSION", "STATUS", "CLASSES", "TRAIN", "VAL", "TEST", "SIZE"], rows))
         else:
             print(summary(found))
         return EXIT_OK
@@ -88,15 +88,15 @@ def _row(v: dict[str, Any]) -> list[Any]:
 def _list(client: Client, *, as_json: bool) -> int:
     rows = client.datasets()
     if as_json:
-        _dump(rows)
+        dump(rows)
         return EXIT_OK
-    table = []
+    lines = []
     for d in rows:
         ref = d["name"] if d.get("kind") != "uploaded" else f"{d['name']}@{d['version']}"
         shape = "×".join(str(n) for n in d["shape"]) if d.get("shape") else "-"
         status = d.get("status") or ("available" if d["available"] else "unavailable")
-        table.append([ref, d.get("kind", "builtin"), status, len(d["class_names"]), shape])
-    print(_table(["DATASET", "KIND", "STATUS", "CLASSES", "SHAPE"], table))
+        lines.append([ref, d.get("kind", "builtin"), status, len(d["class_names"]), shape])
+    print(table(["DATASET", "KIND", "STATUS", "CLASSES", "SHAPE"], lines))
     return EXIT_OK
 
 
@@ -137,7 +137,7 @@ def _upload(client: Client, args: argparse.Namespace) -> int:
         sent.close()
         decoding.close()
     if args.json:
-        _dump(version)
+        dump(version)
     else:
         print(summary(version))
     return EXIT_OK if version["status"] == "ready" else EXIT_FAILED

@@ -1,6 +1,6 @@
 """The model registry from the command line: ``cnnlab export NAME[@ALIAS|@VERSION]``.
 
-Written as the other client commands are (:mod:`cnnlab.cli.remote`): the server and token from
+Written as the other client commands are (:mod:`cnnlab.cli._remote_base`): the server and token from
 ``--url``/``--token``/``--token-file`` or the environment, an error in one line.
 """
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.cli.remote import EXIT_OK, UsageError, runner, server_args
+from cnnlab.cli._remote_base import EXIT_OK, UsageError, runner, server_args
 
 if TYPE_CHECKING:
     from cnnlab.client import Client

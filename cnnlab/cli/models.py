@@ -12,18 +12,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.cli.export import parse_reference
-from cnnlab.cli.remote import (
+from cnnlab.cli._remote_base import (
     EXIT_FAILED,
     EXIT_OK,
     OUTCOME_EXIT,
     UsageError,
-    _dump,
-    _pct,
-    _table,
+    dump,
+    pct,
     runner,
     server_args,
+    table,
 )
+from cnnlab.cli.export import parse_reference
 
 if TYPE_CHECKING:
     from cnnlab.client import Client
@@ -71,27 +71,27 @@ def cmd_models(client: Client, args: argparse.Namespace) -> int:
     if action == "list":
         models = client.models()
         if args.json:
-            _dump(models)
+            dump(models)
         else:
             rows = [
                 [m["name"], m["latest_version"], m["version_count"], _aliases(m["aliases"])]
                 for m in models
             ]
-            print(_table(["NAME", "LATEST", "VERSIONS", "ALIASES"], rows))
+            print(table(["NAME", "LATEST", "VERSIONS", "ALIASES"], rows))
         return EXIT_OK
     if action == "show":
         (name,) = _words(args, 1, "NAME")
         model = client.model(name)
         if args.json:
-            _dump(model)
+            dump(model)
         else:
             rows = [
                 [v["version"], ",".join(v["aliases"]), v["dataset"], v["arch"], v["epoch"],
-                 _pct(v["val_accuracy"]), _pct(v["test_accuracy"]), v["job_id"]]
+                 pct(v["val_accuracy"]), pct(v["test_accuracy"]), v["job_id"]]
                 for v in model["versions"]
             ]  # fmt: skip
             headers = ["VERSION", "ALIASES", "DATASET", "ARCH", "EPOCH", "VAL", "TEST", "JOB"]
-            print(_table(headers, rows))
+            print(table(headers, rows))
         return EXIT_OK
     if action == "register":
         name, job_id = _words(args, 2, "NAME JOB_ID [--alias A]")
@@ -144,7 +144,7 @@ def _finish(
     print(f"{resource['kind']} {resource['id']} queued", file=sys.stderr)
     done = client.wait_scoring(resource)
     if args.json:
-        _dump(done)
+        dump(done)
     elif done["status"] == "succeeded":
         print(summary(done["result"]))
     else:
@@ -158,18 +158,18 @@ def _evaluation_summary(result: dict[str, Any]) -> str:
         [name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"]]
         for name, c in result["per_class"].items()
     ]
-    table = _table(["CLASS", "PRECISION", "RECALL", "F1", "SUPPORT"], rows)
+    lines = table(["CLASS", "PRECISION", "RECALL", "F1", "SUPPORT"], rows)
     head = (
-        f"accuracy {_pct(result['accuracy'])} on {result['count']} images, ECE {result['ece']:.3f}"
+        f"accuracy {pct(result['accuracy'])} on {result['count']} images, ECE {result['ece']:.3f}"
     )
-    return f"{head}\n{table}"
+    return f"{head}\n{lines}"
 
 
 def _comparison_summary(result: dict[str, Any]) -> str:
     a, b, test = result["a"], result["b"], result["mcnemar"]
     return (
-        f"a ({a['label']}): accuracy {_pct(a['accuracy'])}\n"
-        f"b ({b['label']}): accuracy {_pct(b['accuracy'])}\n"
+        f"a ({a['label']}): accuracy {pct(a['accuracy'])}\n"
+        f"b ({b['label']}): accuracy {pct(b['accuracy'])}\n"
         f"disagreements {result['disagreement_count']} (only a right {test['a_only']}, "
         f"only b right {test['b_only']}); McNemar p = {test['p_value']:.4g} ({test['method']})\n"
         f"{result['verdict']}"
@@ -223,7 +223,7 @@ def predict_with_model(
     name, alias, version = parse_reference(ref)
     answer = client.predict_model(name, images, alias=alias, version=version)
     if args.json:
-        _dump(answer)
+        dump(answer)
         return EXIT_OK
     rows = []
     for path, result in zip(images, answer["predictions"], strict=True):
@@ -234,5 +234,5 @@ def predict_with_model(
     print(
         f"{name} version {answer['version']}" + (f" ({answer['alias']})" if answer["alias"] else "")
     )
-    print(_table(["IMAGE", "CLASS", "P", "NEXT (label p)"], rows))
+    print(table(["IMAGE", "CLASS", "P", "NEXT (label p)"], rows))
     return EXIT_OK

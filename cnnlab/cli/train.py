@@ -108,8 +108,8 @@ def check_model(spec: TrainSpec) -> None:
     import torch
 
     from cnnlab.datasets.catalog import get_meta
-    from cnnlab.engine.checkpoints import build_model, model_config
     from cnnlab.errors import SpecError
+    from cnnlab.spec.model import build_model, model_config
 
     meta = get_meta(spec.dataset)
     try:

@@ -14,6 +14,7 @@ from cnnlab.client._errors import ClientError, error_from
 from cnnlab.client._events import Event, SSEParser
 from cnnlab.client._images import as_items, request_body
 from cnnlab.client._scoring import ScoringCalls
+from cnnlab.search.config import SearchConfig
 from cnnlab.status import ENDED_NAMES
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ class Client(ScoringCalls):
         """Block until the job ends; the ended job (check its ``status``).
 
         ``on_event`` is called with each :class:`Event` as it comes (for a progress bar over
-        the epochs: ``on_event=EpochBar(lab.job(job_id)).event``, from :mod:`cnnlab.cli.remote`).
+        the epochs: ``on_event=EpochBar(lab.job(job_id)).event``, from :mod:`cnnlab.cli.jobs`).
         ``timeout`` (seconds) raises :class:`TimeoutError` instead of waiting longer."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for event in self.events(job_id):
@@ -292,44 +293,30 @@ class Client(ScoringCalls):
         base: dict[str, Any],
         grid: dict[str, list[Any]] | None = None,
         *,
-        space: dict[str, Any] | None = None,
-        sampler: str | None = None,
-        num_trials: int | None = None,
-        seed: int | None = None,
-        pruner: dict[str, Any] | None = None,
-        max_concurrent_trials: int | None = None,
-        metric: str = "val_accuracy",
-        mode: str | None = None,
-        register_best_as: dict[str, Any] | None = None,
+        config: SearchConfig | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
         """Start a search: one trial per combination of ``grid`` values, or ``num_trials``
         drawn from ``space`` (``sampler`` ``random`` or ``tpe``), maybe stopped early by a
-        ``pruner``. ``mode`` defaults to the metric's (``max`` for val_accuracy).
-        ``register_best_as`` (``{"name", "alias"}``) registers the best trial when it ends."""
-        body = _search_body(
-            base,
-            grid=grid,
-            space=space,
-            sampler=sampler,
-            num_trials=num_trials,
-            seed=seed,
-            pruner=pruner,
-            max_concurrent_trials=max_concurrent_trials,
-            metric=metric,
-            mode=mode,
-            register_best_as=register_best_as,
-        )
+        ``pruner``; ``register_best_as`` (``{"name", "alias"}``) registers the best trial when
+        it ends. The body's fields are :class:`~cnnlab.search.config.SearchConfig`'s: give them
+        as keywords or as ``config``."""
+        body = _search_body(base, grid, config, fields)
         search: dict[str, Any] = self._json("POST", "/v1/searches", json=body)
         return search
 
     def plan_search(
-        self, base: dict[str, Any], grid: dict[str, list[Any]] | None = None, **body: Any
+        self,
+        base: dict[str, Any],
+        grid: dict[str, list[Any]] | None = None,
+        *,
+        config: SearchConfig | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
         """What :meth:`search` with the same arguments would run and could cost (trials,
         most epochs and images, an estimated time and its basis); creates nothing."""
-        plan: dict[str, Any] = self._json(
-            "POST", "/v1/searches/plan", json=_search_body(base, grid=grid, **body)
-        )
+        body = _search_body(base, grid, config, fields)
+        plan: dict[str, Any] = self._json("POST", "/v1/searches/plan", json=body)
         return plan
 
     def get_search(self, search_id: str) -> dict[str, Any]:
@@ -511,19 +498,17 @@ class Client(ScoringCalls):
         return answer
 
     def resolve_version(self, name: str, alias: str | None = None) -> int:
-        """The version number ``alias`` names; without one, alias ``production``'s, else the
-        newest (the choice a prediction by name makes)."""
+        """The version number ``alias`` names; without one, the model's ``default_version``
+        (the server's choice for a prediction by name)."""
         model = self.model(name)
         aliases: dict[str, int] = model["aliases"]
         if alias is not None:
             if alias not in aliases:
                 raise ClientError(f"model {name!r} has no alias {alias!r}")
             return aliases[alias]
-        if "production" in aliases:
-            return aliases["production"]
-        if model["latest_version"] is None:
+        if model["default_version"] is None:
             raise ClientError(f"model {name!r} has no versions")
-        return int(model["latest_version"])
+        return int(model["default_version"])
 
     def export_model(
         self,
@@ -546,9 +531,17 @@ class Client(ScoringCalls):
         return data, version
 
 
-def _search_body(base: dict[str, Any], **fields: Any) -> dict[str, Any]:
+def _search_body(
+    base: Any, grid: Any, config: SearchConfig | None, fields: dict[str, Any]
+) -> dict[str, Any]:
     """A search body: ``base`` and the given fields, leaving out those left None (so the
-    server's defaults apply)."""
+    server's defaults apply, and the server checks the values). A keyword that is not a field
+    of :class:`SearchConfig` is a :class:`TypeError`, as a wrong keyword is."""
     if hasattr(base, "model_dump"):
         base = base.model_dump(mode="json")
-    return {"base": base, **{k: v for k, v in fields.items() if v is not None}}
+    unknown = sorted(set(fields) - set(SearchConfig.model_fields))
+    if unknown:
+        raise TypeError(f"unknown search fields {unknown}")
+    given = {} if config is None else config.as_json()
+    given.update({"grid": grid, **fields})
+    return {"base": base, **{k: v for k, v in given.items() if v is not None}}

@@ -16,35 +16,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.architectures.registry import create_model
 from cnnlab.datasets.catalog import DatasetMeta
 from cnnlab.errors import CheckpointError
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
 
-Checkpoint = dict[str, Any]
-
-
-def model_config(spec: TrainSpec, meta: DatasetMeta) -> dict[str, Any]:
-    """The registry name and the builder arguments for a spec on a dataset."""
-    return {
-        "name": spec.model.arch,
-        "kwargs": {
-            "in_shape": list(meta.shape),
-            "num_classes": meta.num_classes,
-            "channels": list(spec.model.channels),
-            "batch_norm": spec.model.batch_norm,
-            "dropout": spec.model.dropout,
-        },
-    }
-
-
-def build_model(config: dict[str, Any]) -> nn.Module:
-    kwargs = dict(config["kwargs"])
-    kwargs["in_shape"] = tuple(kwargs["in_shape"])
-    return create_model(config["name"], **kwargs)
+# A checkpoint as a document (what dumps writes and loads reads); a stored one is the row
+# cnnlab.store.tables.Checkpoint.
+CheckpointDoc = dict[str, Any]
 
 
 def dataset_record(meta: DatasetMeta) -> dict[str, Any]:
@@ -91,7 +73,7 @@ def make(
     best_epoch: int,
     best_model_state: dict[str, Any] | None = None,
     environment: dict[str, Any] | None = None,
-) -> Checkpoint:
+) -> CheckpointDoc:
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -111,7 +93,7 @@ def make(
     }
 
 
-def check(ckpt: Any) -> Checkpoint:
+def check(ckpt: Any) -> CheckpointDoc:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError("not a cnnlab checkpoint")
     if ckpt.get("version", 0) > VERSION:
@@ -119,20 +101,20 @@ def check(ckpt: Any) -> Checkpoint:
     return ckpt
 
 
-def load_model(ckpt: Checkpoint, device: str | torch.device = "cpu") -> nn.Module:
+def load_model(ckpt: CheckpointDoc, device: str | torch.device = "cpu") -> nn.Module:
     """The checkpoint's model, weights loaded, in eval mode."""
     model = build_model(check(ckpt)["model"])
     model.load_state_dict(ckpt["model_state"])
     return model.to(device).eval()
 
 
-def dumps(ckpt: Checkpoint) -> bytes:
+def dumps(ckpt: CheckpointDoc) -> bytes:
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     return buf.getvalue()
 
 
-def loads(data: bytes) -> Checkpoint:
+def loads(data: bytes) -> CheckpointDoc:
     try:
         ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -140,7 +122,7 @@ def loads(data: bytes) -> Checkpoint:
     return check(ckpt)
 
 
-def save(ckpt: Checkpoint, path: str | Path) -> Path:
+def save(ckpt: CheckpointDoc, path: str | Path) -> Path:
     """Write atomically, so a crash never leaves half a checkpoint behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,5 +133,5 @@ def save(ckpt: Checkpoint, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> Checkpoint:
+def load(path: str | Path) -> CheckpointDoc:
     return loads(Path(path).read_bytes())

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 import cnnlab
+from cnnlab.engine.evaluation_data import checksum
 from cnnlab.settings import Settings
 
 
@@ -46,7 +47,6 @@ def receipt(
     settings: Settings,
 ) -> dict[str, Any]:
     """The receipt of a run on ``device`` over ``dataset`` (JSON-ready)."""
-    from cnnlab.engine.evaluation_data import checksum
 
     try:
         sha = checksum(dataset, settings)

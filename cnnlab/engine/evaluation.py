@@ -14,7 +14,7 @@ import torch
 
 from cnnlab.datasets.signature import check_images, label_map, of_checkpoint
 from cnnlab.engine import metrics
-from cnnlab.engine.checkpoints import Checkpoint, load_model
+from cnnlab.engine.checkpoints import CheckpointDoc, load_model
 from cnnlab.engine.evaluation_data import LabelledSet
 from cnnlab.engine.training import EVAL_BATCH_SIZE, Normalize
 
@@ -30,7 +30,7 @@ class Stopped(Exception):
 
 @torch.inference_mode()
 def probabilities(
-    ckpt: Checkpoint,
+    ckpt: CheckpointDoc,
     images: torch.Tensor,
     device: torch.device | str = "cpu",
     *,
@@ -55,7 +55,7 @@ def probabilities(
     return torch.cat(out).numpy() if out else np.zeros((0, k), dtype=np.float32)
 
 
-def model_labels(ckpt: Checkpoint, data: LabelledSet) -> np.ndarray:
+def model_labels(ckpt: CheckpointDoc, data: LabelledSet) -> np.ndarray:
     """The set's labels as the model's class indices (its classes matched by name), after the
     set's images are checked against the model's signature."""
     signature = of_checkpoint(ckpt)
@@ -66,7 +66,7 @@ def model_labels(ckpt: Checkpoint, data: LabelledSet) -> np.ndarray:
 
 
 def score(
-    ckpt: Checkpoint,
+    ckpt: CheckpointDoc,
     data: LabelledSet,
     device: torch.device | str = "cpu",
     *,
@@ -122,7 +122,7 @@ def png_base64(chw: torch.Tensor) -> str:
 
 
 def job_report(
-    ckpt: Checkpoint, val: LabelledSet, test: LabelledSet | None, device: torch.device | str
+    ckpt: CheckpointDoc, val: LabelledSet, test: LabelledSet | None, device: torch.device | str
 ) -> dict[str, Any]:
     """What a training job records of its best weights: per-class metrics and the confusion on
     its validation images (with the most confident mistakes) and on its test split."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cnnlab.datasets.catalog import DATASETS, cache_key, get_meta, locate
+from cnnlab.engine.splits import train_val_indices
 from cnnlab.errors import CnnlabError
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
@@ -70,10 +71,10 @@ def load_labelled(ref: str, settings: Settings) -> LabelledSet:
 
 def validation_set(spec: TrainSpec, settings: Settings) -> LabelledSet:
     """A train spec's validation hold-out, as the job trained against it."""
-    from cnnlab.datasets.loading import load_split, split_indices
+    from cnnlab.datasets.loading import load_split
 
     full = load_split(spec.dataset, train=True, settings=settings)
-    _, val_idx = split_indices(spec, len(full))
+    _, val_idx = train_val_indices(spec, full)
     val = full.subset(val_idx)
     return LabelledSet(
         f"{spec.dataset}:validation", val.images, val.labels, class_names(spec.dataset)

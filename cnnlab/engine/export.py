@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.engine.checkpoints import Checkpoint, check, load_model
+from cnnlab.engine.checkpoints import CheckpointDoc, check, load_model
 
 EXPORT_FORMAT = "cnnlab-export"
 EXPORT_VERSION = 1
@@ -68,7 +68,7 @@ class PortableModel(nn.Module):
         return torch.softmax(self.model(x), dim=1)
 
 
-def export_metadata(ckpt: Checkpoint, **extra: Any) -> dict[str, Any]:
+def export_metadata(ckpt: CheckpointDoc, **extra: Any) -> dict[str, Any]:
     """What a caller of the exported file needs, plus ``extra`` (e.g. the registry's name and
     version of the model); JSON-ready."""
     dataset = check(ckpt)["dataset"]
@@ -98,18 +98,18 @@ def export_metadata(ckpt: Checkpoint, **extra: Any) -> dict[str, Any]:
     }
 
 
-def portable_model(ckpt: Checkpoint) -> PortableModel:
+def portable_model(ckpt: CheckpointDoc) -> PortableModel:
     dataset = check(ckpt)["dataset"]
     model = load_model(ckpt, "cpu").to(memory_format=torch.contiguous_format)
     return PortableModel(model, list(dataset["mean"]), list(dataset["std"])).eval()
 
 
-def _example(ckpt: Checkpoint) -> torch.Tensor:
+def _example(ckpt: CheckpointDoc) -> torch.Tensor:
     c, h, w = ckpt["dataset"]["shape"]
     return torch.rand(2, c, h, w) * 255
 
 
-def export_onnx(ckpt: Checkpoint, **extra: Any) -> bytes:
+def export_onnx(ckpt: CheckpointDoc, **extra: Any) -> bytes:
     """An ONNX file (any batch size), its metadata in ``metadata_props``."""
     import onnx
 
@@ -144,7 +144,7 @@ def export_onnx(ckpt: Checkpoint, **extra: Any) -> bytes:
     return data
 
 
-def export_torchscript(ckpt: Checkpoint, **extra: Any) -> bytes:
+def export_torchscript(ckpt: CheckpointDoc, **extra: Any) -> bytes:
     """A TorchScript file (``torch.jit.load``), its metadata in the extra file ``cnnlab.json``."""
     module = portable_model(ckpt)
     meta = export_metadata(ckpt, **extra)
@@ -160,7 +160,7 @@ def export_torchscript(ckpt: Checkpoint, **extra: Any) -> bytes:
     return buf.getvalue()
 
 
-def export(ckpt: Checkpoint, fmt: ExportFormat | str, **extra: Any) -> bytes:
+def export(ckpt: CheckpointDoc, fmt: ExportFormat | str, **extra: Any) -> bytes:
     """The checkpoint's model as a file in ``fmt`` (``onnx`` or ``torchscript``)."""
     fmt = ExportFormat(fmt)
     if fmt is ExportFormat.onnx:

@@ -24,7 +24,6 @@ and shared, exactly as each unpacked run draws them).
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -37,9 +36,10 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from cnnlab.datasets.catalog import DatasetMeta, get_meta
-from cnnlab.datasets.loading import ImageSet, load_split, train_val_indices
+from cnnlab.datasets.loading import ImageSet, load_split
 from cnnlab.engine import checkpoints as ckpt_mod
-from cnnlab.engine.checkpoints import Checkpoint
+from cnnlab.engine.checkpoints import CheckpointDoc
+from cnnlab.engine.splits import train_val_indices
 from cnnlab.engine.training import (
     STOP_POLL_SECONDS,
     EpochMetrics,
@@ -58,22 +58,8 @@ from cnnlab.engine.training import (
 )
 from cnnlab.errors import CnnlabError, Diverged, OutOfMemory
 from cnnlab.settings import Settings, get_settings
+from cnnlab.spec.packing import pack_key
 from cnnlab.spec.train import TrainSpec, check_against_dataset
-
-# The optimiser fields packed trials may differ in.
-FREE_OPTIMIZER_FIELDS = ("lr", "momentum", "weight_decay", "nesterov")
-
-
-def pack_key(spec: TrainSpec) -> str | None:
-    """Specs with equal keys can train as one pack; None: this spec never packs."""
-    if spec.optimizer.name != "sgd":
-        return None
-    doc = spec.model_dump(mode="json")
-    for name in FREE_OPTIMIZER_FIELDS:
-        doc["optimizer"].pop(name)
-    if spec.model.dropout == 0:
-        doc.pop("seed")  # nothing random while training: each trial's batch order is its own
-    return json.dumps(doc, sort_keys=True)
 
 
 def pack_groups(specs: Sequence[TrainSpec]) -> list[list[int]]:
@@ -103,7 +89,7 @@ class PackedTrial:
     spec: TrainSpec
     on_epoch: Callable[[EpochReport], bool | None] | None = None
     should_stop: Callable[[], bool] | None = None
-    resume: Checkpoint | None = None
+    resume: CheckpointDoc | None = None
 
 
 @dataclass
@@ -130,7 +116,7 @@ class _Member:
     def spec(self) -> TrainSpec:
         return self.trial.spec
 
-    def snapshot(self, meta: DatasetMeta, best_only: bool = False) -> Checkpoint:
+    def snapshot(self, meta: DatasetMeta, best_only: bool = False) -> CheckpointDoc:
         """The checkpoint :func:`cnnlab.engine.training.fit` would make at this point."""
         run = self.run
         best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(self.model)
@@ -239,7 +225,7 @@ def fit_packed(
     started = time.perf_counter()
     specs = [t.spec for t in trials]
     if not can_pack(specs):
-        raise ValueError("these specs cannot train as one pack (see cnnlab.engine.packed.pack_key)")
+        raise ValueError("these specs cannot train as one pack (see cnnlab.spec.packing.pack_key)")
     starts = {t.resume["epoch"] if t.resume is not None else 0 for t in trials}
     if len(starts) > 1:
         raise ValueError(f"packed trials must resume after the same epoch, not {sorted(starts)}")

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.engine.checkpoints import Checkpoint, load_model
+from cnnlab.datasets import decode
+from cnnlab.engine.checkpoints import CheckpointDoc, load_model
 from cnnlab.engine.training import Normalize
 from cnnlab.errors import BadInput, CnnlabError
 
@@ -30,7 +31,7 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 class Predictor:
     """A checkpoint's model, ready to classify batches of images on one device."""
 
-    def __init__(self, ckpt: Checkpoint, device: str | torch.device = "cpu") -> None:
+    def __init__(self, ckpt: CheckpointDoc, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.model = load_model(ckpt, self.device).to(memory_format=torch.channels_last)
         dataset = ckpt["dataset"]
@@ -112,7 +113,6 @@ class Predictor:
     def _upload_image_to_chw(self, item: int, blob: bytes) -> np.ndarray:
         """As the ingest decoded the dataset's images: EXIF orientation, alpha on white, then
         ``resize`` (squash, center_crop or pad) to the model's size."""
-        from cnnlab.datasets import decode
 
         c, size, _ = self.shape
         self.image_size(item, blob)  # the size limit, from the header

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 
 from cnnlab.datasets.catalog import get_meta
-from cnnlab.datasets.loading import load_split, split_indices
+from cnnlab.datasets.loading import load_split
+from cnnlab.engine.splits import split_indices
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 

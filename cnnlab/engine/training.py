@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.datasets.catalog import DatasetMeta, get_meta
-from cnnlab.datasets.loading import ImageSet, load_split, make_splits
+from cnnlab.datasets.loading import ImageSet, load_split
 from cnnlab.engine import checkpoints as ckpt_mod
-from cnnlab.engine.checkpoints import Checkpoint
+from cnnlab.engine.checkpoints import CheckpointDoc
+from cnnlab.engine.environment import receipt
+from cnnlab.engine.splits import make_splits
 from cnnlab.errors import CheckpointError, CnnlabError, Diverged, OutOfMemory
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import OptimizerSpec, TrainSpec
@@ -50,7 +52,7 @@ class EpochReport:
     """What :func:`fit` hands its ``on_epoch`` callback after each epoch."""
 
     metrics: EpochMetrics
-    checkpoint: Checkpoint  # resumable state after this epoch
+    checkpoint: CheckpointDoc  # resumable state after this epoch
     improved: bool  # best validation accuracy so far: the checkpoint's weights are the new best
 
 
@@ -62,8 +64,8 @@ class FitResult:
     test_accuracy: float | None
     seconds: float
     cancelled: bool
-    best_checkpoint: Checkpoint
-    last_checkpoint: Checkpoint
+    best_checkpoint: CheckpointDoc
+    last_checkpoint: CheckpointDoc
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -278,7 +280,7 @@ def confusion_matrix(
     return counts.view(k, k).cpu()
 
 
-def _check_resume(spec: TrainSpec, ckpt: Checkpoint) -> None:
+def _check_resume(spec: TrainSpec, ckpt: CheckpointDoc) -> None:
     ckpt_mod.check(ckpt)
     saved = dict(ckpt["spec"])
     wanted = spec.model_dump(mode="json")
@@ -302,7 +304,7 @@ class _Progress:
 
 
 def start_model(
-    spec: TrainSpec, meta: DatasetMeta, device: torch.device, resume: Checkpoint | None
+    spec: TrainSpec, meta: DatasetMeta, device: torch.device, resume: CheckpointDoc | None
 ) -> tuple[nn.Module, torch.optim.Optimizer, _Progress]:
     """The spec's model (its seed's initial weights, channels-last on ``device``), its optimiser
     and its progress so far: fresh, or as ``resume`` left them."""
@@ -331,7 +333,7 @@ def fit(
     settings: Settings | None = None,
     on_epoch: Callable[[EpochReport], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    resume: Checkpoint | None = None,
+    resume: CheckpointDoc | None = None,
     progress: Callable[[int, int], None] | None = None,
     evaluate_test: bool = True,
     max_batches: int | None = None,
@@ -356,7 +358,7 @@ def fit(
     stop_requested = _Throttled(should_stop, STOP_POLL_SECONDS)
     environment = run_receipt(spec, device, settings)
 
-    def snapshot(best_only: bool = False) -> Checkpoint:
+    def snapshot(best_only: bool = False) -> CheckpointDoc:
         best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(model)
         return ckpt_mod.make(
             spec=spec,
@@ -425,7 +427,6 @@ def fit(
 
 def run_receipt(spec: TrainSpec, device: torch.device, settings: Settings) -> dict[str, Any]:
     """The receipt of training ``spec`` on ``device`` (:mod:`cnnlab.engine.environment`)."""
-    from cnnlab.engine.environment import receipt
 
     return receipt(
         device=device,
@@ -437,7 +438,7 @@ def run_receipt(spec: TrainSpec, device: torch.device, settings: Settings) -> di
 
 
 def _on_test(
-    ckpt: Checkpoint, settings: Settings | None, device: torch.device | str
+    ckpt: CheckpointDoc, settings: Settings | None, device: torch.device | str
 ) -> tuple[nn.Module, ImageSet, Normalize]:
     """A checkpoint's model and its dataset's test split, on ``device``."""
     device = torch.device(device)
@@ -447,14 +448,14 @@ def _on_test(
 
 
 def accuracy_on_test(
-    ckpt: Checkpoint, *, settings: Settings | None = None, device: torch.device | str = "cpu"
+    ckpt: CheckpointDoc, *, settings: Settings | None = None, device: torch.device | str = "cpu"
 ) -> float:
     """Accuracy of a checkpoint's weights on its dataset's test split."""
     return evaluate(*_on_test(ckpt, settings, device))[1]
 
 
 def confusion_on_test(
-    ckpt: Checkpoint, *, settings: Settings | None = None, device: torch.device | str = "cpu"
+    ckpt: CheckpointDoc, *, settings: Settings | None = None, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """The :func:`confusion_matrix` of a checkpoint's weights on its dataset's test split."""
     classes = len(ckpt["dataset"]["class_names"])

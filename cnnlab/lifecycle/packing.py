@@ -19,6 +19,8 @@ from cnnlab.lifecycle.leases import (
     claim,
     claimable,
 )
+from cnnlab.spec.packing import pack_key
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store.tables import Job, utcnow
 
 
@@ -33,10 +35,7 @@ def claim_siblings(
 ) -> list[tuple[str, Claim]]:
     """Claim up to ``limit`` more trials of ``job_id``'s search that can train packed with it:
     claimable now (queued, or abandoned by a dead worker), at the same epoch (a pack resumes
-    after one epoch) and with the same :func:`cnnlab.engine.packed.pack_key`. In trial order."""
-    from cnnlab.engine.packed import pack_key
-    from cnnlab.spec.train import TrainSpec
-
+    after one epoch) and with the same :func:`cnnlab.spec.packing.pack_key`. In trial order."""
     if limit < 1:
         return []
     first = session.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cnnlab.lifecycle.leases import held
 from cnnlab.lifecycle.searches import curves
 from cnnlab.lifecycle.transitions import move
+from cnnlab.search.config import parse_pruner
 from cnnlab.status import JobStatus
 from cnnlab.store.tables import Job, Search, utcnow
 
@@ -29,7 +30,7 @@ def prune_if_due(session: Session, job_id: str, attempt: int) -> Decision | None
     """After an epoch of a trial whose search has a pruner: if the rule stops it, the trial ends
     ``pruned`` (its metrics and checkpoints kept, the decision in its ``error``) and the decision
     is returned; None to go on. Only while ``attempt`` holds the job."""
-    from cnnlab.search.pruning import Curve, parse_pruner, should_prune
+    from cnnlab.search.pruning import Curve, should_prune
 
     row = session.execute(
         select(Search.id, Search.pruner, Search.metric, Search.mode, Job.spec)

@@ -14,22 +14,27 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cnnlab.datasets.catalog import uploads_in_scope
 from cnnlab.errors import CnnlabError
+from cnnlab.lifecycle import quota
+from cnnlab.lifecycle.admission import admit_trial
 from cnnlab.lifecycle.cancel import request_cancel
+from cnnlab.lifecycle.datasets import pin_base_dataset
 from cnnlab.lifecycle.gpu import check_gpu_worker
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
 from cnnlab.lifecycle.transitions import lock_search, move, refresh_search
+from cnnlab.lifecycle.views import RETRYABLE
 from cnnlab.lifecycle.winners import check_winner_name
+from cnnlab.search.config import SearchConfig
 from cnnlab.search.grid import GridPoint, expand
-from cnnlab.settings import Settings
-from cnnlab.status import JobStatus
-from cnnlab.store import quota
+from cnnlab.settings import Settings, get_settings
+from cnnlab.spec.train import TrainSpec
+from cnnlab.status import JobStatus, SearchStatus
 from cnnlab.store.errors import Conflict
+from cnnlab.store.retention import check_storage
 from cnnlab.store.searches import get_search, trial_scores
 from cnnlab.store.tables import EpochMetric, Job, Search, utcnow
 
-# Which trials a retry runs again: those that did not end with a model of their own.
-RETRYABLE = (JobStatus.failed, JobStatus.cancelled)
 _PAST_STATE = {
     JobStatus.succeeded: "complete",
     JobStatus.pruned: "pruned",
@@ -42,60 +47,36 @@ def create_search(
     session: Session,
     owner_id: int,
     base: dict[str, Any],
-    grid: dict[str, list[Any]] | None,
+    config: SearchConfig,
     settings: Settings,
     *,
     enqueue: Enqueue | None,
-    space: dict[str, Any] | None = None,
-    sampler: str | None = None,
-    num_trials: int | None = None,
-    seed: int = 0,
-    pruner: dict[str, Any] | None = None,
-    max_concurrent_trials: int | None = None,
-    metric: str = "val_accuracy",
-    mode: str | None = None,
-    register_best_as: dict[str, Any] | None = None,
     max_active: int | None = None,
 ) -> Search:
     """Check the body, add the search and its first trials (sent after commit). Errors name the
     field: ``grid.<path>``, ``space.<path>``, ``base.<field>``, ``pruner.<field>``, …. The first
     trials count against ``max_active`` (:class:`TooManyActiveJobs`); later ones start as
     earlier ones end."""
-    from cnnlab.datasets.catalog import uploads_in_scope
-    from cnnlab.lifecycle.datasets import pin_base_dataset
     from cnnlab.search.body import check_body
-    from cnnlab.store.retention import check_storage
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
     base, uploads = pin_base_dataset(session, owner_id, base)
     with uploads_in_scope(uploads):
-        body = check_body(
-            base,
-            settings,
-            grid=grid,
-            space=space,
-            sampler=sampler,
-            num_trials=num_trials,
-            seed=seed,
-            pruner=pruner,
-            max_concurrent_trials=max_concurrent_trials,
-            metric=metric,
-            mode=mode,
-        )
+        body = check_body(base, settings, config)
     check_gpu_worker(session, [p.spec.device for p in body.points], settings)  # no_gpu_worker
-    register_best_as = check_winner_name(register_best_as)
+    register_best_as = check_winner_name(config.winner_json())
     first = body.points[: body.max_concurrent_trials]
     quota.reserve(session, owner_id, len(first), max_active)
 
     search = Search(
         owner_id=owner_id,
         base=base,
-        grid=grid or {},
-        space=space,
+        grid=config.grid or {},
+        space=config.space_json(),
         sampler=body.sampler,
         num_trials=len(body.points),
-        seed=seed,
-        pruner=pruner,
+        seed=config.seed,
+        pruner=config.pruner_json(),
         max_concurrent_trials=body.max_concurrent_trials,
         register_best_as=register_best_as,
         metric=body.metric,
@@ -124,10 +105,21 @@ def _add_trial(
     return job
 
 
-def advance_search(session: Session, search_id: str, *, enqueue: Enqueue | None) -> list[str]:
+def advance_search(
+    session: Session,
+    search_id: str,
+    *,
+    enqueue: Enqueue | None,
+    settings: Settings | None = None,
+) -> list[str]:
     """Add the search's next trials while it has room (fewer than ``max_concurrent_trials``
     queued or running, fewer than ``num_trials`` in all) and is neither paused nor stopping;
-    the ids added. Safe to call from any process at any time (the search row is locked)."""
+    the ids added. Safe to call from any process at any time (the search row is locked).
+
+    Each drawn trial passes the check a job's spec passes (:mod:`cnnlab.lifecycle.admission`):
+    one it refuses is added as a failed trial with that error, never queued (it is not redrawn:
+    the draw is deterministic, and the search still ends with ``num_trials`` trials)."""
+    settings = settings or get_settings()
     search = lock_search(session, search_id)
     if search.status.ended or search.paused or search.cancel_requested:
         return []
@@ -145,6 +137,13 @@ def advance_search(session: Session, search_id: str, *, enqueue: Enqueue | None)
             # A draw the spec refuses (a combination no single range reveals): the trial is
             # recorded as failed, so the search still ends with num_trials trials.
             trials.append(_failed_trial(session, search, index, exc))
+            continue
+        try:
+            admit_trial(session, point, settings, "grid" if search.sampler == "grid" else "space")
+        except CnnlabError as exc:
+            # A valid draw past this server's limits (a budget, no GPU worker): failed with
+            # its params, so the search's page shows what was refused.
+            trials.append(_failed_trial(session, search, index, exc, point))
             continue
         job = _add_trial(session, search, index, point, enqueue)
         trials.append(job)
@@ -205,14 +204,20 @@ def curves(session: Session, metric: str, job_ids: list[str]) -> dict[str, list[
     return curves
 
 
-def _failed_trial(session: Session, search: Search, index: int, exc: CnnlabError) -> Job:
+def _failed_trial(
+    session: Session,
+    search: Search,
+    index: int,
+    exc: CnnlabError,
+    point: GridPoint | None = None,
+) -> Job:
     now = utcnow()
     job = Job(
         owner_id=search.owner_id,
-        spec=dict(search.base),
+        spec=dict(search.base) if point is None else point.spec.model_dump(mode="json"),
         search_id=search.id,
         trial_index=index,
-        params={},
+        params={} if point is None else point.params,
         status=JobStatus.failed,
         error=exc.to_dict(),
         finished_at=now,
@@ -245,12 +250,20 @@ def resume_search(
 
 
 def retry_search(
-    session: Session, owner_id: int, search_id: str, *, enqueue: Enqueue | None
+    session: Session,
+    owner_id: int,
+    search_id: str,
+    *,
+    enqueue: Enqueue | None,
+    settings: Settings | None = None,
 ) -> Search:
     """Run again the trials that failed or were cancelled (a lost worker's included), as new
     attempts of the same points, resuming from their last checkpoint; succeeded and pruned trials
-    are kept and the best trial is chosen again once all have ended. :class:`Conflict` if there
-    is nothing to retry."""
+    are kept and the best trial is chosen again once all have ended. Each passes the check of
+    :mod:`cnnlab.lifecycle.admission` again (limits may have changed since): one it refuses stays
+    as it is. :class:`Conflict` if there is nothing to retry, the check's error if it refuses
+    every trial there was."""
+    settings = settings or get_settings()
     get_search(session, owner_id, search_id)
     search = lock_search(session, search_id)
     rows = session.execute(
@@ -259,7 +272,21 @@ def retry_search(
         )
     )
     # A trial whose draw the spec refused has no point to run again.
-    again = [(job_id, spec) for job_id, spec, params in rows if params]
+    again, refused = [], []
+    prefix = "grid" if search.sampler == "grid" else "space"
+    for job_id, spec, params in rows:
+        if not params:
+            continue
+        try:
+            admit_trial(
+                session, GridPoint(params, TrainSpec.model_validate(spec)), settings, prefix
+            )
+        except CnnlabError as exc:
+            refused.append(exc)
+            continue
+        again.append((job_id, spec))
+    if not again and refused:
+        raise refused[0]
     if not again:
         raise Conflict(f"search {search_id!r} has no failed or cancelled trial to retry")
     search.cancel_requested = False
@@ -298,8 +325,6 @@ def cancel_search(session: Session, owner_id: int, search_id: str) -> Search:
 
 def live_searches(session: Session) -> list[str]:
     """Searches that may have room for a trial (for the sweeper's :func:`advance_search`)."""
-    from cnnlab.status import SearchStatus
-
     return list(
         session.scalars(
             select(Search.id).where(

@@ -8,13 +8,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cnnlab.lifecycle.gpu import check_gpu_worker
+from cnnlab.datasets.catalog import uploads_in_scope
+from cnnlab.lifecycle import quota
+from cnnlab.lifecycle.admission import admit
+from cnnlab.lifecycle.datasets import resolve_dataset
+from cnnlab.lifecycle.transitions import move
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
-from cnnlab.store import quota
 from cnnlab.store.db import after_commit, session_scope, session_url
-from cnnlab.store.tables import Job
+from cnnlab.store.job_labels import apply_labels
+from cnnlab.store.retention import check_storage
+from cnnlab.store.tables import Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +41,15 @@ def submit_job(
     """Validate ``spec`` against this server's data and add the job; it is sent after commit.
     :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running.
     ``labels``: its ``name``, ``tags`` and ``notes``."""
-    from cnnlab.datasets.catalog import uploads_in_scope
-    from cnnlab.lifecycle.datasets import resolve_dataset
-    from cnnlab.spec.validate import validate_spec
-    from cnnlab.store.retention import check_storage
-
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
     spec, uploads = resolve_dataset(session, owner_id, spec)  # NAME → NAME@V, the newest ready
     with uploads_in_scope(uploads):
-        validate_spec(spec, settings)
-    check_gpu_worker(session, spec.device, settings)  # 422 no_gpu_worker when none is live
+        admit(session, spec, settings)  # 422: spec, budget, data; no_gpu_worker when none is live
     quota.reserve(session, owner_id, 1, max_active)
     job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
     session.add(job)
     session.flush()
     if labels:
-        from cnnlab.store.job_labels import apply_labels
-
         apply_labels(session, job, **labels)
     send_after_commit(session, job.id, spec.device, enqueue)
     return job
@@ -72,8 +69,6 @@ def _send(job_id: str, device: str, enqueue: Enqueue, url: str | None) -> None:
         enqueue(job_id, device)
     except Exception as exc:
         log.exception("could not enqueue job %s", job_id)
-        from cnnlab.lifecycle.transitions import move
-        from cnnlab.store.tables import utcnow
 
         error = {
             "type": "queue_unavailable",

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from cnnlab.lifecycle.ranking import best_trial
+from cnnlab.lifecycle.views import job_view, search_view
+from cnnlab.lifecycle.winners import register_winner
 from cnnlab.status import ENDED, JobStatus, SearchStatus
-from cnnlab.store.searches import best_trial
 from cnnlab.store.tables import Job, Search, utcnow
 from cnnlab.webhooks import outbox
 
@@ -45,7 +47,7 @@ def move(
     if not moved.rowcount:  # type: ignore[attr-defined]
         return False
     if JobStatus(to).ended:
-        outbox.job_ended(session, job_id, JobStatus(to))  # webhooks: in this transaction
+        outbox.job_ended(session, job_id, JobStatus(to), job_view)  # in this transaction
     if search_id is not None:
         refresh_search(session, search_id)
     return True
@@ -98,8 +100,6 @@ def refresh_search(session: Session, search_id: str) -> None:
     best = best_trial(session, search, trials)
     search.best_job_id = best.id if best is not None else None
     if search.finished_at is None and best is not None and search.register_best_as:
-        from cnnlab.lifecycle.winners import register_winner
-
         register_winner(session, search, best.id)
     if search.cancel_requested or all(s is JobStatus.cancelled for s in statuses):
         search.status = SearchStatus.cancelled
@@ -109,4 +109,4 @@ def refresh_search(session: Session, search_id: str) -> None:
         search.status = SearchStatus.failed
     if search.finished_at is None:
         search.finished_at = utcnow()
-        outbox.search_ended(session, search)  # webhooks: in this transaction
+        outbox.search_ended(session, search, search_view)  # in this transaction

@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cnnlab.errors import CnnlabError, SpecError
+from cnnlab.lifecycle.models import move_alias
+from cnnlab.lifecycle.scoring_specs import add_scoring_job, comparison_spec
+from cnnlab.store import model_names
 from cnnlab.store import model_versions as registry
 from cnnlab.store.tables import Search
 
@@ -35,11 +38,11 @@ def check_winner_name(raw: Any) -> dict[str, Any] | None:
         raise SpecError("register_best_as.promote_if_better", "needs the alias to move")
     if not isinstance(name, str):
         raise SpecError("register_best_as.name", "must be a string")
-    registry.check_name(name, "register_best_as.name")
+    model_names.check_name(name, "register_best_as.name")
     if alias is not None:
         if not isinstance(alias, str):
             raise SpecError("register_best_as.alias", "must be a string")
-        registry.check_alias(alias, "register_best_as.alias")
+        model_names.check_alias(alias, "register_best_as.alias")
     checked: dict[str, Any] = {"name": name, "alias": alias}
     if promote:
         checked["promote_if_better"] = True
@@ -65,7 +68,7 @@ def register_winner(session: Session, search: Search, job_id: str) -> None:
             ):
                 _challenge(session, search, alias, version.version)
             elif alias:
-                registry.set_alias(session, search.owner_id, target["name"], alias, version.version)
+                move_alias(session, search.owner_id, target["name"], alias, version.version)
     except CnnlabError:
         # The search still ends; its best trial can be registered by hand (POST /v1/models).
         log.warning("search %s: its best trial could not be registered", search.id, exc_info=True)
@@ -84,21 +87,19 @@ def _challenge(session: Session, search: Search, alias: str, version: int) -> No
     worker moves the alias only if the new one is better by McNemar's test. The comparison is
     queued without a message (the search ends inside another job's transaction): the sweeper
     sends it (``CNNLAB_QUEUED_GRACE_SECONDS``)."""
-    from cnnlab.lifecycle.scoring import submit_comparison
-
     target = search.register_best_as or {}
     try:
         with session.begin_nested():
-            submit_comparison(
+            model_id, spec = comparison_spec(
                 session,
                 search.owner_id,
                 target["name"],
                 {"alias": alias},
                 {"version": version},
                 str(search.base.get("dataset")),
-                enqueue=None,
                 promote=alias,
             )
+            add_scoring_job(session, search.owner_id, "compare", model_id, spec, None)
     except CnnlabError:
         # The new version stays registered; the alias stays where it was.
         log.warning("search %s: its winner could not be compared", search.id, exc_info=True)

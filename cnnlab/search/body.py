@@ -7,15 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.errors import BudgetExceeded, SpecError
-from cnnlab.search.grid import GridPoint
-from cnnlab.search.pruning import Rule, parse_pruner
+from cnnlab.search.config import SearchConfig
+from cnnlab.search.grid import GridPoint, check_point
+from cnnlab.search.pruning import Rule
 from cnnlab.search.trials import trial_points
 from cnnlab.settings import Settings
 
-# What a search may rank trials by, always on validation data, and which way.
-METRICS = ("val_accuracy", "val_loss")
-MODES = ("max", "min")
 # Trials queued or running at once when a body does not say: a 64-trial search must fit the
 # default active-job limit (20) of its owner.
 DEFAULT_CONCURRENT_TRIALS = 8
@@ -36,62 +33,30 @@ def default_mode(metric: str) -> str:
     return "min" if metric == "val_loss" else "max"
 
 
-def check_body(
-    base: Mapping[str, Any],
-    settings: Settings,
-    *,
-    grid: Any = None,
-    space: Any = None,
-    sampler: Any = None,
-    num_trials: Any = None,
-    seed: Any = 0,
-    pruner: Any = None,
-    max_concurrent_trials: Any = None,
-    metric: Any = "val_accuracy",
-    mode: Any = None,
-) -> SearchBody:
+def check_body(base: Mapping[str, Any], settings: Settings, config: SearchConfig) -> SearchBody:
     """The settled body, or the :class:`SpecError` naming its field (``grid.<path>``,
     ``space.<path>``, ``base.<field>``, ``pruner.<field>``, …); each trial is checked against
     this server's data, as a job's spec is."""
-    if metric not in METRICS:
-        raise SpecError("metric", f"{metric!r} is not one of {list(METRICS)}")
-    mode = default_mode(metric) if mode is None else mode
-    if mode not in MODES:
-        raise SpecError("mode", f"{mode!r} is not one of {list(MODES)}")
-    rule = parse_pruner(pruner)
+    metric = config.metric
+    mode = default_mode(metric) if config.mode is None else config.mode
     points = trial_points(
-        base, grid=grid, space=space, sampler=sampler, num_trials=num_trials, seed=seed
+        base,
+        grid=config.grid,
+        space=config.space_json(),
+        sampler=config.sampler,
+        num_trials=config.num_trials,
+        seed=config.seed,
     )
-    _validate(points, settings, "grid" if grid is not None else "space")
+    prefix = "grid" if config.grid is not None else "space"
+    for point in points:
+        check_point(point, settings, prefix)
     return SearchBody(
         points=points,
-        sampler=sampler or ("grid" if grid is not None else "random"),
+        sampler=config.sampler or ("grid" if config.grid is not None else "random"),
         metric=metric,
         mode=mode,
-        pruner=rule,
-        max_concurrent_trials=_concurrency(max_concurrent_trials, len(points)),
+        pruner=config.pruner,
+        max_concurrent_trials=min(
+            config.max_concurrent_trials or DEFAULT_CONCURRENT_TRIALS, len(points)
+        ),
     )
-
-
-def _validate(points: list[GridPoint], settings: Settings, prefix: str) -> None:
-    from cnnlab.spec.validate import validate_spec
-
-    for point in points:
-        try:
-            validate_spec(point.spec, settings)
-        except SpecError as exc:
-            where = prefix if exc.field in point.params else "base"
-            raise SpecError(f"{where}.{exc.field}", exc.message.split(": ", 1)[-1]) from None
-        except BudgetExceeded as exc:
-            where = prefix if exc.field in point.params else "base"
-            exc.field = exc.details["field"] = f"{where}.{exc.field}"
-            exc.message = f"{where}.{exc.message}"
-            raise
-
-
-def _concurrency(value: Any, total: int) -> int:
-    if value is None:
-        return min(total, DEFAULT_CONCURRENT_TRIALS)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError("max_concurrent_trials", "must be a whole number ≥ 1")
-    return min(value, total)

@@ -9,8 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cnnlab.errors import SpecError
+from cnnlab.errors import BudgetExceeded, SpecError
+from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec, field_path
+from cnnlab.spec.validate import validate_spec
 
 MAX_GRID_POINTS = 64
 MAX_VALUES_PER_AXIS = 16
@@ -83,3 +85,19 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[GridPoint]:
             _set(doc, path, value)
         points.append(GridPoint(params, _validate(doc, params, "base")))
     return points
+
+
+def check_point(point: GridPoint, settings: Settings, prefix: str) -> None:
+    """:func:`~cnnlab.spec.validate.validate_spec` of one trial, its error naming
+    ``<prefix>.<path>`` (``grid`` or ``space``) when a param of the point is at fault and
+    ``base.<field>`` otherwise."""
+    try:
+        validate_spec(point.spec, settings)
+    except SpecError as exc:
+        where = prefix if exc.field in point.params else "base"
+        raise SpecError(f"{where}.{exc.field}", exc.message.split(": ", 1)[-1]) from None
+    except BudgetExceeded as exc:
+        where = prefix if exc.field in point.params else "base"
+        exc.field = exc.details["field"] = f"{where}.{exc.field}"
+        exc.message = f"{where}.{exc.message}"
+        raise

@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cnnlab.errors import DatasetUnavailable
 from cnnlab.search.body import check_body
+from cnnlab.search.config import SearchConfig
 from cnnlab.search.estimate import Estimate, Speed, default_speed, estimate
 from cnnlab.search.sampling import tpe_startup_trials
 from cnnlab.search.space import SearchSpace, parse_space, validate_base
 from cnnlab.settings import Settings
+from cnnlab.spec.budget import train_split_size
 from cnnlab.spec.train import TrainSpec
 from cnnlab.store.searches import recent_throughput
 
@@ -34,17 +35,6 @@ class SearchPlan:
     notes: list[str]
 
 
-def _train_split(dataset: str, settings: Settings) -> int:
-    from cnnlab.datasets.catalog import get_meta, split_sizes
-
-    try:
-        return split_sizes(dataset, settings).train
-    except DatasetUnavailable:
-        if not settings.download:
-            raise
-        return get_meta(dataset).standard_sizes[0]
-
-
 def _speeds(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Speed]:
     speeds = {}
     for dataset, device in sorted(keys):
@@ -59,36 +49,12 @@ def _speeds(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
 
 
 def plan_search(
-    session: Session,
-    settings: Settings,
-    base: Mapping[str, Any],
-    *,
-    grid: Any = None,
-    space: Any = None,
-    sampler: Any = None,
-    num_trials: Any = None,
-    seed: Any = 0,
-    pruner: Any = None,
-    max_concurrent_trials: Any = None,
-    metric: str = "val_accuracy",
-    mode: str | None = None,
+    session: Session, settings: Settings, base: Mapping[str, Any], config: SearchConfig
 ) -> SearchPlan:
     """The plan of a search body, or the :class:`SpecError` (naming the field) or
     :class:`DatasetUnavailable` that creating it would raise. Reads the database, writes
     nothing."""
-    body = check_body(
-        base,
-        settings,
-        grid=grid,
-        space=space,
-        sampler=sampler,
-        num_trials=num_trials,
-        seed=seed,
-        pruner=pruner,
-        max_concurrent_trials=max_concurrent_trials,
-        metric=metric,
-        mode=mode,
-    )
+    body = check_body(base, settings, config)
     points, concurrency = body.points, body.max_concurrent_trials
     kind = body.sampler
     known = len(points)
@@ -98,9 +64,10 @@ def plan_search(
         known = min(len(points), max(tpe_startup_trials(len(points)), concurrency))
 
     base_spec: TrainSpec = validate_base(base)
+    space = config.space_json()
     parsed: SearchSpace | None = parse_space(space, base) if space is not None else None
     datasets = {p.spec.dataset for p in points} | {base_spec.dataset}
-    splits = {name: _train_split(name, settings) for name in sorted(datasets)}
+    splits = {name: train_split_size(name, settings) for name in sorted(datasets)}
     keys: set[tuple[str, str]] = {(p.spec.dataset, str(p.spec.device)) for p in points}
     keys.add((base_spec.dataset, str(base_spec.device)))
     result = estimate(
@@ -116,7 +83,7 @@ def plan_search(
         num_trials=len(points),
         metric=body.metric,
         mode=body.mode,
-        pruner=None if pruner is None else dict(pruner),
+        pruner=config.pruner_json(),
         max_concurrent_trials=concurrency,
         estimate=result,
         notes=_notes(kind, known, len(points), body.pruner is not None),

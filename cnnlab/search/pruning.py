@@ -18,38 +18,11 @@ import optuna
 from optuna.pruners import BasePruner, MedianPruner, SuccessiveHalvingPruner
 from optuna.trial import TrialState
 
-from cnnlab.errors import SpecError
+from cnnlab.search.config import Asha, Median
 
 Mode = Literal["max", "min"]
 CurveState = Literal["running", "complete", "pruned", "failed"]
 _ENDED = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
-
-
-@dataclass(frozen=True)
-class Asha:
-    """Asynchronous successive halving: at epochs ``min_epochs × reduction_factor**k`` (rung k) a
-    trial goes on only if it is in the best 1/reduction_factor of the trials that reached rung k."""
-
-    min_epochs: int = 1
-    reduction_factor: int = 3
-    name: Literal["asha"] = "asha"
-
-    def rung_epochs(self, upto: int) -> list[int]:
-        epochs, e = [], self.min_epochs
-        while e <= upto:
-            epochs.append(e)
-            e *= self.reduction_factor
-        return epochs
-
-
-@dataclass(frozen=True)
-class Median:
-    """After ``warmup_epochs`` epochs, stop a trial whose best value so far is worse than the
-    median of the completed trials at the same epoch, once ``startup_trials`` have completed."""
-
-    warmup_epochs: int = 1
-    startup_trials: int = 1
-    name: Literal["median"] = "median"
 
 
 Rule = Asha | Median
@@ -91,40 +64,6 @@ class Decision:
             "threshold": self.threshold,
             **self.details,
         }
-
-
-def _positive_int(raw: Mapping[str, Any], key: str, default: int, least: int) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise SpecError(f"pruner.{key}", f"must be an integer ≥ {least}")
-    return value
-
-
-def parse_pruner(raw: Any) -> Rule | None:
-    """A search body's ``pruner`` (null for none). Raises :class:`SpecError` naming the field."""
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise SpecError("pruner", "must be null or an object with a name")
-    fields = {
-        "asha": {"min_epochs", "reduction_factor"},
-        "median": {"warmup_epochs", "startup_trials"},
-    }
-    name = raw.get("name")
-    if name not in fields:
-        raise SpecError("pruner.name", f"{name!r} is not one of {sorted(fields)}")
-    unknown = sorted(set(raw) - fields[name] - {"name"})
-    if unknown:
-        raise SpecError(f"pruner.{unknown[0]}", f"not a field of the {name} pruner")
-    if name == "asha":
-        return Asha(
-            min_epochs=_positive_int(raw, "min_epochs", 1, 1),
-            reduction_factor=_positive_int(raw, "reduction_factor", 3, 2),
-        )
-    return Median(
-        warmup_epochs=_positive_int(raw, "warmup_epochs", 1, 0),
-        startup_trials=_positive_int(raw, "startup_trials", 1, 1),
-    )
 
 
 def _optuna_pruner(rule: Rule) -> BasePruner:

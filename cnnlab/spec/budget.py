@@ -33,6 +33,7 @@ from typing import Any
 from cnnlab.datasets.catalog import get_meta, split_sizes
 from cnnlab.errors import BudgetExceeded, DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec, train_count, val_count
 
 BYTES_PER_VALUE = 4  # float32
@@ -80,8 +81,6 @@ def trace_model(spec: TrainSpec) -> _Trace:
     import torch
     from torch import nn
 
-    from cnnlab.engine.checkpoints import build_model, model_config
-
     meta = get_meta(spec.dataset)
     flops = 0
     values = math.prod(meta.shape)
@@ -114,7 +113,7 @@ def trace_model(spec: TrainSpec) -> _Trace:
     return _Trace(params, flops, values)
 
 
-def estimate(spec: TrainSpec, train_split: int) -> Budget:
+def estimate_budget(spec: TrainSpec, train_split: int) -> Budget:
     """The figures for ``spec`` on a dataset whose train split has ``train_split`` images."""
     trace = trace_model(spec)
     return Budget(
@@ -128,17 +127,22 @@ def estimate(spec: TrainSpec, train_split: int) -> Budget:
     )
 
 
-def spec_budget(spec: TrainSpec, settings: Settings) -> Budget:
-    """The figures for ``spec`` on this server's data (the published split sizes stand in when
-    the data is missing and may be downloaded). Raises what ``validate_spec`` would for a
-    dataset that is missing, or a model that cannot take its images."""
+def train_split_size(dataset: str, settings: Settings) -> int:
+    """The images of ``dataset``'s train split on this server; with downloads allowed, missing
+    data is not an error: the published size stands in. :class:`DatasetUnavailable` else."""
     try:
-        train_split = split_sizes(spec.dataset, settings).train
+        return split_sizes(dataset, settings).train
     except DatasetUnavailable:
         if not settings.download:
             raise
-        train_split = get_meta(spec.dataset).standard_sizes[0]
-    return estimate(spec, train_split)
+        return get_meta(dataset).standard_sizes[0]
+
+
+def spec_budget(spec: TrainSpec, settings: Settings) -> Budget:
+    """The figures for ``spec`` on this server's data (:func:`train_split_size`). Raises what
+    ``validate_spec`` would for a dataset that is missing, or a model that cannot take its
+    images."""
+    return estimate_budget(spec, train_split_size(spec.dataset, settings))
 
 
 def limits(settings: Settings) -> dict[str, float]:
@@ -193,6 +197,15 @@ def check_budget(budget: Budget, settings: Settings) -> None:
             f"are {budget.job_tflops:,.1f} TFLOPs, over this server's limit of "
             f"{settings.max_job_tflops:,g}; {hint}",
         )
+
+
+def checked_time_limit(spec: TrainSpec, settings: Settings) -> float | None:
+    """The worker's check just before it trains: :class:`BudgetExceeded` (or the error
+    :func:`spec_budget` raises) when ``spec`` is past this server's limits now, whatever path
+    queued it; else its :func:`time_limit_seconds`, which is then bounded by the limits."""
+    budget = spec_budget(spec, settings)
+    check_budget(budget, settings)
+    return time_limit_seconds(budget, settings)
 
 
 def time_limit_seconds(budget: Budget, settings: Settings) -> float | None:

@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cnnlab.architectures.registry import list_architectures
 from cnnlab.datasets.catalog import DATASETS
+from cnnlab.errors import SpecError
 
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
@@ -41,10 +43,8 @@ class ModelSpec(_Strict):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        from cnnlab.architectures.registry import list_models
-
-        if v not in list_models():
-            raise ValueError(f"unknown arch {v!r}; choose from {list_models()}")
+        if v not in list_architectures():
+            raise ValueError(f"unknown arch {v!r}; choose from {list_architectures()}")
         return v
 
 
@@ -125,8 +125,6 @@ def train_count(spec: TrainSpec, train_split: int) -> int:
 
 def check_against_dataset(spec: TrainSpec, train_split: int) -> None:
     """Rules that need the dataset's train split size. Raises :class:`SpecError`."""
-    from cnnlab.errors import SpecError
-
     n_val = val_count(spec, train_split)
     if n_val >= train_split:
         raise SpecError(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from cnnlab.datasets.catalog import get_meta, split_sizes
-from cnnlab.errors import DatasetUnavailable, SpecError
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.errors import SpecError
 from cnnlab.settings import Settings
-from cnnlab.spec.budget import check_budget, estimate
+from cnnlab.spec.budget import check_budget, estimate_budget, train_split_size
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec, check_against_dataset
 
 
@@ -13,8 +14,6 @@ def check_model(spec: TrainSpec) -> None:
     """Build the spec's model on the meta device (no memory, no compute) and run a forward pass,
     so an architecture that cannot fit the dataset's images is a spec error, not a failed job."""
     import torch
-
-    from cnnlab.engine.checkpoints import build_model, model_config
 
     meta = get_meta(spec.dataset)
     try:
@@ -31,12 +30,7 @@ def validate_spec(spec: TrainSpec, settings: Settings) -> None:
 
     With downloads allowed, missing data is not an error: the published split sizes stand in.
     """
-    try:
-        train_split = split_sizes(spec.dataset, settings).train
-    except DatasetUnavailable:
-        if not settings.download:
-            raise
-        train_split = get_meta(spec.dataset).standard_sizes[0]
+    train_split = train_split_size(spec.dataset, settings)
     check_against_dataset(spec, train_split)
     check_model(spec)
-    check_budget(estimate(spec, train_split), settings)
+    check_budget(estimate_budget(spec, train_split), settings)

@@ -11,25 +11,23 @@ model's row, so they take its lock first and run one after another on every back
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from cnnlab.errors import CnnlabError
+from cnnlab.datasets.catalog import DATASETS
+from cnnlab.datasets.signature import of_meta
 from cnnlab.settings import Settings, get_settings
 from cnnlab.status import JobStatus
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.jobs import get_job
+from cnnlab.store.model_names import InvalidInput, check_alias, check_name
+from cnnlab.store.model_views import DEFAULT_ALIAS, ModelView, Resolved, VersionView, version_view
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
 from cnnlab.store.retention import check_storage
 from cnnlab.store.tables import (
-    MODEL_ALIAS_PATTERN,
     MODEL_DESCRIPTION_LENGTH,
-    MODEL_NAME_PATTERN,
     Checkpoint,
     CheckpointKind,
     EpochMetric,
@@ -39,89 +37,8 @@ from cnnlab.store.tables import (
     new_id,
     utcnow,
 )
-from cnnlab.webhooks import outbox
-
-# The alias a prediction by name uses when it names neither an alias nor a version.
-DEFAULT_ALIAS = "production"
 
 _MODELS = cast(Table, RegisteredModel.__table__)
-_NAME = re.compile(MODEL_NAME_PATTERN)
-_ALIAS = re.compile(MODEL_ALIAS_PATTERN)
-
-
-class InvalidInput(CnnlabError):
-    """A name, alias or choice the registry does not take (422; ``field`` says which)."""
-
-    code = "invalid_request"
-    status_code = 422
-
-    def __init__(self, field: str, message: str, **details: Any) -> None:
-        super().__init__(f"{field}: {message}", field=field, **details)
-
-
-def check_name(name: str, field: str = "name") -> str:
-    if not _NAME.fullmatch(name):
-        raise InvalidInput(field, f"{name!r} is not a model name", pattern=MODEL_NAME_PATTERN)
-    return name
-
-
-def check_alias(alias: str, field: str = "alias") -> str:
-    if not _ALIAS.fullmatch(alias):
-        raise InvalidInput(
-            field,
-            f"{alias!r} is not an alias (it starts with a letter)",
-            pattern=MODEL_ALIAS_PATTERN,
-        )
-    return alias
-
-
-# -- what the reads return -------------------------------------------------------------------
-@dataclass
-class VersionView:
-    """One version as its owner sees it (no weights)."""
-
-    name: str
-    version: int
-    job_id: str
-    search_id: str | None
-    checkpoint: CheckpointKind
-    epoch: int
-    dataset: str
-    arch: str
-    val_accuracy: float | None
-    test_accuracy: float | None
-    description: str
-    size_bytes: int
-    created_at: datetime
-    aliases: list[str] = field(default_factory=list)
-    environment: dict[str, Any] | None = None
-    signature: dict[str, Any] | None = None
-
-
-@dataclass
-class ModelView:
-    """A model: its newest version, its aliases (alias → version) and, when asked, its versions
-    newest first."""
-
-    name: str
-    created_at: datetime
-    latest_version: int | None
-    version_count: int
-    aliases: dict[str, int]
-    versions: list[VersionView] | None = None
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """The version a prediction by name uses, and the alias that chose it (None: by number, or
-    the newest for want of the default alias)."""
-
-    version_id: str
-    name: str
-    version: int
-    alias: str | None
-    job_id: str
-    epoch: int
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -201,13 +118,11 @@ def register_version(
     )
     session.add(row)
     session.flush()
-    return _view(name, row, [])
+    return version_view(name, row, [])
 
 
 def _signature_of_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
     """For a job that recorded none (it ran before signatures were recorded): its dataset's."""
-    from cnnlab.datasets.catalog import DATASETS
-    from cnnlab.datasets.signature import of_meta
 
     meta = DATASETS.get(str(spec.get("dataset")))
     return None if meta is None else of_meta(meta)
@@ -260,12 +175,8 @@ def _lock_model(session: Session, owner_id: int, name: str) -> str:
     return str(model_id)
 
 
-def set_alias(
-    session: Session, owner_id: int, name: str, alias: str, version: int
-) -> tuple[int | None, int]:
-    """Point ``alias`` at ``version`` (creating the alias or moving it); the version it pointed
-    at before (None if new) and the one it points at now."""
-    check_alias(alias)
+def _lock_version(session: Session, owner_id: int, name: str, version: int) -> tuple[str, str]:
+    """Lock the owner's model ``name`` (:func:`_lock_model`); its id and version's."""
     model_id = _lock_model(session, owner_id, name)
     version_id = session.scalar(
         select(ModelVersion.id).where(
@@ -274,6 +185,17 @@ def set_alias(
     )
     if version_id is None:
         raise NotFound("model version", f"{name}/{version}")
+    return model_id, str(version_id)
+
+
+def set_alias(
+    session: Session, owner_id: int, name: str, alias: str, version: int
+) -> tuple[int | None, int]:
+    """Point ``alias`` at ``version`` (creating the alias or moving it); the version it pointed
+    at before (None if new) and the one it points at now. The event is the caller's
+    (:func:`cnnlab.lifecycle.models.move_alias`)."""
+    check_alias(alias)
+    model_id, version_id = _lock_version(session, owner_id, name, version)
     row = session.scalar(
         select(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == alias)
     )
@@ -287,7 +209,6 @@ def set_alias(
         row.version_id = version_id
         row.updated_at = utcnow()
     session.flush()
-    outbox.alias_moved(session, owner_id, name, alias, version, previous)  # in this transaction
     return previous, version
 
 
@@ -305,14 +226,7 @@ def delete_alias(session: Session, owner_id: int, name: str, alias: str) -> None
 def delete_version(session: Session, owner_id: int, name: str, version: int) -> None:
     """Delete a version no alias points at (:class:`Conflict` names the aliases that do). Its
     number is not given again."""
-    model_id = _lock_model(session, owner_id, name)
-    version_id = session.scalar(
-        select(ModelVersion.id).where(
-            ModelVersion.model_id == model_id, ModelVersion.version == version
-        )
-    )
-    if version_id is None:
-        raise NotFound("model version", f"{name}/{version}")
+    _, version_id = _lock_version(session, owner_id, name, version)
     aliases = list(
         session.scalars(
             select(ModelAlias.alias)
@@ -355,27 +269,6 @@ def _get_model(session: Session, owner_id: int, name: str) -> RegisteredModel:
     if model is None:
         raise NotFound("model", name)
     return model
-
-
-def _view(name: str, row: ModelVersion, aliases: list[str]) -> VersionView:
-    return VersionView(
-        name=name,
-        version=row.version,
-        job_id=row.job_id,
-        search_id=row.search_id,
-        checkpoint=row.checkpoint_kind,
-        epoch=row.epoch,
-        dataset=row.dataset,
-        arch=row.arch,
-        val_accuracy=row.val_accuracy,
-        test_accuracy=row.test_accuracy,
-        description=row.description,
-        size_bytes=row.size_bytes,
-        created_at=row.created_at,
-        aliases=sorted(aliases),
-        environment=row.environment,
-        signature=row.signature,
-    )
 
 
 def _aliases_by_version(session: Session, model_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -435,7 +328,7 @@ def get_model(session: Session, owner_id: int, name: str) -> ModelView:
         .where(ModelVersion.model_id == model.id)
         .order_by(ModelVersion.version.desc())
     )
-    versions = [_view(name, r, by_version.get(r.version, [])) for r in rows]
+    versions = [version_view(name, r, by_version.get(r.version, [])) for r in rows]
     return ModelView(
         name=model.name,
         created_at=model.created_at,
@@ -446,16 +339,17 @@ def get_model(session: Session, owner_id: int, name: str) -> ModelView:
     )
 
 
-def _version_row(session: Session, owner_id: int, name: str, version: int) -> ModelVersion:
-    row = session.scalar(
-        select(ModelVersion)
-        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
-        .where(
-            RegisteredModel.owner_id == owner_id,
-            RegisteredModel.name == name,
-            ModelVersion.version == version,
-        )
+def _of_version(stmt: Any, owner_id: int, name: str, version: int) -> Any:
+    """``stmt`` (a select from model versions) narrowed to the owner's ``name``/``version``."""
+    return stmt.join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id).where(
+        RegisteredModel.owner_id == owner_id,
+        RegisteredModel.name == name,
+        ModelVersion.version == version,
     )
+
+
+def _version_row(session: Session, owner_id: int, name: str, version: int) -> ModelVersion:
+    row = session.scalar(_of_version(select(ModelVersion), owner_id, name, version))
     if row is None:
         raise NotFound("model version", f"{name}/{version}")
     return row
@@ -464,7 +358,7 @@ def _version_row(session: Session, owner_id: int, name: str, version: int) -> Mo
 def get_version(session: Session, owner_id: int, name: str, version: int) -> VersionView:
     row = _version_row(session, owner_id, name, version)
     aliases = session.scalars(select(ModelAlias.alias).where(ModelAlias.version_id == row.id))
-    return _view(name, row, list(aliases))
+    return version_view(name, row, list(aliases))
 
 
 def version_id(session: Session, owner_id: int, name: str, version: int) -> str:
@@ -486,15 +380,7 @@ def version_id(session: Session, owner_id: int, name: str, version: int) -> str:
 
 def version_data(session: Session, owner_id: int, name: str, version: int) -> bytes:
     """The checkpoint bytes of one version."""
-    data = session.scalar(
-        select(ModelVersion.data)
-        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
-        .where(
-            RegisteredModel.owner_id == owner_id,
-            RegisteredModel.name == name,
-            ModelVersion.version == version,
-        )
-    )
+    data = session.scalar(_of_version(select(ModelVersion.data), owner_id, name, version))
     if data is None:
         raise NotFound("model version", f"{name}/{version}")
     return bytes(data)

@@ -12,11 +12,10 @@ from sqlalchemy.orm import Session
 
 from cnnlab.store.errors import NotFound
 from cnnlab.store.paging import DEFAULT_LIMIT, Page, paginate
-from cnnlab.store.tables import EpochMetric, Job, JobStatus, Search
+from cnnlab.store.tables import EpochMetric, Job, Search
 
 # Trials that may be a search's best: finished ones, and pruned ones (their metrics are real,
 # if cut short) when no finished trial beats them.
-RANKED = (JobStatus.succeeded, JobStatus.pruned)
 
 
 @dataclass(frozen=True)
@@ -88,25 +87,6 @@ def trial_scores(session: Session, search: Search, trials: list[Job]) -> dict[st
     if search.metric == "val_accuracy":
         return {t.id: t.best_val_accuracy for t in trials}
     return scores_from(search, trials, trial_stats(session, trials))
-
-
-def best_trial(session: Session, search: Search, trials: list[Job]) -> Job | None:
-    """The trial with the best validation score among the succeeded and pruned ones. A pruned
-    trial is the best only if no succeeded trial scores as well; ties otherwise go to the
-    earlier trial."""
-    scores = trial_scores(session, search, trials)
-    candidates = [t for t in trials if t.status in RANKED and scores[t.id] is not None]
-    if not candidates:
-        return None
-    sign = 1.0 if search.mode == "max" else -1.0
-    return max(
-        candidates,
-        key=lambda t: (
-            sign * float(scores[t.id] or 0.0),
-            t.status is JobStatus.succeeded,
-            -(t.trial_index or 0),
-        ),
-    )
 
 
 def trials_with_scores(

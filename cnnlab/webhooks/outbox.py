@@ -6,21 +6,22 @@ caller's session, so the event and the change commit together or not at all (a c
 rows). An event is written only when one of the owner's webhooks subscribes to its type, with one
 delivery row per such webhook; with none, recording costs one indexed query and writes nothing.
 
-``data`` is the job, search or model alias as the API shows it (``JobRead``, ``SearchRead``),
-built here from the rows: the core does not import the API.
+``data`` is the job or search as the API shows it, built by the view the caller passes
+(:mod:`cnnlab.lifecycle.views`, which the API answers with too), or the model alias moved.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cnnlab.status import JobStatus, SearchStatus
-from cnnlab.store.searches import TrialStats, trials_with_stats
+from cnnlab.store.model_versions import get_version
 from cnnlab.store.tables import (
     Job,
     Search,
@@ -31,7 +32,7 @@ from cnnlab.store.tables import (
     utcnow,
 )
 
-EVENT_TYPES = (
+EventType = Literal[
     "job.succeeded",
     "job.failed",
     "job.cancelled",
@@ -45,7 +46,8 @@ EVENT_TYPES = (
     "batch_prediction.succeeded",
     "batch_prediction.failed",
     "batch_prediction.cancelled",
-)
+]
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 _JOB_EVENTS = {
     JobStatus.succeeded: "job.succeeded",
     JobStatus.failed: "job.failed",
@@ -114,9 +116,12 @@ def record(
     return event.id
 
 
-def job_ended(session: Session, job_id: str, status: JobStatus) -> str | None:
-    """Record ``job.<status>`` for a job that has just ended (nothing for ``pruned``); for an
-    evaluation, comparison or batch prediction, ``evaluation.<status>`` and so on."""
+def job_ended(
+    session: Session, job_id: str, status: JobStatus, view: Callable[[Job], dict[str, Any]]
+) -> str | None:
+    """Record ``job.<status>`` for a job that has just ended (nothing for ``pruned``), its data
+    the job's ``view``; for an evaluation, comparison or batch prediction,
+    ``evaluation.<status>`` and so on."""
     if status not in _JOB_EVENTS:
         return None
     # The owner's subscribed webhooks in one query, joined through the job: no job load when
@@ -135,20 +140,21 @@ def job_ended(session: Session, job_id: str, status: JobStatus) -> str | None:
     job = session.scalars(
         select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
     ).one()
-    return record(session, job.owner_id, event_type, job_data(job), webhook_ids=hooks)
+    return record(session, job.owner_id, event_type, view(job), webhook_ids=hooks)
 
 
-def search_ended(session: Session, search: Search) -> str | None:
-    """Record ``search.<status>`` for a search that has just ended (nothing when cancelled)."""
+def search_ended(
+    session: Session, search: Search, view: Callable[[Session, Search], dict[str, Any]]
+) -> str | None:
+    """Record ``search.<status>`` for a search that has just ended (nothing when cancelled), its
+    data the search's ``view``."""
     event_type = _SEARCH_EVENTS.get(search.status)
     if event_type is None:
         return None
     hooks = subscribers(session, search.owner_id, event_type)
     if not hooks:
         return None
-    return record(
-        session, search.owner_id, event_type, search_data(session, search), webhook_ids=hooks
-    )
+    return record(session, search.owner_id, event_type, view(session, search), webhook_ids=hooks)
 
 
 def alias_moved(
@@ -166,8 +172,6 @@ def alias_moved(
     hooks = subscribers(session, owner_id, "model.alias_moved")
     if not hooks:
         return None
-    from cnnlab.store.model_versions import get_version  # the registry calls this module
-
     data: dict[str, Any] = {
         "name": name,
         "alias": alias,
@@ -176,96 +180,6 @@ def alias_moved(
         "model_version": asdict(get_version(session, owner_id, name, version)),
     }
     return record(session, owner_id, "model.alias_moved", data, webhook_ids=hooks)
-
-
-# -- data: the rows as the API shows them ------------------------------------------------------
-def job_data(job: Job) -> dict[str, Any]:
-    """A job as ``GET /v1/jobs/{id}`` shows it (``JobRead``)."""
-    return {
-        "id": job.id,
-        "status": str(job.status),
-        "spec": job.spec,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "epoch": job.epoch,
-        "attempts": job.attempts,
-        "best_val_accuracy": job.best_val_accuracy,
-        "test_accuracy": job.test_accuracy,
-        "error": job.error,
-        "cancel_requested": bool(job.cancel_requested),
-        "search_id": job.search_id,
-        "params": job.params,
-        "kind": job.kind,
-        "name": job.name,
-        "tags": job.tags,
-        "notes": job.notes,
-        "environment": job.environment,
-        "result": _without_pixels(job.result),
-    }
-
-
-def _without_pixels(value: Any) -> Any:
-    """A result without the base64 images of its mistakes (served as PNGs, not inline)."""
-    if isinstance(value, dict):
-        return {k: _without_pixels(v) for k, v in value.items() if k != "png"}
-    if isinstance(value, list):
-        return [_without_pixels(v) for v in value]
-    return value
-
-
-def search_data(session: Session, search: Search) -> dict[str, Any]:
-    """A search as ``GET /v1/searches/{id}`` shows it (``SearchRead``), with its trials."""
-    trials, scores, stats = trials_with_stats(session, search)
-    best = next((t for t in trials if t.id == search.best_job_id), None)
-    return {
-        "id": search.id,
-        "status": str(search.status),
-        "base": search.base,
-        "grid": search.grid or {},
-        "space": search.space,
-        "sampler": search.sampler or "grid",
-        "num_trials": search.num_trials,
-        "seed": search.seed or 0,
-        "pruner": search.pruner,
-        "max_concurrent_trials": search.max_concurrent_trials,
-        "metric": search.metric,
-        "mode": search.mode,
-        "paused": bool(search.paused),
-        "trials": [
-            _trial_data(t, scores.get(t.id), stats.get(t.id), search.metric) for t in trials
-        ],
-        "best_job_id": search.best_job_id,
-        "test_accuracy": best.test_accuracy if best is not None else None,
-        "cancel_requested": bool(search.cancel_requested),
-        "created_at": search.created_at,
-        "finished_at": search.finished_at,
-    }
-
-
-def _trial_data(
-    job: Job, score: float | None, stats: TrialStats | None, metric: str
-) -> dict[str, Any]:
-    # The fields of the API's TrialRead, computed the same way.
-    error = job.error or {}
-    pruned = error.get("epoch") if error.get("type") == "pruned" else None
-    val_loss = stats.best_val_loss if stats is not None else None
-    if stats is None and metric == "val_loss":
-        val_loss = score
-    return {
-        "job_id": job.id,
-        "index": job.trial_index,
-        "params": job.params or {},
-        "status": str(job.status),
-        "epoch": job.epoch,
-        "val_accuracy": job.best_val_accuracy,
-        "val_loss": val_loss,
-        "score": score,
-        "test_accuracy": job.test_accuracy,
-        "seconds": stats.seconds if stats is not None else None,
-        "error_type": error.get("type"),
-        "pruned_epoch": pruned if isinstance(pruned, int) else None,
-    }
 
 
 def _jsonable(value: Any) -> Any:

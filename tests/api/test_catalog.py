@@ -25,11 +25,11 @@ def test_datasets_say_what_is_here(
 
 
 def test_architectures_lists_the_registry(client: ApiClient, alice: Caller) -> None:
-    from cnnlab.architectures.registry import list_models
+    from cnnlab.architectures.registry import list_architectures
 
     r = client.get("/v1/architectures", headers=alice.headers)
-    assert r.status_code == 200 and [m["name"] for m in r.json()] == list_models()
-    assert "cnn" in list_models()
+    assert r.status_code == 200 and [m["name"] for m in r.json()] == list_architectures()
+    assert "cnn" in list_architectures()
     # /v1/models is the model registry now: the caller's models, none yet.
     r = client.get("/v1/models", headers=alice.headers)
     assert r.status_code == 200 and r.json() == {"items": [], "next": None}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cnnlab import lifecycle
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JobStatus
@@ -11,13 +13,22 @@ from tests.api.conftest import SPEC, Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 
 
-def test_confusion_is_computed_once_then_cached(
+@pytest.fixture
+def succeeded_id(
     client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
-) -> None:
-    job_id = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()["id"]
+) -> str:
+    """Alice's job, succeeded after one epoch with the trained model."""
+    job_id = str(client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()["id"])
     give_model(db_url, job_id, trained)
     with session_scope(db_url) as s:
         lifecycle.finish_job(s, job_id, JobStatus.succeeded)
+    return job_id
+
+
+def test_confusion_is_computed_once_then_cached(
+    client: ApiClient, alice: Caller, succeeded_id: str
+) -> None:
+    job_id = succeeded_id
     url = f"/v1/jobs/{job_id}/confusion"
 
     first = client.get(url, headers=alice.headers)
@@ -33,16 +44,13 @@ def test_confusion_is_computed_once_then_cached(
 
 
 def test_requests_at_once_evaluate_the_model_once(
-    client: ApiClient, alice: Caller, mnist: Path, db_url: str, trained: TrainedModel
+    client: ApiClient, alice: Caller, succeeded_id: str
 ) -> None:
     import asyncio
 
     import httpx
 
-    job_id = client.post("/v1/jobs", json=SPEC, headers=alice.headers).json()["id"]
-    give_model(db_url, job_id, trained)
-    with session_scope(db_url) as s:
-        lifecycle.finish_job(s, job_id, JobStatus.succeeded)
+    job_id = succeeded_id
 
     async def four_at_once() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=client.app)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from api.main import create_app
@@ -22,6 +19,7 @@ from cnnlab.engine.predict import Predictor
 from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel
 from tests.utils.api_client import ApiClient
 from tests.utils.datasets import patterned_images
+from tests.utils.serving import serve
 
 
 @pytest.fixture
@@ -182,27 +180,13 @@ def test_cache_is_bounded_least_recently_used() -> None:
 
 
 def test_over_real_loopback_http(db_url: str, alice: Caller, job_id: str, core: Predictor) -> None:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive()
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        blobs = [_png(a) for a in _images(3, seed=11)]
-        files = [("files", (f"{i}.png", b, "image/png")) for i, b in enumerate(blobs)]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            r = http.post(f"/v1/jobs/{job_id}/predict", files=files, headers=alice.headers)
-            assert r.status_code == 200, r.text
-            assert r.json()["predictions"] == core.predict_images(blobs)
-            assert http.get("/healthz").status_code == 200
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    blobs = [_png(a) for a in _images(3, seed=11)]
+    files = [("files", (f"{i}.png", b, "image/png")) for i, b in enumerate(blobs)]
+    with serve(create_app()) as url, httpx.Client(base_url=url, timeout=30) as http:
+        r = http.post(f"/v1/jobs/{job_id}/predict", files=files, headers=alice.headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == core.predict_images(blobs)
+        assert http.get("/healthz").status_code == 200
 
 
 def test_serving_process_startup_sets_the_inference_threads(db_url: str) -> None:

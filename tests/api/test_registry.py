@@ -91,16 +91,21 @@ def test_register_numbers_versions_and_describes_them(
     assert one.status_code == 200 and one.json() == v1
 
 
-def test_a_version_is_frozen(
-    client: ApiClient,
-    alice: Caller,
-    job_id: str,
-    db_url: str,
-    trained: TrainedModel,
-    other_checkpoint: bytes,
-) -> None:
+@pytest.fixture
+def trained_on(
+    client: ApiClient, alice: Caller, job_id: str, db_url: str, other_checkpoint: bytes
+) -> str:
+    """Alice's job registered as version 1 of "fashion", then trained on to epoch 2 with other
+    weights; its id."""
     _register(client, alice, job_id)
-    _record_epoch(db_url, job_id, 2, other_checkpoint)  # the job trains on
+    _record_epoch(db_url, job_id, 2, other_checkpoint)
+    return job_id
+
+
+def test_a_version_is_frozen(
+    client: ApiClient, alice: Caller, trained_on: str, trained: TrainedModel
+) -> None:
+    job_id = trained_on  # the job trained on after its registration
     core = Predictor(loads(trained.checkpoint))
     answer = _predict(client, alice, "fashion", version=1)
     assert answer["predictions"] == core.predict_arrays(list(_images(3)))
@@ -167,13 +172,11 @@ def test_models_are_listed_newest_first_in_pages(
 def test_predictions_follow_the_alias_at_once(
     client: ApiClient,
     alice: Caller,
-    job_id: str,
-    db_url: str,
+    trained_on: str,
     trained: TrainedModel,
     other_checkpoint: bytes,
 ) -> None:
-    _register(client, alice, job_id)
-    _record_epoch(db_url, job_id, 2, other_checkpoint)
+    job_id = trained_on
     _register(client, alice, job_id)
     images = list(_images(3))
     first = Predictor(loads(trained.checkpoint)).predict_arrays(images)

@@ -167,7 +167,7 @@ class FakeSearchClient:
 
 
 def test_cnnlab_search_watch_follows_to_the_end(capsys: pytest.CaptureFixture[str]) -> None:
-    from cnnlab.cli.remote import _watch_search
+    from cnnlab.cli.search import _watch_search
 
     fake: Any = FakeSearchClient()
     assert _watch_search(fake, "s" * 32, as_json=False) == 0

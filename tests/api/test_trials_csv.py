@@ -54,20 +54,10 @@ def test_one_row_per_trial_with_its_params_and_metrics(
     run(db_url, ids[2], [0.4])  # still running
 
     df = frame(client, alice, search["id"])
-    assert list(df.columns) == [
-        "trial",
-        "job_id",
-        "optimizer.lr",
-        "model.channels",
-        "status",
-        "epoch",
-        "val_accuracy",
-        "val_loss",
-        "test_accuracy",
-        "seconds",
-        "pruned_epoch",
-        "error_type",
-    ]
+    params = ["optimizer.lr", "model.channels"]
+    ended = ["test_accuracy", "seconds", "pruned_epoch", "error_type"]
+    during = ["status", "epoch", "val_accuracy", "val_loss"]
+    assert list(df.columns) == ["trial", "job_id", *params, *during, *ended]
     assert df["trial"].tolist() == [0, 1, 2, 3] and df["job_id"].tolist() == ids
     assert df["optimizer.lr"].tolist() == [0.01, 0.01, 0.1, 0.1]
     assert df["model.channels"].tolist() == ["[8]", "[8, 16]", "[8]", "[8, 16]"]  # as JSON

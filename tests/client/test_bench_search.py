@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bench import search
-from bench.search import SearchRun
+from bench import search_bodies, search_stats
+from bench.search_stats import SearchRun
 
 
 def _trial(status: str, epoch: int | None, val_accuracy: float | None) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def test_a_search_is_summarised_by_its_best_trial_and_the_epochs_it_trained() ->
             _trial("cancelled", None, None),
         ],
     }
-    run = search.summarize(answer, 12.5)
+    run = search_stats.summarize(answer, 12.5)
     assert run == SearchRun(
         wall_seconds=12.5,
         status="succeeded",
@@ -41,7 +41,7 @@ def test_each_case_is_its_fastest_repeat_against_its_reference() -> None:
     def run(seconds: float) -> SearchRun:
         return SearchRun(seconds, "succeeded", 0.8, 0.79, 4, 8, 0)
 
-    figures = search.figures(
+    figures = search_stats.figures(
         {
             "grid_1_worker": [run(40.0), run(44.0)],
             "grid_2_workers": [run(36.0), run(32.0)],
@@ -58,19 +58,22 @@ def test_each_case_is_its_fastest_repeat_against_its_reference() -> None:
 
 
 def test_the_pruned_and_unpruned_searches_draw_the_same_trials() -> None:
-    plain, pruned = search.sampled_body(None), search.sampled_body(search.ASHA)
+    plain, pruned = search_bodies.sampled_body(None), search_bodies.sampled_body(search_bodies.ASHA)
     assert {k: v for k, v in plain.items() if k != "pruner"} == {
         k: v for k, v in pruned.items() if k != "pruner"
     }
-    assert pruned["num_trials"] == search.SAMPLED_TRIALS
-    assert search.grid_body()["grid"] == {"optimizer.lr": [0.01, 0.1], "batch_size": [256, 512]}
+    assert pruned["num_trials"] == search_bodies.SAMPLED_TRIALS
+    assert search_bodies.grid_body()["grid"] == {
+        "optimizer.lr": [0.01, 0.1],
+        "batch_size": [256, 512],
+    }
 
 
 def test_the_notebook_comparison_is_the_median_of_each_side_against_the_search() -> None:
     def run(seconds: float, val: float) -> SearchRun:
         return SearchRun(seconds, "succeeded", val, 0.8, 4, 8, 0)
 
-    sides = search.medians(
+    sides = search_stats.medians(
         {
             "search": [run(30.0, 0.85), run(20.0, 0.84), run(25.0, 0.86)],
             "cnnlab_train": [run(60.0, 0.85), run(70.0, 0.85)],
@@ -88,18 +91,18 @@ def test_the_notebook_comparison_is_the_median_of_each_side_against_the_search()
 def test_asha_is_judged_by_points_behind_the_grid_and_its_share_of_epochs() -> None:
     grid = {"best_val_accuracy": 0.880, "trial_epochs": 64, "wall_seconds": 400.0}
     close = {"best_val_accuracy": 0.872, "trial_epochs": 25, "wall_seconds": 160.0}
-    verdict = search.asha_verdict(close, grid)
+    verdict = search_stats.asha_verdict(close, grid)
     assert verdict["val_points_behind_grid"] == pytest.approx(0.8)
     assert verdict["epochs_share"] == pytest.approx(25 / 64)
     assert verdict["wall_share"] == pytest.approx(0.4)
     assert verdict["within_1_point"] and verdict["within_40_percent_epochs"]
     far = {"best_val_accuracy": 0.86, "trial_epochs": 30, "wall_seconds": 200.0}
-    verdict = search.asha_verdict(far, grid)
+    verdict = search_stats.asha_verdict(far, grid)
     assert not verdict["within_1_point"] and not verdict["within_40_percent_epochs"]
 
 
 def test_the_asha_search_and_its_grid_span_the_same_ranges_and_epochs() -> None:
-    grid, asha = search.wide_grid_body(), search.wide_asha_body()
+    grid, asha = search_bodies.wide_grid_body(), search_bodies.wide_asha_body()
     assert grid["base"] == asha["base"]
     assert asha["num_trials"] == len(grid["grid"]["optimizer.lr"]) * len(
         grid["grid"]["optimizer.momentum"]
@@ -111,8 +114,8 @@ def test_the_asha_search_and_its_grid_span_the_same_ranges_and_epochs() -> None:
 
 
 def test_the_train_side_runs_the_grids_points() -> None:
-    specs = [search.train_spec(lr, bs) for lr, bs in search.grid_points()]
+    specs = [search_bodies.train_spec(lr, bs) for lr, bs in search_bodies.grid_points()]
     assert [(s["optimizer"]["lr"], s["batch_size"]) for s in specs] == [
         (0.01, 256), (0.01, 512), (0.1, 256), (0.1, 512)
     ]  # fmt: skip
-    assert all(s["epochs"] == search.GRID_EPOCHS for s in specs)
+    assert all(s["epochs"] == search_bodies.GRID_EPOCHS for s in specs)

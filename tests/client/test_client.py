@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli.remote import EpochBar
+from cnnlab.cli.jobs import EpochBar
 from cnnlab.client import ApiError, Client, ClientError
 from cnnlab.testing.stack import Stack, free_port
 from tests.utils.datasets import patterned_images

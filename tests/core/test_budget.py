@@ -10,7 +10,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.datasets.catalog import get_meta
-from cnnlab.engine.checkpoints import build_model, model_config
 from cnnlab.errors import BudgetExceeded, SpecError
 from cnnlab.settings import Settings
 from cnnlab.spec.budget import (
@@ -18,9 +17,10 @@ from cnnlab.spec.budget import (
     TIME_LIMIT_SECONDS_PER_STEP,
     Budget,
     check_budget,
-    estimate,
+    estimate_budget,
     time_limit_seconds,
 )
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec
 
 # The spec: accepted before budgets, and far past every default limit.
@@ -53,7 +53,7 @@ DOCUMENTED: list[dict[str, Any]] = [
 
 def _budget(doc: dict[str, Any]) -> Budget:
     spec = TrainSpec.model_validate(doc)
-    return estimate(spec, get_meta(spec.dataset).standard_sizes[0])
+    return estimate_budget(spec, get_meta(spec.dataset).standard_sizes[0])
 
 
 def test_the_notebook_cnn_s_figures_by_hand() -> None:

@@ -25,12 +25,12 @@ SPEC = {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 1}
 
 
 @pytest.fixture
-def trained(data_dir: Path) -> checkpoint.Checkpoint:
+def trained(data_dir: Path) -> checkpoint.CheckpointDoc:
     write_mnist(data_dir, n_train=200, n_test=70)
     return fit(TrainSpec.model_validate(SPEC), max_batches=3, evaluate_test=False).best_checkpoint
 
 
-def test_confusion_matrix_counts_every_image_once(trained: checkpoint.Checkpoint) -> None:
+def test_confusion_matrix_counts_every_image_once(trained: checkpoint.CheckpointDoc) -> None:
     model = checkpoint.load_model(trained)
     test = load_split("mnist", train=False)
     normalize = Normalize(get_meta("mnist"), torch.device("cpu"))
@@ -43,7 +43,7 @@ def test_confusion_matrix_counts_every_image_once(trained: checkpoint.Checkpoint
     assert torch.equal(confusion_matrix(model, test, normalize, num_classes=10), matrix)
 
 
-def test_confusion_on_test_matches_the_test_accuracy(trained: checkpoint.Checkpoint) -> None:
+def test_confusion_on_test_matches_the_test_accuracy(trained: checkpoint.CheckpointDoc) -> None:
     matrix = confusion_on_test(trained)
     assert int(matrix.sum()) == 70
     assert int(matrix.diagonal().sum()) / 70 == pytest.approx(accuracy_on_test(trained))

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from cnnlab.datasets.catalog import DATASETS
-from cnnlab.engine.checkpoints import build_model, cpu_state, make, model_config
+from cnnlab.engine.checkpoints import cpu_state, make
 from cnnlab.engine.export import (
     INPUT_NAME,
     ExportFormat,
@@ -28,6 +28,7 @@ from cnnlab.engine.export import (
 from cnnlab.engine.predict import Predictor
 from cnnlab.engine.training import fit
 from cnnlab.settings import Settings
+from cnnlab.spec.model import build_model, model_config
 from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import patterned_images, write_mnist
 from tests.utils.exports import assert_parity, load_torchscript, nchw, run_onnx, run_torchscript

@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from cnnlab.engine import checkpoints as checkpoint
-from cnnlab.engine.packed import PackedTrial, can_pack, fit_packed, pack_groups, pack_key
+from cnnlab.engine.packed import PackedTrial, can_pack, fit_packed, pack_groups
 from cnnlab.engine.predict import Predictor
 from cnnlab.engine.training import EpochReport, FitResult, fit
 from cnnlab.errors import Diverged
+from cnnlab.spec.packing import pack_key
 from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import patterned_images, write_mnist
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cnnlab.datasets.loading import make_splits
 from cnnlab.engine.samples import png_bytes, training_samples
+from cnnlab.engine.splits import make_splits
 from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import write_cifar10, write_mnist
 

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from cnnlab.errors import SpecError
-from cnnlab.search.pruning import Asha, Curve, Median, parse_pruner, should_prune
+from cnnlab.search.config import Asha, Median, parse_pruner
+from cnnlab.search.pruning import Curve, should_prune
 
 ASHA = Asha(min_epochs=1, reduction_factor=3)  # rungs at epochs 1, 3, 9
 MEDIAN = Median(warmup_epochs=1)
@@ -193,7 +194,9 @@ def test_the_decision_becomes_the_pruned_error() -> None:
 def test_configs_parse_with_defaults() -> None:
     assert parse_pruner(None) is None
     assert parse_pruner({"name": "asha"}) == Asha(min_epochs=1, reduction_factor=3)
-    assert parse_pruner({"name": "asha", "min_epochs": 2, "reduction_factor": 4}) == Asha(2, 4)
+    assert parse_pruner({"name": "asha", "min_epochs": 2, "reduction_factor": 4}) == Asha(
+        min_epochs=2, reduction_factor=4
+    )
     assert parse_pruner({"name": "median", "warmup_epochs": 0}) == Median(warmup_epochs=0)
 
 

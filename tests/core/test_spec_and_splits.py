@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cnnlab.datasets.loading import make_splits
+from cnnlab.engine.splits import make_splits
 from cnnlab.errors import SpecError
 from cnnlab.settings import get_settings
 from cnnlab.spec.train import TrainSpec, check_against_dataset, train_count, val_count

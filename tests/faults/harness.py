@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cnnlab.lifecycle import create_search
+from cnnlab.search.config import SearchConfig
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import EpochMetric, Job, Search
@@ -162,8 +163,9 @@ def start_search(grid: dict[str, list[Any]], base: dict[str, Any] = BASE, **body
     """Create alice's search of ``grid`` over ``base`` (its trials enqueued); its id."""
     with session_scope() as session:
         owner = get_or_create_user(session, "alice").id
+        config = SearchConfig.parse({"grid": grid, **body})
         search = create_search(
-            session, owner, dict(base), grid, get_settings(), enqueue=enqueue_job, **body
+            session, owner, dict(base), config, get_settings(), enqueue=enqueue_job
         )
         return search.id
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from cnnlab.lifecycle import cancel_job, cancel_search, create_search
+from cnnlab.search.config import SearchConfig
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import Job, Search
@@ -38,7 +39,7 @@ def test_cancelled_queued_jobs_never_start_and_a_search_cancels_every_trial(
                 session,
                 _owner(),
                 LONG,
-                {"seed": [0, 1, 2]},
+                SearchConfig(grid={"seed": [0, 1, 2]}),
                 get_settings(),
                 enqueue=enqueue_job,
             )

@@ -17,6 +17,7 @@ from cnnlab import lifecycle
 from cnnlab.engine.checkpoints import loads
 from cnnlab.engine.predict import Predictor
 from cnnlab.lifecycle import create_search
+from cnnlab.search.config import SearchConfig
 from cnnlab.settings import get_settings
 from cnnlab.status import SearchStatus
 from cnnlab.store.db import session_scope
@@ -52,11 +53,15 @@ def test_trials_start_one_by_one_and_a_hopeless_one_is_pruned(
                 session,
                 owner,
                 BASE,
-                {"optimizer.lr": [0.1, 0.05, 1e-6]},
+                SearchConfig.parse(
+                    {
+                        "grid": {"optimizer.lr": [0.1, 0.05, 1e-6]},
+                        "pruner": {"name": "median", "warmup_epochs": 1},
+                        "max_concurrent_trials": 1,
+                    }
+                ),
                 get_settings(),
                 enqueue=enqueue_job,
-                pruner={"name": "median", "warmup_epochs": 1},
-                max_concurrent_trials=1,
             )
         search = wait_until(ended_search, 180, "the search to end", poll=0.5)
     with session_scope() as session:

@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cnnlab import lifecycle
+from cnnlab.lifecycle.models import move_alias
+from cnnlab.search.config import SearchConfig
 from cnnlab.settings import Settings
 from cnnlab.status import JobStatus
 from cnnlab.store import model_versions as registry
@@ -142,7 +144,12 @@ def test_a_search_that_ends_writes_one_event(db_url: str, data_dir: Path) -> Non
             s, owner.id, HOOK_URL, ["search.succeeded", "job.succeeded"], allow_private=True
         )
         search = lifecycle.create_search(
-            s, owner.id, spec, {"optimizer.lr": [0.01, 0.1]}, settings, enqueue=None
+            s,
+            owner.id,
+            spec,
+            SearchConfig(grid={"optimizer.lr": [0.01, 0.1]}),
+            settings,
+            enqueue=None,
         )
         search_id = search.id
     with session_scope(db_url) as s:
@@ -173,9 +180,9 @@ def test_moving_an_alias_writes_an_event(session: Session) -> None:
     session.flush()
     for _ in range(2):
         registry.register_version(session, owner.id, "fashion", job.id, CheckpointKind.best, "")
-    registry.set_alias(session, owner.id, "fashion", "production", 1)
-    registry.set_alias(session, owner.id, "fashion", "production", 1)  # not moved: no event
-    registry.set_alias(session, owner.id, "fashion", "production", 2)
+    move_alias(session, owner.id, "fashion", "production", 1)
+    move_alias(session, owner.id, "fashion", "production", 1)  # not moved: no event
+    move_alias(session, owner.id, "fashion", "production", 2)
     session.commit()
     stmt = select(WebhookEvent).where(WebhookEvent.owner_id == owner.id)
     found = list(session.scalars(stmt.order_by(WebhookEvent.created_at)))

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import select, update
 
 from cnnlab import lifecycle
-from cnnlab.errors import CnnlabError, SpecError
+from cnnlab.errors import BudgetExceeded, CnnlabError, SpecError
 from cnnlab.search.body import DEFAULT_CONCURRENT_TRIALS
+from cnnlab.search.config import SearchConfig
 from cnnlab.search.trials import trial_points
 from cnnlab.settings import Settings
 from cnnlab.status import JobStatus, SearchStatus
@@ -40,9 +41,12 @@ def base(**overrides: Any) -> dict[str, Any]:
 def create(db_url: str, settings: Settings, **body: Any) -> tuple[int, str]:
     with session_scope(db_url) as s:
         owner, _ = make_user(s)
-        args: dict[str, Any] = {"grid": None, **body}
+        args: dict[str, Any] = dict(body)
+        spec = args.pop("base", base())
+        max_active = args.pop("max_active", None)
+        config = SearchConfig.parse(args)
         search = lifecycle.create_search(
-            s, owner.id, args.pop("base", base()), args.pop("grid"), settings, enqueue=None, **args
+            s, owner.id, spec, config, settings, enqueue=None, max_active=max_active
         )
         return owner.id, search.id
 
@@ -274,6 +278,30 @@ def test_retry_runs_again_only_failed_and_cancelled_trials(db_url: str, settings
     finish(db_url, c.id, JobStatus.succeeded, 0.5)
     search = search_row(db_url, search_id)
     assert search.status is SearchStatus.succeeded and search.best_job_id == b.id
+
+
+def test_a_retry_checks_each_trial_again_against_today_s_limits(
+    db_url: str, settings: Settings
+) -> None:
+    # About 7.9k and 15.8k parameters: both fit the default limit at create.
+    grid = {"model.channels": [[4], [8]]}
+    owner, search_id = create(db_url, settings, grid=grid)
+    small, large = trials(db_url, search_id)
+    finish(db_url, small.id, JobStatus.failed)
+    finish(db_url, large.id, JobStatus.failed)
+    sent: list[tuple[str, str]] = []
+    lowered = settings.model_copy(update={"max_model_params": 10_000})
+    with session_scope(db_url) as s:
+        lifecycle.retry_search(
+            s, owner, search_id, enqueue=lambda j, d: sent.append((j, d)), settings=lowered
+        )
+    assert [j for j, _ in sent] == [small.id]
+    assert trials(db_url, search_id)[1].status is JobStatus.failed
+    finish(db_url, small.id, JobStatus.failed)
+    lowest = settings.model_copy(update={"max_model_params": 5_000})
+    with session_scope(db_url) as s, pytest.raises(BudgetExceeded) as refused:
+        lifecycle.retry_search(s, owner, search_id, enqueue=None, settings=lowest)
+    assert refused.value.field == "grid.model.channels"
 
 
 def test_the_sweeper_s_advance_adds_what_a_dead_worker_did_not(

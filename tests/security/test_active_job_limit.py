@@ -11,8 +11,8 @@ import pytest
 
 from api.main import create_app
 from api.settings import ApiSettings
+from cnnlab.lifecycle.quota import active_jobs
 from cnnlab.store.db import session_scope
-from cnnlab.store.quota import active_jobs
 from tests.api.conftest import Caller, make_caller
 from tests.utils.api_client import ApiClient
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cnnlab import lifecycle
 from cnnlab.errors import SpecError
+from cnnlab.search.config import SearchConfig
 from cnnlab.settings import Settings
 from cnnlab.status import SearchStatus
 from cnnlab.store import jobs, searches
@@ -44,7 +45,9 @@ def _run_trial(db_url: str, job_id: str, val_accuracy: float, status: JobStatus)
 
 def test_trials_one_per_grid_point_in_order(session: Session, settings: Settings) -> None:
     alice, _ = make_user(session)
-    search = lifecycle.create_search(session, alice.id, base(), GRID, settings, enqueue=None)
+    search = lifecycle.create_search(
+        session, alice.id, base(), SearchConfig(grid=GRID), settings, enqueue=None
+    )
     session.commit()
     trials, scores = searches.trials_with_scores(session, search)
     assert [t.params for t in trials] == [
@@ -77,23 +80,16 @@ def test_bad_searches_name_the_field(
     args: dict[str, Any] = {"base": base(), "grid": GRID, "metric": "val_accuracy", "mode": "max"}
     args.update(body)
     with pytest.raises(SpecError) as err:
-        lifecycle.create_search(
-            session,
-            alice.id,
-            args["base"],
-            args["grid"],
-            settings,
-            metric=args["metric"],
-            mode=args["mode"],
-            enqueue=None,
-        )
+        config = SearchConfig.parse({k: v for k, v in args.items() if k != "base"})
+        lifecycle.create_search(session, alice.id, args["base"], config, settings, enqueue=None)
     assert err.value.field == field
 
 
 def test_best_trial_by_validation_metric_once_all_ended(db_url: str, settings: Settings) -> None:
     with session_scope(db_url) as s:
         alice, _ = make_user(s)
-        search_id = lifecycle.create_search(s, alice.id, base(), GRID, settings, enqueue=None).id
+        config = SearchConfig(grid=GRID)
+        search_id = lifecycle.create_search(s, alice.id, base(), config, settings, enqueue=None).id
         owner = alice.id
     with session_scope(db_url) as s:
         trials, _ = searches.trials_with_scores(s, searches.get_search(s, owner, search_id))
@@ -127,10 +123,8 @@ def test_min_val_loss_mode(db_url: str, settings: Settings) -> None:
             s,
             alice.id,
             base(),
-            {"optimizer.lr": [0.01, 0.1]},
+            SearchConfig(grid={"optimizer.lr": [0.01, 0.1]}, metric="val_loss", mode="min"),
             settings,
-            metric="val_loss",
-            mode="min",
             enqueue=None,
         )
         search_id, owner = search.id, alice.id
@@ -145,7 +139,9 @@ def test_cancel_search_cancels_its_trials(db_url: str, settings: Settings) -> No
     with session_scope(db_url) as s:
         alice, _ = make_user(s)
         bob, _ = make_user(s)
-        search = lifecycle.create_search(s, alice.id, base(), GRID, settings, enqueue=None)
+        search = lifecycle.create_search(
+            s, alice.id, base(), SearchConfig(grid=GRID), settings, enqueue=None
+        )
         search_id, owner, other = search.id, alice.id, bob.id
         ids = [t.id for t in searches.trials_with_scores(s, search)[0]]
     with session_scope(db_url) as s:
@@ -174,7 +170,7 @@ def test_trials_ending_together_end_the_search(pg_url: str, settings: Settings) 
         with session_scope(pg_url) as s:
             alice, _ = make_user(s)
             search = lifecycle.create_search(
-                s, alice.id, base(), {"seed": [1, 2]}, settings, enqueue=None
+                s, alice.id, base(), SearchConfig(grid={"seed": [1, 2]}), settings, enqueue=None
             )
             search_id = search.id
             ids = [t.id for t in searches.trials_with_scores(s, search)[0]]

@@ -105,6 +105,7 @@ def _trial(i: int, status: str, epochs: int, score: float | None, **extra: Any) 
         "seconds": 1.5 * epochs,
         "error_type": extra.get("error_type"),
         "pruned_epoch": extra.get("pruned_epoch"),
+        "error_message": None,
     }
 
 
@@ -146,6 +147,8 @@ def _fake_search() -> dict[str, Any]:
         "cancel_requested": False,
         "created_at": "2024-01-01T00:00:00Z",
         "finished_at": "2024-01-01T00:01:00Z",
+        # What the server allows an ended search with a failed trial: the page shows these.
+        "actions": ["retry", "delete"],
     }
 
 

@@ -20,9 +20,12 @@ function resolve(doc, node) {
   return node || {};
 }
 
-// The kind of value a leaf holds: "integer", "number", "boolean", "string" or "array".
+// The kind of value a leaf holds: "integer", "number", "boolean", "string", "array" or "object"
+// (a typed object such as a search's pruner: not a leaf a form fills in as text).
 function kind(node) {
-  const types = (node.anyOf || [node]).map((n) => n.type).filter((t) => t && t !== "null");
+  const members = (node.anyOf || [node]).filter((n) => n.type !== "null");
+  if (members.some((n) => n.$ref || n.oneOf)) return "object";
+  const types = members.map((n) => n.type).filter(Boolean);
   if (types.includes("number")) return "number";
   return types[0] || "string";
 }
@@ -59,6 +62,31 @@ export async function searchFields() {
   const doc = await openapiDocument();
   return leaves(doc, doc.components.schemas.SearchCreate)
     .filter((f) => !f.path.includes(".") && f.kind !== "object" && f.kind !== "array");
+}
+
+const nonNull = (doc, node) => resolve(doc, (node.anyOf || [node]).find((n) => n.type !== "null"));
+
+// A sampled space's distributions, from the schema of `space`: [{key, items, log}], where `key`
+// is the body's key (`loguniform`, `int`, `choice`...), `items` the kind of its bounds ("number",
+// "integer"; null: any values, as a choice's) and `log` whether it takes a `log` option.
+export async function distributions() {
+  const doc = await openapiDocument();
+  const space = nonNull(doc, doc.components.schemas.SearchCreate.properties.space);
+  return space.additionalProperties.anyOf.map((ref) => {
+    const model = resolve(doc, ref);
+    const key = model.required[0];
+    const bounds = model.properties[key].prefixItems;
+    return { key, items: bounds ? bounds[0].type : null, log: "log" in model.properties };
+  });
+}
+
+// The pruners, from the schema of `pruner`: {name: [{path, title, kind, default, min}]}.
+export async function pruners() {
+  const doc = await openapiDocument();
+  const pruner = doc.components.schemas.SearchCreate.properties.pruner.anyOf.find((n) => n.oneOf);
+  return Object.fromEntries(Object.entries(pruner.discriminator.mapping).map(([name, ref]) => [
+    name, leaves(doc, { $ref: ref }).filter((f) => f.path !== pruner.discriminator.propertyName),
+  ]));
 }
 
 // Every status a job (or search) can have, in the server's order.

@@ -62,7 +62,7 @@ export default async function jobPage(main, jobId) {
     () => api.download(`/v1/jobs/${jobId}/checkpoint`, `${jobId}-best.pt`), header);
 
   function drawHeader() {
-    cancelBtn.hidden = ended(job);
+    cancelBtn.hidden = !job.actions.includes("cancel");
     cancelBtn.disabled = job.cancel_requested;
     cancelBtn.textContent = job.cancel_requested ? "Cancelling…" : "Cancel";
     downloadBtn.hidden = !(job.epoch > 0);
@@ -103,7 +103,7 @@ export default async function jobPage(main, jobId) {
   function drawEnded() {
     if (!ended(job) || endedDrawn) return;
     endedDrawn = true;
-    if (job.status === "succeeded") registerBox.replaceChildren(registerForm(job));
+    if (job.actions.includes("register")) registerBox.replaceChildren(registerForm(job));
     loadConfusion(jobId, confusionBox);
     if (job.epoch > 0) predictPlayground(job, playground); // the server has a model for it
   }

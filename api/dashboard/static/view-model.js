@@ -30,7 +30,7 @@ export default async function modelPage(main, name) {
   const versions = h("tbody");
   const aliasList = h("ul", { class: "plain alias-list", id: "aliases" });
   const message = h("div", { id: "alias-message" });
-  const aliasInput = h("input", { id: "alias-name", value: "production", required: true,
+  const aliasInput = h("input", { id: "alias-name", placeholder: "alias", required: true,
     "aria-label": "alias", autocomplete: "off", spellcheck: false });
   const versionSelect = h("select", { id: "alias-version", "aria-label": "version" });
   const pointBtn = h("button", { type: "submit", class: "primary", id: "set-alias" }, "Point alias");
@@ -97,7 +97,7 @@ export default async function modelPage(main, name) {
         h("th", { class: "num" }, "test"), h("th", {}, "aliases"), h("th", { class: "wide" }, "created"))),
       versions))),
     section("Aliases", aliasList,
-      h("p", { class: "muted" }, "Point an alias (such as ", h("code", {}, "production"), ") at a " +
-        "version; predictions by name follow it from the next request on."),
+      h("p", { class: "muted" }, "Point an alias at a version; predictions by name follow it " +
+        "from the next request on."),
       form, message));
 }

@@ -7,7 +7,7 @@ import { errorBox, h, when } from "./dom.js";
 export const modelHref = (name) => `#/models/${encodeURIComponent(name)}`;
 export const modelPath = (name) => `/v1/models/${encodeURIComponent(name)}`;
 
-// "production → v3 · candidate → v4": a model's aliases, as the server lists them.
+// "stable → v3 · candidate → v4": a model's aliases, as the server lists them.
 export const aliasText = (aliases) =>
   Object.entries(aliases || {}).map(([alias, v]) => `${alias} → v${v}`).join(" · ") || "–";
 

@@ -4,14 +4,7 @@
 import { h } from "./dom.js";
 import { fieldBox, makeInput, readInput, readValues } from "./fields.js";
 
-// What the API documents but its schema leaves free-form (objects, a plain string): a sampled
-// space's samplers, its distributions per kind of field, the pruners and their parameters.
-const SAMPLERS = ["random", "tpe"];
-const DISTRIBUTIONS = {
-  number: ["loguniform", "uniform", "choice"],
-  integer: ["int", "int (log)", "choice"],
-};
-const PRUNERS = { asha: ["min_epochs", "reduction_factor"], median: ["warmup_epochs"] };
+// The fields only a sampled space uses; the samplers, distributions and pruners are the schema's.
 const SPACE_ONLY = ["sampler", "num_trials", "seed"];
 const AXES = 2;
 const SPACE_ROWS = 4;
@@ -21,12 +14,20 @@ const pathSelect = (id, label, fields) => h("select", { id, "aria-label": label 
 
 const number = (input) => (input.value.trim() === "" ? null : Number(input.value));
 
+// The distributions a field of this kind may take: those whose bounds are of its kind, those
+// of any values (a choice), and a log option as a kind of its own ("int (log)").
+const kindsFor = (field, kinds) => kinds
+  .filter((d) => d.items === null || d.items === field?.kind)
+  .flatMap((d) => (d.log ? [d.key, `${d.key} (log)`] : [d.key]));
+
 // One row of a sampled space: a field, a distribution and its bounds (or its choices).
-function spaceRow(i, fields, byPath) {
+function spaceRow(i, fields, byPath, kinds) {
   const path = pathSelect(`space${i}`, `sampled field ${i + 1}`, fields);
   const kind = h("select", { id: `space${i}-kind`, "aria-label": `distribution ${i + 1}` });
   const low = h("input", { id: `space${i}-low`, type: "number", step: "any", "aria-label": "low" });
   const high = h("input", { id: `space${i}-high`, type: "number", step: "any", "aria-label": "high" });
+  // A distribution of listed values (a choice) rather than bounds.
+  const takesValues = (value) => !kinds.find((d) => d.key === value.split(" (")[0])?.items;
   const choices = h("input", { id: `space${i}-choices`, "aria-label": `choices ${i + 1}` });
   const bounds = [fieldBox({ path: `space${i}-low`, title: "Low" }, low),
     fieldBox({ path: `space${i}-high`, title: "High" }, high)];
@@ -34,7 +35,7 @@ function spaceRow(i, fields, byPath) {
   const field = () => byPath[path.value];
   const kindBox = fieldBox({ path: `space${i}-kind`, title: "Distribution" }, kind);
   function show() {
-    const isChoice = kind.value === "choice";
+    const isChoice = takesValues(kind.value);
     bounds.forEach((b) => { b.hidden = isChoice || !path.value; });
     choiceBox.hidden = !isChoice || !path.value;
     kindBox.hidden = !path.value;
@@ -42,8 +43,7 @@ function spaceRow(i, fields, byPath) {
     choices.placeholder = f?.kind === "array" ? "16 32; 32 64" : "e.g. 128, 256";
   }
   path.addEventListener("change", () => {
-    const kinds = DISTRIBUTIONS[field()?.kind] || ["choice"];
-    kind.replaceChildren(...kinds.map((k) => h("option", { value: k }, k)));
+    kind.replaceChildren(...kindsFor(field(), kinds).map((k) => h("option", { value: k }, k)));
     show();
   });
   kind.addEventListener("change", show);
@@ -52,48 +52,51 @@ function spaceRow(i, fields, byPath) {
   function read() {
     const f = field();
     if (!f) return null;
-    if (kind.value === "choice") {
+    const [key, log] = kind.value.split(" (");
+    if (takesValues(kind.value)) {
       const values = f.kind === "array"
         ? choices.value.split(";").map((t) => readValues({ kind: f.items }, t)).filter((v) => v.length)
         : readValues(f, choices.value);
-      return { choice: values };
+      return { [key]: values };
     }
     const range = [number(low), number(high)];
-    if (kind.value === "int (log)") return { int: range, log: true };
-    return { [kind.value]: range };
+    return log ? { [key]: range, log: true } : { [key]: range };
   }
   return { path, read, inputs: [kind, low, high, choices],
     element: h("div", { class: "row" }, fieldBox({ path: `space${i}`, title: `Field ${i + 1}` }, path),
       kindBox, bounds, choiceBox) };
 }
 
-// The pruner: none, or a rule and its parameters (empty ones: the server's defaults).
-function prunerInputs() {
+// The pruner: none, or a rule and its parameters (empty ones: the server's defaults), each as
+// the schema describes it.
+function prunerInputs(rules) {
   const name = h("select", { id: "pruner", "data-path": "pruner.name" },
-    h("option", { value: "" }, "none"), Object.keys(PRUNERS).map((n) => h("option", { value: n }, n)));
-  const params = Object.values(PRUNERS).flat().filter((p, i, all) => all.indexOf(p) === i)
-    .map((p) => [p, h("input", { id: `pruner-${p}`, "data-path": `pruner.${p}`, type: "number",
-      min: 1, step: 1, placeholder: "default" })]);
-  const boxes = params.map(([p, input]) => fieldBox({ path: p, title: p.replaceAll("_", " ") }, input));
+    h("option", { value: "" }, "none"), Object.keys(rules).map((n) => h("option", { value: n }, n)));
+  const params = Object.entries(rules).flatMap(([rule, fields]) => fields.map((f) => {
+    const input = h("input", { id: `pruner-${f.path}`, "data-path": `pruner.${f.path}`,
+      type: "number", min: f.min ?? 0, step: 1, placeholder: `default ${f.default}` });
+    return { rule, path: f.path, input, box: fieldBox({ path: f.path, title: f.title }, input) };
+  }));
   function show() {
-    params.forEach(([p], i) => { boxes[i].hidden = !(PRUNERS[name.value] || []).includes(p); });
+    params.forEach((p) => { p.box.hidden = p.rule !== name.value; });
   }
   name.addEventListener("change", show);
   show();
   function read() {
     if (!name.value) return null;
     const pruner = { name: name.value };
-    for (const [p, input] of params) {
-      if (PRUNERS[name.value].includes(p) && number(input) !== null) pruner[p] = number(input);
+    for (const p of params) {
+      if (p.rule === name.value && number(p.input) !== null) pruner[p.path] = number(p.input);
     }
     return pruner;
   }
-  return { read, elements: [fieldBox({ path: "pruner", title: "Stop bad trials early" }, name), ...boxes] };
+  return { read, elements: [fieldBox({ path: "pruner", title: "Stop bad trials early" }, name),
+    ...params.map((p) => p.box)] };
 }
 
 // The search fieldset: `element`, `body(spec)` (null: no search, submit a job), `trials(body)`
 // (how many it runs, when the form says) and `markInvalid(field)` for an error's field.
-export function searchForm(fields, options) {
+export function searchForm(fields, options, kinds, rules) {
   const byPath = Object.fromEntries(fields.map((f) => [f.path, f]));
   const kind = h("select", { id: "search-kind", "aria-label": "search kind" },
     h("option", { value: "grid" }, "a grid of values"),
@@ -104,10 +107,10 @@ export function searchForm(fields, options) {
     values: h("input", { id: `axis${i}-values`, placeholder: "e.g. 0.01, 0.1",
       "aria-label": `grid axis ${i + 1} values` }),
   }));
-  const rows = [...Array(SPACE_ROWS).keys()].map((i) => spaceRow(i, fields, byPath));
-  const pruner = prunerInputs();
+  const rows = [...Array(SPACE_ROWS).keys()].map((i) => spaceRow(i, fields, byPath, kinds));
+  const pruner = prunerInputs(rules);
   const inputs = options.map((f) => {
-    const field = { ...f, path: `search.${f.path}`, enum: f.enum || (f.path === "sampler" ? SAMPLERS : null) };
+    const field = { ...f, path: `search.${f.path}` };
     return [f, field, makeInput(field)];
   });
   const box = ([f, field, input]) => fieldBox(field, input);

@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import { errorBox, h } from "./dom.js";
 import { fieldBox, fillChoices, makeInput, readInput, setPath } from "./fields.js";
-import { architectures, datasets, searchFields, specFields } from "./schema.js";
+import { architectures, datasets, distributions, pruners, searchFields, specFields } from "./schema.js";
 import { searchForm } from "./view-new-search.js";
 import { planView } from "./view-new-plan.js";
 
@@ -42,9 +42,10 @@ async function catalogChoices(inputs, byPath, message) {
 
 export default async function newRun(main) {
   const message = h("div", { role: "status" });
-  let fields, options;
+  let fields, options, kinds, rules;
   try {
-    [fields, options] = await Promise.all([specFields(), searchFields()]);
+    [fields, options, kinds, rules] = await Promise.all(
+      [specFields(), searchFields(), distributions(), pruners()]);
   } catch (err) {
     main.append(h("h1", {}, "New run"), errorBox(err));
     return;
@@ -52,7 +53,7 @@ export default async function newRun(main) {
   const byPath = Object.fromEntries(fields.map((f) => [f.path, f]));
   const inputs = Object.fromEntries(fields.map((f) =>
     [f.path, makeInput(f, { choices: f.path === "dataset" || f.path === "model.arch" })]));
-  const search = searchForm(fields, options);
+  const search = searchForm(fields, options, kinds, rules);
   const preview = h("pre", { class: "spec", id: "spec-preview" });
   const planBox = h("div", { "aria-live": "polite" });
   const submit = h("button", { type: "submit", class: "primary", id: "submit" }, "Submit job");

@@ -14,7 +14,6 @@ import { trialsTable } from "./view-search-table.js";
 import { bestTrial } from "./view-searches.js";
 
 const HEATMAP_EVERY_MS = 2000;
-const RETRIED = ["failed", "cancelled"]; // the trial statuses POST /retry runs again
 
 // The server's heatmap PNG in an <img>, fetched with the token; at most one per HEATMAP_EVERY_MS.
 function heatmapImage(searchId, signal) {
@@ -98,11 +97,8 @@ export default async function searchPage(main, searchId) {
     } }, "trials.csv");
 
   function drawHeader() {
-    const paused = search.paused || search.status === "paused";
-    actions.pause.hidden = ended(search) || paused;
-    actions.resume.hidden = ended(search) || !paused;
-    actions.retry.hidden = !ended(search) || !search.trials.some((t) => RETRIED.includes(t.status));
-    actions.cancel.hidden = ended(search);
+    // The server says which actions the search takes now.
+    for (const [name, btn] of Object.entries(actions)) btn.hidden = !search.actions.includes(name);
     const pausing = search.paused && search.status !== "paused";
     header.replaceChildren(h("h1", {}, "Search ", h("span", { class: "mono" }, short(searchId))),
       badge(search.status), h("span", { class: "muted", id: "pausing", hidden: !pausing },

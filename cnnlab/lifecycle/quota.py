@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 from cnnlab.store.errors import TooManyActiveJobs
 from cnnlab.store.tables import Job, JobStatus, User
 
-ACTIVE = (JobStatus.queued, JobStatus.running)
+# The statuses that count against the limit: a job not ended yet.
+ACTIVE = tuple(s for s in JobStatus if not s.ended)
 
 
 def active_jobs(session: Session, owner_id: int) -> int:

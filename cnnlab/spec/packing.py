@@ -1,0 +1,23 @@
+"""Which specs can train as one pack: a pure rule on the spec, so the lifecycle can group queued
+trials without the torch engine that trains them (:mod:`cnnlab.engine.packed`)."""
+
+from __future__ import annotations
+
+import json
+
+from cnnlab.spec.train import TrainSpec
+
+# The optimiser fields packed trials may differ in.
+FREE_OPTIMIZER_FIELDS = ("lr", "momentum", "weight_decay", "nesterov")
+
+
+def pack_key(spec: TrainSpec) -> str | None:
+    """Specs with equal keys can train as one pack; None: this spec never packs."""
+    if spec.optimizer.name != "sgd":
+        return None
+    doc = spec.model_dump(mode="json")
+    for name in FREE_OPTIMIZER_FIELDS:
+        doc["optimizer"].pop(name)
+    if spec.model.dropout == 0:
+        doc.pop("seed")  # nothing random while training: each trial's batch order is its own
+    return json.dumps(doc, sort_keys=True)

@@ -1,0 +1,54 @@
+"""The core's rooms import cnnlab modules at the top of a module, except the few that
+:mod:`cnnlab.lazy` names as slow to import; and ``lint-imports`` holds the layers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from cnnlab.lazy import DEFERRED
+
+REPO = Path(__file__).resolve().parents[2]
+ROOMS = ("lifecycle", "search", "spec", "store", "webhooks", "datasets", "architectures", "engine")
+
+
+def _deferred_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every cnnlab import inside a function of ``path`` (TYPE_CHECKING blocks
+    at module level are not inside a function)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith("cnnlab"):
+                    found.append((sub.lineno, str(sub.module)))
+                elif isinstance(sub, ast.Import):
+                    found += [
+                        (sub.lineno, a.name) for a in sub.names if a.name.startswith("cnnlab")
+                    ]
+    return found
+
+
+def test_the_core_defers_only_the_slow_imports() -> None:
+    stray = [
+        f"{path.relative_to(REPO)}:{line} imports {module}"
+        for room in ROOMS
+        for path in sorted((REPO / "cnnlab" / room).rglob("*.py"))
+        for line, module in _deferred_imports(path)
+        if module not in DEFERRED
+    ]
+    assert stray == []
+
+
+def test_a_stray_deferred_import_is_found(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from cnnlab.store import db\n    return db\n")
+    assert _deferred_imports(module) == [(2, "cnnlab.store")]
+
+
+def test_the_layer_contract_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlinter.cli import lint_imports
+
+    monkeypatch.chdir(REPO)  # the packages are found from the repository's root
+    assert lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True) == 0
