@@ -71,6 +71,16 @@ class JobRead(_Read):
         "mistakes (pictures at `mistakes.png`)",
     )
 
+    actions: list[str] = Field(
+        default_factory=list,
+        description="what the caller may do with it now: `cancel`, `register`, `delete`",
+    )
+    stopped_early_at: int | None = Field(
+        default=None,
+        description="the epoch early stopping ended the job at (it succeeded with the best "
+        "epoch's weights); null when it ran to its last epoch",
+    )
+
     @field_validator("result", mode="before")
     @classmethod
     def _no_pixels(cls, value: Any) -> Any:
@@ -104,10 +114,6 @@ class JobUpdate(BaseModel):
     name: str | None = Field(default=None, max_length=JOB_NAME_LENGTH)
     tags: list[str] | None = Field(default=None, max_length=JOB_MAX_TAGS)
     notes: str | None = Field(default=None, max_length=JOB_NOTES_LENGTH)
-    actions: list[str] = Field(
-        default_factory=list,
-        description="what the caller may do with it now: `cancel`, `register`, `delete`",
-    )
 
 
 class JobList(BaseModel):

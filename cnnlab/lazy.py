@@ -16,5 +16,6 @@ DEFERRED: dict[str, str] = {
     "cnnlab.search.trials": "Optuna (the samplers)",
     "cnnlab.search.pruning": "Optuna (its pruners)",
     "cnnlab.datasets.loading": "torch and torchvision (decoding)",
+    "cnnlab.datasets.ingest": "torch and Pillow (an upload's decoded tensors)",
     "cnnlab.architectures.builtin": "torch (the builders)",
 }

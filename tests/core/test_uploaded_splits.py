@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cnnlab.datasets.catalog import get_meta, upload_meta, uploads_in_scope
-from cnnlab.datasets.loading import ImageSet, train_val_indices
+from cnnlab.datasets.loading import ImageSet
+from cnnlab.engine.splits import train_val_indices
 from cnnlab.errors import SpecError
 from cnnlab.spec.train import TrainSpec
 
