@@ -30,7 +30,7 @@ SYSTEM_PACKAGES := scripts/system-packages --stamp $(VENV)/.system-packages-unav
 # The tests run in pytest-xdist workers (tests/conftest.py says which tests share one); TEST_WORKERS=0
 # runs them all in one process.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 run: install
 	@$(SYSTEM_PACKAGES) $(DATA_DEBS)

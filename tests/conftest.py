@@ -49,11 +49,13 @@ NOT_SLOW = (
 # Not slow either, so not named: a bare `python -c` import check, and uvicorn run in a thread of
 # the test process (tests/api/test_predictions.py).
 
-# `make test` runs the tests in pytest-xdist workers (`--dist loadgroup`). Tests that share a
-# session-scoped stack go to one worker, so that it starts once per run rather than once per
-# worker, and so do a module's slow tests (they share its module-scoped stack where it has one).
-# The slow tests are handed out first, so that none is left to run alone at the end.
+# `make test` runs the tests in pytest-xdist workers (`--dist loadgroup`). Tests that share a stack
+# go to one worker, so that it starts once per run rather than once per worker: by the fixture that
+# starts it, session-scoped (all its tests) or module-scoped (its module's tests). xdist hands out
+# the largest groups first; here the slow tests come before the rest, so that no long test is left
+# to run alone at the end.
 SESSION_STACKS = ("lab", "ui_lab")
+MODULE_STACKS = ("embedded_stack", "scaleout_stack", "gpu_stack")
 
 
 def _named(item: pytest.Item, entries: tuple[str, ...]) -> bool:
@@ -90,14 +92,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _group_for_xdist(items: list[pytest.Item]) -> None:
-    for item in items:
+    def group(item: pytest.Item) -> str | None:
         fixtures = getattr(item, "fixturenames", ())
-        stack = next((name for name in SESSION_STACKS if name in fixtures), None)
-        if stack is None and item.get_closest_marker("slow"):
-            stack = item.nodeid.partition("::")[0]
-        if stack is not None:
-            item.add_marker(pytest.mark.xdist_group(stack))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow first
+        if stack := next((name for name in SESSION_STACKS if name in fixtures), None):
+            return stack
+        if any(name in fixtures for name in MODULE_STACKS):
+            return item.nodeid.partition("::")[0]
+        return None
+
+    for item in items:
+        if name := group(item):
+            item.add_marker(pytest.mark.xdist_group(name))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
 
 
 @pytest.fixture(autouse=True)
