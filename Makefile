@@ -27,7 +27,10 @@ install: $(STAMP)
 DATA_DEBS := dataset-fashion-mnist
 TEST_DEBS := $(DATA_DEBS) docker-compose chromium
 SYSTEM_PACKAGES := scripts/system-packages --stamp $(VENV)/.system-packages-unavailable
-PYTEST := $(BIN)/python -m pytest
+# The tests run in pytest-xdist workers (tests/conftest.py says which tests share one); TEST_WORKERS=0
+# runs them all in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 run: install
 	@$(SYSTEM_PACKAGES) $(DATA_DEBS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from cnnlab.settings import get_settings
 from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine, get_sessionmaker
+from tests.utils.databases import empty_postgres, upgraded
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -48,6 +50,14 @@ NOT_SLOW = (
 # Not slow either, so not named: a bare `python -c` import check, and uvicorn run in a thread of
 # the test process (tests/api/test_predictions.py).
 
+# `make test` runs the tests in pytest-xdist workers (`--dist loadgroup`). Tests that share a stack
+# go to one worker, so that it starts once per run rather than once per worker: by the fixture that
+# starts it, session-scoped (all its tests) or module-scoped (its module's tests). xdist hands out
+# the largest groups first; here the slow tests come before the rest, so that no long test is left
+# to run alone at the end.
+SESSION_STACKS = ("lab", "ui_lab")
+MODULE_STACKS = ("embedded_stack", "scaleout_stack", "gpu_stack")
+
 
 def _named(item: pytest.Item, entries: tuple[str, ...]) -> bool:
     path, _, _ = item.nodeid.partition("::")
@@ -78,6 +88,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         if slow and not _named(item, NOT_SLOW):
             item.add_marker(pytest.mark.slow)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _group_for_xdist(items)
+
+
+def _group_for_xdist(items: list[pytest.Item]) -> None:
+    def group(item: pytest.Item) -> str | None:
+        fixtures = getattr(item, "fixturenames", ())
+        if stack := next((name for name in SESSION_STACKS if name in fixtures), None):
+            return stack
+        if any(name in fixtures for name in MODULE_STACKS):
+            return item.nodeid.partition("::")[0]
+        return None
+
+    for item in items:
+        if name := group(item):
+            item.add_marker(pytest.mark.xdist_group(name))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
 
 
 @pytest.fixture(autouse=True)
@@ -93,9 +120,9 @@ def cnnlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     get_settings.cache_clear()
 
 
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """A migrated throwaway PostgreSQL database, shared by one test module, dropped after."""
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """This test process's migrated throwaway PostgreSQL database, dropped at the end."""
     from tests.utils.postgres import throwaway_database
 
     with throwaway_database() as url:
@@ -103,12 +130,18 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def pg_url(pg_database: str) -> str:
+    """A migrated PostgreSQL database with no rows, shared by one test module."""
+    empty_postgres(pg_database)
+    return pg_database
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, cnnlab_home: Path) -> Iterator[str]:
     """A migrated database: a fresh SQLite file, or the module's PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{cnnlab_home / 'store.db'}"
-        migrate.upgrade(url)
+        url = upgraded(f"sqlite:///{cnnlab_home / 'store.db'}")
     else:
         url = request.getfixturevalue("pg_url")
     yield url

@@ -10,11 +10,11 @@ import pytest
 
 from api.main import create_app
 from cnnlab.settings import get_settings
-from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine, session_scope
 from cnnlab.store.tables import User
 from cnnlab.store.users import create_token, get_or_create_user
 from tests.utils.api_client import ApiClient
+from tests.utils.databases import upgraded
 from tests.utils.datasets import write_mnist
 from tests.utils.factories import unique_name
 from tests.utils.image_archives import make_zip, write_class_folders
@@ -30,7 +30,7 @@ def db_url(
         get_settings.cache_clear()
     url = get_settings().resolved_database_url
     if request.param == "sqlite":
-        migrate.upgrade(url)
+        upgraded(url)
     yield url
     dispose_engine(close=True)
 

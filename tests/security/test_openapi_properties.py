@@ -27,10 +27,10 @@ from schemathesis.specs.openapi.checks import (
 from api.main import create_app
 from api.settings import ApiSettings
 from cnnlab.settings import get_settings
-from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine
 from tests.api.conftest import Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
+from tests.utils.databases import upgraded
 
 # Cases per operation (about 700 requests in all): under a minute on two busy cores.
 MAX_EXAMPLES = 40
@@ -58,7 +58,7 @@ def db_url(cnnlab_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("CNNLAB_RATE_LIMIT_PER_MINUTE", "0")
     get_settings.cache_clear()
     url = get_settings().resolved_database_url
-    migrate.upgrade(url)
+    upgraded(url)
     yield url
     dispose_engine(close=True)
 

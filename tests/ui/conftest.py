@@ -62,7 +62,9 @@ def mnist_job(lab_client: Client) -> dict[str, Any]:
     return done
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: Playwright's sync API keeps an event loop running in this thread while it is
+# open, so it is closed before the tests after these (in the same pytest-xdist worker) run.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail("chromium is not installed: apt-get install -y chromium")

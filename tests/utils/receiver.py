@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -38,7 +39,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Polled every 50 ms rather than 500: shutdown() waits for the next poll.
+        serve = partial(self.server.serve_forever, poll_interval=0.05)
+        self.thread = threading.Thread(target=serve, daemon=True)
 
     @property
     def url(self) -> str:

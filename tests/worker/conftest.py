@@ -7,7 +7,7 @@ import pytest
 
 from cnnlab.settings import get_settings
 from cnnlab.store.db import dispose_engine
-from cnnlab.store.migrate import upgrade
+from tests.utils.databases import upgraded
 from tests.utils.datasets import write_mnist
 from tests.utils.redis import redis_url
 
@@ -20,7 +20,7 @@ TINY = {"dataset": "mnist", "train_size": 400, "val_size": 100, "batch_size": 10
 def database(data_dir: Path) -> Iterator[None]:
     """A migrated SQLite database under the test's home and a generated MNIST."""
     write_mnist(data_dir)
-    upgrade()
+    upgraded()
     yield
     dispose_engine(close=True)
 

@@ -12,15 +12,15 @@ import pytest
 
 from cnnlab.store import workers
 from cnnlab.store.db import dispose_engine, session_scope
-from cnnlab.store.migrate import upgrade
 from cnnlab.store.tables import Worker
+from tests.utils.databases import upgraded
 from worker import heartbeat
 from worker.heartbeat import Heartbeat, gpu_names, worker_id
 
 
 @pytest.fixture
 def database() -> Iterator[None]:
-    upgrade()
+    upgraded()
     yield
     dispose_engine(close=True)
 
