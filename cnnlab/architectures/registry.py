@@ -7,6 +7,7 @@ an ``nn.Module``. Registration happens when :mod:`cnnlab.architectures.builtin` 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 Builder = Callable[..., "nn.Module"]
 _REGISTRY: dict[str, Builder] = {}
+# Every builder's first two arguments: they come from the dataset, not from the spec.
+DATA_ARGUMENTS = ("in_shape", "num_classes")
 
 
 def register_model(fn: Builder) -> Builder:
@@ -32,9 +35,37 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
+    return _builder(name)(**kwargs)
+
+
+def _builder(name: str) -> Builder:
     _load_builtins()
     try:
-        builder = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; choose from {sorted(_REGISTRY)}") from None
-    return builder(**kwargs)
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """A builder's own options and their defaults (lists for tuples, as JSON holds them)."""
+    params = inspect.signature(_builder(name)).parameters.values()
+    return {
+        p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+        for p in params
+        if p.name not in DATA_ARGUMENTS
+    }
+
+
+def model_options(name: str) -> list[str]:
+    return list(model_defaults(name))
+
+
+def describe_model(name: str) -> dict[str, Any]:
+    """``name``, what it is for (the builder's docstring, first paragraph) and its options with
+    their defaults: what ``GET /v1/architectures`` shows."""
+    doc = inspect.getdoc(_builder(name)) or ""
+    return {
+        "name": name,
+        "description": " ".join(doc.split("\n\n")[0].split()),
+        "options": model_defaults(name),
+    }

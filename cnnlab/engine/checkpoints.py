@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.architectures.registry import create_model
+from cnnlab.architectures.registry import create_model, model_defaults
 from cnnlab.datasets.catalog import DatasetMeta
 from cnnlab.errors import CheckpointError
 from cnnlab.spec.train import TrainSpec
@@ -28,16 +28,12 @@ Checkpoint = dict[str, Any]
 
 
 def model_config(spec: TrainSpec, meta: DatasetMeta) -> dict[str, Any]:
-    """The registry name and the builder arguments for a spec on a dataset."""
+    """The registry name and the builder arguments for a spec on a dataset: every option, the
+    architecture's own default where the spec leaves it null, so the checkpoint says it all."""
+    options = {**model_defaults(spec.model.arch), **spec.model.options()}
     return {
         "name": spec.model.arch,
-        "kwargs": {
-            "in_shape": list(meta.shape),
-            "num_classes": meta.num_classes,
-            "channels": list(spec.model.channels),
-            "batch_norm": spec.model.batch_norm,
-            "dropout": spec.model.dropout,
-        },
+        "kwargs": {"in_shape": list(meta.shape), "num_classes": meta.num_classes, **options},
     }
 
 
@@ -84,6 +80,7 @@ def make(
     best_val_accuracy: float,
     best_epoch: int,
     best_model_state: dict[str, Any] | None = None,
+    warm_start: dict[str, Any] | None = None,
 ) -> Checkpoint:
     return {
         "format": FORMAT,
@@ -98,6 +95,8 @@ def make(
         "metrics": metrics,
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_epoch,
+        # What the weights started from (the spec's ``init``) and whether the head was rebuilt.
+        "warm_start": warm_start,
         "torch_version": str(torch.__version__),
     }
 
