@@ -45,6 +45,11 @@ class JobRead(_Read):
     cancel_requested: bool
     search_id: str | None = Field(description="the search this job is a trial of")
     params: dict[str, Any] | None = Field(description="a trial's grid point")
+    stopped_early_at: int | None = Field(
+        default=None,
+        description="the epoch early stopping ended the job at (it succeeded with the best "
+        "epoch's weights); null when it ran to its last epoch",
+    )
 
 
 class JobList(BaseModel):
@@ -59,6 +64,7 @@ class MetricRow(_Read):
     val_accuracy: float
     seconds: float
     images_per_second: float | None = None
+    lr: float | None = Field(default=None, description="the learning rate of the epoch's last step")
 
 
 class SearchCreate(BaseModel):
@@ -369,9 +375,15 @@ class DatasetRead(BaseModel):
 
 
 class ArchitectureRead(BaseModel):
-    """A model architecture a spec's `model.arch` may name."""
+    """A model architecture a spec's `model.arch` may name, with its options (the other
+    `model.*` fields it takes) and their defaults: what a spec's null option means."""
 
     name: str
+    description: str = ""
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        examples=[{"channels": [16, 32], "batch_norm": False, "dropout": 0.0}],
+    )
 
 
 class Health(BaseModel):

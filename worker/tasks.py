@@ -155,10 +155,7 @@ def _outcomes(leases: list[Lease], specs: list[dict[str, Any]]) -> list[Outcome]
         logger.exception("jobs %s failed unexpectedly [log_ref=%s]", _ids(leases), log_ref)
         error = {"type": "internal", "message": f"internal error ({type(exc).__name__})"}
         return [(JobStatus.failed, {"error": {**error, "log_ref": log_ref}})] * len(leases)
-    return [
-        _failed(r) if isinstance(r, CnnlabError) else (r[0], {"test_accuracy": r[1]})
-        for r in results
-    ]
+    return [_failed(r) if isinstance(r, CnnlabError) else r for r in results]
 
 
 def _failed(exc: CnnlabError) -> Outcome:
@@ -169,9 +166,7 @@ def _ids(leases: list[Lease]) -> str:
     return ", ".join(lease.job_id for lease in leases)
 
 
-def _train(
-    leases: list[Lease], spec_dicts: list[dict[str, Any]]
-) -> list[tuple[JobStatus, float | None] | CnnlabError]:
+def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Outcome | CnnlabError]:
     from cnnlab.engine.training import fit
     from cnnlab.spec.train import TrainSpec
 
@@ -181,9 +176,16 @@ def _train(
     stops = [_stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
     resumes = [_resume(lease.job_id) for lease in leases]
     if len(leases) == 1:
+        init = _init_weights(leases[0].job_id, specs[0]) if resumes[0] is None else None
         alone = fit(
-            specs[0], on_epoch=_on_epoch(leases[0]), should_stop=stops[0], resume=resumes[0]
+            specs[0],
+            on_epoch=_on_epoch(leases[0]),
+            should_stop=stops[0],
+            resume=resumes[0],
+            init=init,
         )
+        if alone.warm_start is not None:
+            logger.info("job %s started from %s", leases[0].job_id, alone.warm_start)
         return [_ended(leases[0], limits[0], alone)]
 
     from cnnlab.engine.packed import PackedTrial, fit_packed
@@ -192,7 +194,7 @@ def _train(
         PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
         for spec, lease, stop, resume in zip(specs, leases, stops, resumes, strict=True)
     ]
-    outcomes: list[tuple[JobStatus, float | None] | CnnlabError] = []
+    outcomes: list[Outcome | CnnlabError] = []
     for lease, limit, result in zip(leases, limits, fit_packed(trials), strict=True):
         try:
             outcomes.append(
@@ -201,6 +203,18 @@ def _train(
         except CnnlabError as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def _init_weights(job_id: str, spec: TrainSpec) -> Checkpoint | None:
+    """The checkpoint ``spec.init`` names (pinned to a version at submit), read in a short
+    session of its own."""
+    from cnnlab.engine import checkpoints as checkpoint
+
+    if spec.init is None:
+        return None
+    with session_scope() as session:
+        blob = lifecycle.init_weights_of(session, job_id, spec.init)
+    return checkpoint.loads(blob)
 
 
 def _resume(job_id: str) -> Checkpoint | None:
@@ -247,15 +261,19 @@ def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     return on_epoch
 
 
-def _ended(lease: Lease, limit: TimeLimit, result: FitResult) -> tuple[JobStatus, float | None]:
-    """The status a finished training gives its job (and its test accuracy)."""
+def _ended(lease: Lease, limit: TimeLimit, result: FitResult) -> Outcome:
+    """The status a finished training gives its job, and the fields to record with it."""
     if lease.pruned:
-        return JobStatus.pruned, None
+        return JobStatus.pruned, {}
     if result.cancelled and limit.reached:
         raise limit.error(result.epochs[-1].epoch if result.epochs else 0)
     if result.cancelled:
-        return JobStatus.cancelled, None
-    return JobStatus.succeeded, result.test_accuracy
+        return JobStatus.cancelled, {}
+    fields: dict[str, Any] = {"test_accuracy": result.test_accuracy}
+    if result.stopped_early_at is not None:
+        logger.info("job %s stopped early at epoch %d", lease.job_id, result.stopped_early_at)
+        fields["stopped_early_at"] = result.stopped_early_at
+    return JobStatus.succeeded, fields
 
 
 def _stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], bool]:

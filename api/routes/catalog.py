@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep, UserDep
 from api.schemas import ArchitectureRead, DatasetRead, ErrorResponse
-from cnnlab.architectures.registry import list_models
+from cnnlab.architectures.registry import describe_model, list_models
 from cnnlab.datasets.catalog import DATASETS, describe
 
 router = APIRouter(tags=["catalog"], responses={401: {"model": ErrorResponse}})
@@ -25,6 +25,7 @@ async def list_datasets(user: UserDep, settings: SettingsDep) -> list[DatasetRea
 
 @router.get("/architectures", response_model=list[ArchitectureRead])
 async def list_architectures(user: UserDep) -> list[ArchitectureRead]:
-    """The registered model architectures (a spec's `model.arch`). This list was at
+    """The registered model architectures (a spec's `model.arch`), each with its options and
+    their defaults (a spec's `model` option left null takes the default). This list was at
     `GET /v1/models`, which is now the model registry."""
-    return [ArchitectureRead(name=name) for name in list_models()]
+    return [ArchitectureRead.model_validate(describe_model(name)) for name in list_models()]

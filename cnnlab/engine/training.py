@@ -38,7 +38,7 @@ from cnnlab.engine.loop import (
     evaluate,
     run_epoch,
 )
-from cnnlab.errors import CheckpointError, CnnlabError, OutOfMemory
+from cnnlab.errors import CheckpointError, CnnlabError, OutOfMemory, SpecError
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import OptimizerSpec, TrainSpec
 
@@ -188,6 +188,8 @@ def start_model(
     config = ckpt_mod.model_config(spec, meta)
     model = ckpt_mod.build_model(config)
     warm = None
+    if spec.init is not None and init is None and resume is None:
+        raise SpecError("init", "the weights init names were not given (only the service has them)")
     if init is not None and spec.init is not None:
         source = spec.init.describe()
         warm_start.check_compatible(config, init, source)

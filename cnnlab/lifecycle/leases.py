@@ -21,7 +21,14 @@ from cnnlab.lifecycle.transitions import move
 from cnnlab.status import JobStatus
 from cnnlab.store.tables import Checkpoint, CheckpointKind, EpochMetric, Job, utcnow
 
-METRIC_FIELDS = ("train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second")
+METRIC_FIELDS = (
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "images_per_second",
+    "lr",
+)
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_QUEUED_GRACE_SECONDS = 120.0
@@ -225,9 +232,11 @@ def finish_job(
     test_accuracy: float | None = None,
     error: dict[str, Any] | None = None,
     attempt: int | None = None,
+    stopped_early_at: int | None = None,
 ) -> bool:
-    """Record how the job ended; its search's status and best trial follow. With ``attempt``,
-    only while that attempt still holds the job (False: it was taken over, nothing written)."""
+    """Record how the job ended (``stopped_early_at``: the epoch early stopping ended it at);
+    its search's status and best trial follow. With ``attempt``, only while that attempt still
+    holds the job (False: it was taken over, nothing written)."""
     if not JobStatus(status).ended:
         raise ValueError(f"{status} is not a final status")
     return move(
@@ -239,4 +248,5 @@ def finish_job(
         test_accuracy=test_accuracy,
         error=error,
         lease_expires_at=None,
+        stopped_early_at=stopped_early_at,
     )

@@ -9,6 +9,7 @@ search's later trials are drawn then, from the scores recorded so far (TPE learn
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -61,6 +62,7 @@ def create_search(
     field: ``grid.<path>``, ``space.<path>``, ``base.<field>``, ``pruner.<field>``, …. The first
     trials count against ``max_active`` (:class:`TooManyActiveJobs`); later ones start as
     earlier ones end."""
+    from cnnlab.lifecycle.warm_start import pin_init
     from cnnlab.search.body import check_body
     from cnnlab.store.retention import check_storage
 
@@ -78,6 +80,14 @@ def create_search(
         metric=metric,
         mode=mode,
     )
+    if body.points and body.points[0].spec.init is not None:
+        # Every trial starts from the same version (pinned now), its model checked against each.
+        body.points[:] = [replace(p, spec=pin_init(session, owner_id, p.spec)) for p in body.points]
+        pinned = body.points[0].spec.init
+        base = {
+            **base,
+            "init": pinned.model_dump(mode="json", exclude_none=True) if pinned else None,
+        }
     check_gpu_worker(session, [p.spec.device for p in body.points], settings)  # no_gpu_worker
     register_best_as = check_winner_name(register_best_as)
     first = body.points[: body.max_concurrent_trials]

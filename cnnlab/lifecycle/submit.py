@@ -33,11 +33,13 @@ def submit_job(
 ) -> Job:
     """Validate ``spec`` against this server's data and add the job; it is sent after commit.
     :class:`TooManyActiveJobs` if the owner already has ``max_active`` queued or running."""
+    from cnnlab.lifecycle.warm_start import pin_init
     from cnnlab.spec.validate import validate_spec
     from cnnlab.store.retention import check_storage
 
     check_storage(session, owner_id, settings)  # 422 storage_quota when full
     validate_spec(spec, settings)
+    spec = pin_init(session, owner_id, spec)  # 404 / 422 naming init
     check_gpu_worker(session, spec.device, settings)  # 422 no_gpu_worker when none is live
     quota.reserve(session, owner_id, 1, max_active)
     job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
