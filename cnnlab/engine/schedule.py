@@ -20,7 +20,7 @@ def lr_factor(spec: ScheduleSpec, step: int, steps_per_epoch: int, epochs: int) 
         peak = warmup if warmup > 0 else ONECYCLE_PEAK * total
         if step < peak:
             return (step + 1) / peak
-        return max(0.0, (total - step) / max(total - peak, 1))
+        return max(0.0, (total - step) / (total - peak + 1))
     if step < warmup:
         return (step + 1) / warmup
     t = step - warmup

@@ -139,7 +139,7 @@ def test_warmup_and_onecycle_follow_their_formulas() -> None:
     one = ScheduleSpec(name="onecycle", warmup_epochs=2)
     rates = [lr_factor(one, t, 5, 10) for t in range(50)]
     assert rates[9] == 1.0 and max(rates) == 1.0  # the peak at the end of the warm-up
-    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(1 / 40)
+    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(1 / 41)
     assert all(a < b for a, b in itertools.pairwise(rates[:10]))
     assert all(a > b for a, b in itertools.pairwise(rates[9:]))
     assert lr_factor(ScheduleSpec(), 123, 5, 10) == 1.0
