@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +53,11 @@ class ModelVersionRead(_Read):
     size_bytes: int = Field(description="bytes of the frozen checkpoint")
     created_at: datetime
     aliases: list[str] = Field(description="the aliases that point at this version")
+    init: dict[str, Any] | None = Field(
+        default=None,
+        description="lineage: what the version's job started from (its spec's `init`); null: "
+        "from scratch, or the job was deleted",
+    )
 
 
 class RegisteredModelRead(_Read):

@@ -31,6 +31,7 @@ from cnnlab.store.tables import (
     Checkpoint,
     CheckpointKind,
     EpochMetric,
+    Job,
     ModelAlias,
     ModelVersion,
     RegisteredModel,
@@ -92,6 +93,8 @@ class VersionView:
     size_bytes: int
     created_at: datetime
     aliases: list[str] = field(default_factory=list)
+    # Lineage: what the version's job started from (its spec's ``init``; one version's view only).
+    init: dict[str, Any] | None = None
 
 
 @dataclass
@@ -441,7 +444,10 @@ def _version_row(session: Session, owner_id: int, name: str, version: int) -> Mo
 def get_version(session: Session, owner_id: int, name: str, version: int) -> VersionView:
     row = _version_row(session, owner_id, name, version)
     aliases = session.scalars(select(ModelAlias.alias).where(ModelAlias.version_id == row.id))
-    return _view(name, row, list(aliases))
+    view = _view(name, row, list(aliases))
+    spec = session.scalar(select(Job.spec).where(Job.id == row.job_id, Job.owner_id == owner_id))
+    view.init = (spec or {}).get("init")
+    return view
 
 
 def version_data(session: Session, owner_id: int, name: str, version: int) -> bytes:

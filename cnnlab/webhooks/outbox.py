@@ -167,6 +167,7 @@ def job_data(job: Job) -> dict[str, Any]:
         "cancel_requested": bool(job.cancel_requested),
         "search_id": job.search_id,
         "params": job.params,
+        "stopped_early_at": job.stopped_early_at,
     }
 
 

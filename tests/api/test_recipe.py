@@ -9,7 +9,7 @@ from typing import Any
 from cnnlab import lifecycle
 from cnnlab.status import JobStatus
 from cnnlab.store.db import session_scope
-from tests.api.conftest import MODEL_JOB_SPEC, Caller
+from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel, give_model
 from tests.utils.api_client import ApiClient
 from tests.utils.factories import metrics
 
@@ -135,3 +135,16 @@ def test_metrics_carry_the_learning_rate_and_a_job_says_it_stopped_early(
     assert [r["lr"] for r in rows] == [0.1, 0.05]
     read = client.get(f"/v1/jobs/{job}", headers=alice.headers).json()
     assert read["status"] == "succeeded" and read["stopped_early_at"] == 2
+
+
+def test_a_versions_view_shows_its_lineage(
+    client: ApiClient, alice: Caller, job_id: str, db_url: str, trained: TrainedModel
+) -> None:
+    client.post("/v1/models", json={"name": "base", "job_id": job_id}, headers=alice.headers)
+    tuned = _submit(client, alice, init={"model": "base"}).json()["id"]
+    give_model(db_url, tuned, trained)
+    client.post("/v1/models", json={"name": "tuned", "job_id": tuned}, headers=alice.headers)
+    view = client.get("/v1/models/tuned/versions/1", headers=alice.headers).json()
+    assert view["job_id"] == tuned
+    assert view["init"]["model"] == "base" and view["init"]["version"] == 1
+    assert client.get("/v1/models/base/versions/1", headers=alice.headers).json()["init"] is None
