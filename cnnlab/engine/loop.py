@@ -129,6 +129,7 @@ class Recipe:
         )
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        """The forward pass's context (the backward pass runs outside it, as autocast wants)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.amp_dtype)
@@ -243,8 +244,7 @@ def run_epoch(
                     x = augment_mod.augment(x, spec.augment, gens[lane.seed])
                 batches[lane.seed] = (recipe.normalize(x), data.labels[idx])
         size = len(batches[live[0].seed][1])
-        with recipe.autocast(device):
-            losses = step(live, [batches[lane.seed] for lane in live])
+        losses = step(live, [batches[lane.seed] for lane in live])
         pending.append(losses.detach().float() * size)
         for lane in live:
             lane.seen += size

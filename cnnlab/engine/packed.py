@@ -187,7 +187,8 @@ class _Pack:
         # Dropout packs share one seed: one mask per batch, drawn as each unpacked run draws it.
         randomness = "error" if batched else "same"
         per_member = vmap(loss, in_dims=(0, 0, data_dim, data_dim), randomness=randomness)
-        result: torch.Tensor = per_member(self.params, self.buffers, x, y)
+        with recipe.autocast(x.device):
+            result: torch.Tensor = per_member(self.params, self.buffers, x, y)
         return result
 
     def step(self, losses: torch.Tensor) -> None:

@@ -242,7 +242,9 @@ def single_step(model: nn.Module, recipe: Recipe) -> Step:
 
     def step(lanes: list[Lane], batches: list[Batch]) -> torch.Tensor:
         (x, y), optimizer = batches[0], lanes[0].optimizer
-        loss = recipe.loss(model(x), y)
+        with recipe.autocast(x.device):
+            logits = model(x)
+        loss = recipe.loss(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

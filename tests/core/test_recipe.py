@@ -274,3 +274,10 @@ def test_resnet_trains_on_colour_images(data_dir: Path) -> None:
     )  # fmt: skip
     result = fit(spec, max_batches=2)
     assert math.isfinite(result.epochs[0].train_loss) and result.test_accuracy is not None
+
+
+def test_precision_auto_is_fp32_on_a_cpu() -> None:
+    recipe = Recipe.of(
+        _spec(precision="auto"), Normalize(get_meta("mnist"), CPU), torch.tensor([0]), 10
+    )
+    assert recipe.amp_dtype is None
