@@ -193,7 +193,7 @@ def start_model(
     if init is not None and spec.init is not None:
         source = spec.init.describe()
         warm_start.check_compatible(config, init, source)
-        rebuilt = warm_start.load_init(model, init) if resume is None else False
+        rebuilt = resume is None and warm_start.load_init(model, init, meta.class_names)
         warm = {"from": spec.init.model_dump(exclude_none=True), "head_rebuilt": rebuilt}
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(spec.optimizer, model.parameters())

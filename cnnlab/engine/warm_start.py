@@ -1,12 +1,13 @@
 """Warm starts: a new model begins from another's trained weights (``init`` in the spec).
 
 The two models must be the same architecture with the same options, on images of the same
-shape; the head (the last layer, which maps features to classes) may differ in its class count,
-and is then rebuilt: freshly initialised from the job's seed, the rest loaded.
+shape; the head (the last layer, which maps features to classes) is rebuilt when the classes
+differ (in count or names): freshly initialised from the job's seed, the rest loaded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -36,12 +37,15 @@ def check_compatible(config: dict[str, Any], init: Checkpoint, source: str) -> N
         raise SpecError("init", f"{source} does not fit this spec's model: {detail}")
 
 
-def load_init(model: nn.Module, init: Checkpoint) -> bool:
-    """Load ``init``'s weights into ``model``; returns whether the head was rebuilt (its
-    shapes differ: another class count), in which case it keeps ``model``'s own weights."""
+def load_init(model: nn.Module, init: Checkpoint, class_names: Sequence[str]) -> bool:
+    """Load ``init``'s weights into ``model``; returns whether the head was rebuilt, in which
+    case it keeps ``model``'s own (fresh) weights: when ``init`` was trained on other classes
+    than ``class_names`` (another count, or other names: output k would mean another class),
+    or has no head."""
     own = model.state_dict()
     weights = init["model_state"]
-    rebuilt = any(
+    other_classes = list(init["dataset"]["class_names"]) != list(class_names)
+    rebuilt = other_classes or any(
         k.startswith(HEAD) and (k not in weights or weights[k].shape != v.shape)
         for k, v in own.items()
     )

@@ -227,6 +227,21 @@ def test_a_warm_start_with_another_class_count_rebuilds_the_head() -> None:
             assert torch.equal(state[name], value), name
 
 
+def test_a_warm_start_from_other_classes_of_the_same_count_rebuilds_the_head() -> None:
+    source = _checkpoint_of(_spec())
+    source["dataset"] = {**source["dataset"], "class_names": [f"x{i}" for i in range(10)]}
+    model, _, _, warm = start_model(
+        _spec(init={"job_id": "j"}), get_meta("mnist"), CPU, None, source
+    )
+    assert warm is not None and warm["head_rebuilt"] is True
+    assert not torch.equal(
+        model.state_dict()["head.1.weight"], source["model_state"]["head.1.weight"]
+    )
+    assert torch.equal(
+        model.state_dict()["features.0.weight"], source["model_state"]["features.0.weight"]
+    )
+
+
 def test_a_warm_start_from_another_architecture_names_init() -> None:
     source = _checkpoint_of(_spec(model={"arch": "cnn_deep", "channels": [4, 8]}))
     with pytest.raises(SpecError) as err:
