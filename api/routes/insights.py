@@ -93,13 +93,18 @@ def confusion_cache(request: Request) -> ConfusionCache:
     return cache
 
 
-def sample_images(spec: dict[str, Any], n: int, settings: Settings) -> Samples:
-    """The first ``n`` images of the job's training portion, with their labels."""
+def sample_images(
+    spec: dict[str, Any], n: int, settings: Settings, augmented: bool = False
+) -> Samples:
+    """The first ``n`` images of the job's training portion, with their labels (``augmented``:
+    as the job's augmentation changes them)."""
     from cnnlab.datasets.catalog import get_meta
     from cnnlab.engine.samples import training_samples
 
     train_spec = TrainSpec.model_validate(spec)
-    items = [Sample.build(s) for s in training_samples(train_spec, n, settings)]
+    items = [
+        Sample.build(s) for s in training_samples(train_spec, n, settings, augmented=augmented)
+    ]
     class_names = list(get_meta(train_spec.dataset).class_names)
     return Samples(dataset=train_spec.dataset, class_names=class_names, items=items)
 
@@ -122,11 +127,14 @@ async def samples(
     user: UserDep,
     settings: SettingsDep,
     n: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = 16,
+    augmented: Annotated[
+        bool, Query(description="as the job's `augment` changes them (its first epoch's draw)")
+    ] = False,
 ) -> Samples:
     """Images from the job's training split with their labels."""
     job = await db.read(store.get_job, user.id, job_id)
     async with evaluation_gate(request):
-        return await run_in_threadpool(sample_images, job.spec, n, settings)
+        return await run_in_threadpool(sample_images, job.spec, n, settings, augmented)
 
 
 def _succeeded_model_epoch(session: Session, owner_id: int, job_id: str) -> int:
