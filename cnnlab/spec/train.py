@@ -125,7 +125,7 @@ class TrainSpec(_Strict):
     freeze: Literal["features"] | None = Field(
         default=None, description="`features`: train only the head for the first freeze_epochs"
     )
-    freeze_epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS)
+    freeze_epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS, validate_default=True)
     precision: Literal["auto", "fp32"] = Field(
         default="fp32", description="`auto`: bf16 (or fp16) autocast on CUDA, fp32 on a CPU"
     )
