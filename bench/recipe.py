@@ -60,7 +60,7 @@ PRETRAIN: dict[str, Any] = {
     "model": {"arch": "cnn", "batch_norm": True},
     "optimizer": {"lr": 0.05, "momentum": 0.9},
     "batch_size": 128,
-    "epochs": 2,
+    "epochs": 1,
 }
 FINE_TUNE_VAL = 10  # per class, held out of the few images' file for validation
 FINE_TUNE: dict[str, Any] = {
