@@ -20,6 +20,7 @@ its own data folder, and trained through :func:`cnnlab.engine.training.fit` dire
 from __future__ import annotations
 
 import json
+import statistics
 import struct
 import sys
 import tempfile
@@ -233,7 +234,53 @@ def _augment_cost(work: Path, data_dir: Path, repeat: int) -> dict[str, Any]:
                 f"  augmentation {side} ({i + 1}/{repeat}): {speeds[side][-1]:,.0f}/s", flush=True
             )
     off, on = max(speeds["off"]), max(speeds["on"])
-    return {"batches": AUGMENT_BATCHES, "images_per_second": speeds, "ratio": on / off}
+    steps = _step_times(settings)
+    return {
+        "batches": AUGMENT_BATCHES,
+        "images_per_second": speeds,
+        "end_to_end_ratio": on / off,
+        "step_seconds": steps,
+        # Steps alternated one by one in one process: a busy machine slows both sides alike.
+        "ratio": statistics.median(steps["off"]) / statistics.median(steps["on"]),
+    }
+
+
+STEP_PAIRS = 15
+
+
+def _step_times(settings: Any) -> dict[str, list[float]]:
+    """Seconds of one training step of the recipe's model on a batch of real images, with the
+    recipe's augmentation and without, alternated step by step."""
+    import torch
+
+    from cnnlab.datasets.catalog import get_meta
+    from cnnlab.datasets.loading import load_split
+    from cnnlab.engine import checkpoints
+    from cnnlab.engine.augment import augment, generator
+    from cnnlab.engine.loop import Normalize
+    from cnnlab.engine.training import make_optimizer
+    from cnnlab.spec.train import TrainSpec
+
+    spec = TrainSpec.model_validate({**RECIPE, "device": "cpu"})
+    meta = get_meta(spec.dataset)
+    cpu = torch.device("cpu")
+    data = load_split(spec.dataset, train=True, settings=settings)
+    x, y = data.images[: spec.batch_size], data.labels[: spec.batch_size]
+    model = checkpoints.build_model(checkpoints.model_config(spec, meta))
+    model = model.to(memory_format=torch.channels_last).train()
+    optimizer = make_optimizer(spec.optimizer, model.parameters())
+    normalize, gen = Normalize(meta, cpu), generator(0, cpu)
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(STEP_PAIRS):
+        for side in ("off", "on"):
+            t0 = time.perf_counter()
+            batch = augment(x, spec.augment, gen) if side == "on" else x
+            loss = torch.nn.functional.cross_entropy(model(normalize(batch)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            times[side].append(time.perf_counter() - t0)
+    return times
 
 
 def report(result: dict[str, Any]) -> None:
@@ -261,7 +308,11 @@ def report(result: dict[str, Any]) -> None:
             )
     cost = result.get("augment_cost")
     if cost:
-        print(f"augmentation's cost: images/s on / off = {cost['ratio']:.2f}x")
+        print(
+            f"augmentation's cost: training steps with / without, alternated: {cost['ratio']:.2f}x"
+            f" (whole epochs of {cost['batches']} batches, best of each: "
+            f"{cost['end_to_end_ratio']:.2f}x)"
+        )
 
 
 def _fmt(value: float | None) -> str:
