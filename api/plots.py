@@ -39,6 +39,12 @@ def curves_png(rows: list[MetricRow]) -> bytes:
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     acc_ax.plot(epochs, [r.val_accuracy for r in rows], "o-", color="tab:green")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+    rates = [r.lr for r in rows]
+    if rows and all(lr is not None for lr in rates):
+        # The schedule's learning rate (each epoch's last step), dashed on its own axis.
+        lr_ax = acc_ax.twinx()
+        lr_ax.plot(epochs, rates, "--", color="tab:gray", label="learning rate")
+        lr_ax.set_ylabel("learning rate")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         if epochs:

@@ -61,6 +61,11 @@ class ModelVersionRead(_Read):
         description="`input` (channels, height, width), `preprocessing` (mean, std, resize) "
         "and `class_names`: what predictions and evaluations are checked against",
     )
+    init: dict[str, Any] | None = Field(
+        default=None,
+        description="lineage: what the version's job started from (its spec's `init`); null: "
+        "from scratch, or the job was deleted",
+    )
 
 
 class RegisteredModelRead(_Read):

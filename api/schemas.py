@@ -128,6 +128,7 @@ class MetricRow(_Read):
     val_accuracy: float
     seconds: float
     images_per_second: float | None = None
+    lr: float | None = Field(default=None, description="the learning rate of the epoch's last step")
 
 
 class SearchCreate(SearchConfig):
@@ -330,9 +331,15 @@ class DatasetRead(BaseModel):
 
 
 class ArchitectureRead(BaseModel):
-    """A model architecture a spec's `model.arch` may name."""
+    """A model architecture a spec's `model.arch` may name, with its options (the other
+    `model.*` fields it takes) and their defaults: what a spec's null option means."""
 
     name: str
+    description: str = ""
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        examples=[{"channels": [16, 32], "batch_norm": False, "dropout": 0.0}],
+    )
 
 
 class Health(BaseModel):

@@ -1,5 +1,5 @@
-"""``python -m bench [training|service|search|lanes|ingest|packed|batch|all]``: run benchmarks,
-print, save."""
+"""``python -m bench [training|service|search|lanes|ingest|packed|batch|recipe|all]``: run
+benchmarks, print, save."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import batch, ingest, lanes, packed, results, search, search_report, service, training
+from bench import (
+    batch,
+    ingest,
+    lanes,
+    packed,
+    recipe,
+    results,
+    search,
+    search_report,
+    service,
+    training,
+)
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import RunFailed
 
@@ -18,7 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["training", "service", "search", "lanes", "ingest", "packed", "batch", "all"],
+        choices=[
+            "training",
+            "service",
+            "search",
+            "lanes",
+            "ingest",
+            "packed",
+            "batch",
+            "recipe",
+            "all",
+        ],
         help="which benchmark to run (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=2, help="training epochs for each side")
@@ -36,11 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=search.PARTS,
+        choices=search.PARTS + recipe.PARTS,
         metavar="PART",
         help="search: run only this part (rows: the grid by worker count and the 4-trial ASHA "
         "rows; notebook: the notebook's grid against cnnlab train and the notebook's way; asha: "
-        "16 random trials with ASHA against a 16-point grid); may be given more than once",
+        "16 random trials with ASHA against a 16-point grid); recipe: recipe (the named recipe "
+        "against the notebook's spec), warm (warm start on little data), augment (its cost); "
+        "may be given more than once",
+    )
+    parser.add_argument(
+        "--recipe-epochs",
+        type=int,
+        help="recipe: train the named recipe and the notebook's spec this many epochs (a shorter "
+        "run on a busy machine; default: the recipe's 15 and the notebook's 10)",
     )
     parser.add_argument("--out", type=Path, default=results.RESULTS_DIR, help="results folder")
     args = parser.parse_args(argv)
@@ -57,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             service.report(result)
             _save("service", result, args.out)
         if args.which in ("search", "all"):
-            only = tuple(args.only) if args.only else search.PARTS
+            only = tuple(p for p in args.only or search.PARTS if p in search.PARTS)
             result = search.run(args.repeat, args.fashion_mnist, only)
             search_report.report(result)
             _save("search", result, args.out)
@@ -73,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             result = batch.run()
             batch.report(result)
             _save("batch", result, args.out)
+        if args.which in ("recipe", "all"):
+            parts = tuple(p for p in args.only or recipe.PARTS if p in recipe.PARTS)
+            result = recipe.run(args.fashion_mnist, parts, args.repeat, args.recipe_epochs)
+            recipe.report(result)
+            _save("recipe", result, args.out)
         # Not in `all`: on a CPU, packing is slower than one trial after another (see README).
         if args.which == "packed":
             result = packed.run(args.device, repeat=args.repeat, source=args.fashion_mnist)

@@ -166,7 +166,7 @@ def _epoch_record(epoch: int, seconds: float, images: int, accuracy: float) -> d
 
 def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     """cnnlab's way, as a worker runs it: the ingested uint8 tensors on the device,
-    :func:`train_one_epoch` (batches sliced, normalised there, channels-last)."""
+    the engine's epoch loop (batches sliced, normalised there, channels-last)."""
     from cnnlab.threads import yield_idle_threads
 
     yield_idle_threads()  # before torch loads, as cnnlab's processes do
@@ -175,13 +175,9 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     from cnnlab.architectures.registry import create_architecture
     from cnnlab.datasets.ingest import load_ingested
     from cnnlab.datasets.loading import ImageSet
-    from cnnlab.engine.training import (
-        Normalize,
-        evaluate,
-        keep_freed_memory,
-        resolve_device,
-        train_one_epoch,
-    )
+    from cnnlab.engine.loop import Lane, Normalize, Recipe, evaluate, run_epoch
+    from cnnlab.engine.training import keep_freed_memory, resolve_device, single_step
+    from cnnlab.spec.train import TrainSpec
 
     keep_freed_memory()
     ingested = load_ingested(cache)
@@ -195,11 +191,27 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     model = create_architecture("cnn", in_shape=shape, num_classes=len(ingested.classes))
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+    # The spec only carries the loop's settings (batch size, seed, no augmentation).
+    spec = TrainSpec.model_validate(
+        {
+            "dataset": "mnist",
+            "batch_size": BATCH_SIZE,
+            "seed": seed,
+            "optimizer": {"lr": LEARNING_RATE, "momentum": MOMENTUM},
+        }
+    )
+    recipe = Recipe.of(spec, normalize, data.labels, len(ingested.classes))
+    lane = Lane(
+        seed=seed,
+        base_lr=LEARNING_RATE,
+        train_idx=torch.arange(len(data), device=device),
+        stop=lambda: False,
+        optimizer=optimizer,
+    )
+    step = single_step(model, recipe)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        train_one_epoch(
-            model, optimizer, data, normalize, batch_size=BATCH_SIZE, epoch=epoch, seed=seed
-        )
+        run_epoch([lane], data, recipe, step, epoch=epoch)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start

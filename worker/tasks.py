@@ -155,12 +155,7 @@ def _outcomes(leases: list[Lease], specs: list[dict[str, Any]]) -> list[Outcome]
         logger.exception("jobs %s failed unexpectedly [log_ref=%s]", _ids(leases), log_ref)
         error = {"type": "internal", "message": f"internal error ({type(exc).__name__})"}
         return [(JobStatus.failed, {"error": {**error, "log_ref": log_ref}})] * len(leases)
-    return [
-        _failed(r)
-        if isinstance(r, CnnlabError)
-        else (r[0], {"test_accuracy": r[1], "result": r[2]})
-        for r in results
-    ]
+    return [_failed(r) if isinstance(r, CnnlabError) else r for r in results]
 
 
 def _failed(exc: CnnlabError) -> Outcome:
@@ -171,7 +166,7 @@ def _ids(leases: list[Lease]) -> str:
     return ", ".join(lease.job_id for lease in leases)
 
 
-Trained = tuple[JobStatus, float | None, dict[str, Any] | None] | CnnlabError
+Trained = Outcome | CnnlabError
 
 
 def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained]:
@@ -217,9 +212,16 @@ def _train_ready(
     stops = [stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
     resumes = [_resume(lease.job_id) for lease in leases]
     if len(leases) == 1:
+        init = _init_weights(leases[0].job_id, specs[0]) if resumes[0] is None else None
         alone = fit(
-            specs[0], on_epoch=_on_epoch(leases[0]), should_stop=stops[0], resume=resumes[0]
+            specs[0],
+            on_epoch=_on_epoch(leases[0]),
+            should_stop=stops[0],
+            resume=resumes[0],
+            init=init,
         )
+        if alone.warm_start is not None:
+            logger.info("job %s started from %s", leases[0].job_id, alone.warm_start)
         return [_ended(leases[0], limits[0], alone, specs[0])]
 
     from cnnlab.engine.packed import PackedTrial, fit_packed
@@ -237,6 +239,18 @@ def _train_ready(
         except CnnlabError as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def _init_weights(job_id: str, spec: TrainSpec) -> CheckpointDoc | None:
+    """The checkpoint ``spec.init`` names (pinned to a version at submit), read in a short
+    session of its own."""
+    from cnnlab.engine import checkpoints as checkpoint
+
+    if spec.init is None:
+        return None
+    with session_scope() as session:
+        blob = lifecycle.init_weights_of(session, job_id, spec.init)
+    return checkpoint.loads(blob)
 
 
 def _resume(job_id: str) -> CheckpointDoc | None:
@@ -283,15 +297,23 @@ def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     return on_epoch
 
 
-def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -> Trained:
-    """The status a finished training gives its job (and its test accuracy and report)."""
+def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -> Outcome:
+    """The status a finished training gives its job, and the fields to record with it (its
+    test accuracy, its per-class report, where early stopping ended it)."""
     if lease.pruned:
-        return JobStatus.pruned, None, None
+        return JobStatus.pruned, {}
     if result.cancelled and limit.reached:
         raise limit.error(result.epochs[-1].epoch if result.epochs else 0)
     if result.cancelled:
-        return JobStatus.cancelled, None, None
-    return JobStatus.succeeded, result.test_accuracy, _report(lease.job_id, spec, result)
+        return JobStatus.cancelled, {}
+    fields: dict[str, Any] = {
+        "test_accuracy": result.test_accuracy,
+        "result": _report(lease.job_id, spec, result),
+    }
+    if result.stopped_early_at is not None:
+        logger.info("job %s stopped early at epoch %d", lease.job_id, result.stopped_early_at)
+        fields["stopped_early_at"] = result.stopped_early_at
+    return JobStatus.succeeded, fields
 
 
 def _record_receipt(lease: Lease, spec: TrainSpec) -> None:

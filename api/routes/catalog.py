@@ -57,6 +57,10 @@ def _uploads(session: Session, owner_id: int) -> list[DatasetRead]:
 
 @router.get("/architectures", response_model=list[ArchitectureRead])
 async def list_architectures(user: UserDep) -> list[ArchitectureRead]:
-    """The registered model architectures (a spec's `model.arch`). This list was at
+    """The registered model architectures (a spec's `model.arch`), each with its options and
+    their defaults (a spec's `model` option left null takes the default). This list was at
     `GET /v1/models`, which is now the model registry."""
-    return [ArchitectureRead(name=name) for name in architectures.list_architectures()]
+    return [
+        ArchitectureRead.model_validate(architectures.describe_architecture(name))
+        for name in architectures.list_architectures()
+    ]

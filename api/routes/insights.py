@@ -110,13 +110,18 @@ def on_dataset(
         return fn(*args)
 
 
-def sample_images(spec: dict[str, Any], n: int, settings: Settings) -> Samples:
-    """The first ``n`` images of the job's training portion, with their labels."""
+def sample_images(
+    spec: dict[str, Any], n: int, settings: Settings, augmented: bool = False
+) -> Samples:
+    """The first ``n`` images of the job's training portion, with their labels (``augmented``:
+    as the job's augmentation changes them)."""
     from cnnlab.datasets.catalog import get_meta
     from cnnlab.engine.samples import training_samples
 
     train_spec = TrainSpec.model_validate(spec)
-    items = [Sample.build(s) for s in training_samples(train_spec, n, settings)]
+    items = [
+        Sample.build(s) for s in training_samples(train_spec, n, settings, augmented=augmented)
+    ]
     class_names = list(get_meta(train_spec.dataset).class_names)
     return Samples(dataset=train_spec.dataset, class_names=class_names, items=items)
 
@@ -139,13 +144,16 @@ async def samples(
     user: UserDep,
     settings: SettingsDep,
     n: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = 16,
+    augmented: Annotated[
+        bool, Query(description="as the job's `augment` changes them (its first epoch's draw)")
+    ] = False,
 ) -> Samples:
     """Images from the job's training split with their labels."""
     job = await db.read(jobs.get_job, user.id, job_id)
     async with evaluation_gate(request):
         dataset = job.spec["dataset"]
         return await run_in_threadpool(
-            on_dataset, user.id, dataset, settings, sample_images, job.spec, n, settings
+            on_dataset, user.id, dataset, settings, sample_images, job.spec, n, settings, augmented
         )
 
 

@@ -3,6 +3,8 @@ runs on MNIST (1×28×28) and CIFAR-10 (3×32×32) unchanged."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -88,5 +90,51 @@ def cnn_deep(
     return ConvNet(nn.Sequential(*layers), _head(c_in, num_classes, dropout))
 
 
+class _Residual(nn.Module):
+    """Two 3×3 convs with batch norm, added to the input (through a 1×1 conv where the shape
+    changes), then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def resnet(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    depth: int = 1,
+    width: int = 32,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """A small residual network, the choice for 32–64 px colour images: a 3×3 stem, three stages
+    of ``depth`` residual blocks with ``width``, 2× and 4× that many channels (the second and third
+    halve the resolution), a global average pool and a linear head.
+
+    ``depth`` 1 is a ResNet-8, 2 a ResNet-14, 3 a ResNet-20 (He et al.'s CIFAR family)."""
+    _spatial_after(in_shape, 2)
+    layers: list[nn.Module] = [*_conv(in_shape[0], width, True), nn.ReLU(inplace=True)]
+    c_in = width
+    for stage in range(3):
+        c_out = width * 2**stage
+        for block in range(depth):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(_Residual(c_in, c_out, stride))
+            c_in = c_out
+    layers.append(nn.AdaptiveAvgPool2d(1))
+    return ConvNet(nn.Sequential(*layers), _head(c_in, num_classes, dropout))
+
+
 # The built-in architectures by name (the registry adds them on first use).
-BUILTIN = {"cnn": cnn, "cnn_deep": cnn_deep}
+BUILTIN: dict[str, Callable[..., nn.Module]] = {"cnn": cnn, "cnn_deep": cnn_deep, "resnet": resnet}

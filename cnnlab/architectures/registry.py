@@ -9,6 +9,7 @@ stays cheap (no torch); :func:`register_architecture` adds another.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 Builder = Callable[..., "nn.Module"]
 _REGISTRY: dict[str, Builder] = {}
+# Every builder's first two arguments: they come from the dataset, not from the spec.
+DATA_ARGUMENTS = ("in_shape", "num_classes")
 
 
 def register_architecture(fn: Builder) -> Builder:
@@ -37,9 +40,37 @@ def list_architectures() -> list[str]:
 
 
 def create_architecture(name: str, **kwargs: Any) -> nn.Module:
+    return _builder(name)(**kwargs)
+
+
+def _builder(name: str) -> Builder:
     _load_builtins()
     try:
-        builder = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown architecture {name!r}; choose from {sorted(_REGISTRY)}") from None
-    return builder(**kwargs)
+
+
+def architecture_defaults(name: str) -> dict[str, Any]:
+    """A builder's own options and their defaults (lists for tuples, as JSON holds them)."""
+    params = inspect.signature(_builder(name)).parameters.values()
+    return {
+        p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+        for p in params
+        if p.name not in DATA_ARGUMENTS
+    }
+
+
+def architecture_options(name: str) -> list[str]:
+    return list(architecture_defaults(name))
+
+
+def describe_architecture(name: str) -> dict[str, Any]:
+    """``name``, what it is for (the builder's docstring, first paragraph) and its options with
+    their defaults: what ``GET /v1/architectures`` shows."""
+    doc = inspect.getdoc(_builder(name)) or ""
+    return {
+        "name": name,
+        "description": " ".join(doc.split("\n\n")[0].split()),
+        "options": architecture_defaults(name),
+    }

@@ -25,7 +25,7 @@ FORMAT = "cnnlab-checkpoint"
 VERSION = 1
 
 # A checkpoint as a document (what dumps writes and loads reads); a stored one is the row
-# cnnlab.store.tables.Checkpoint.
+# cnnlab.store.tables.CheckpointDoc.
 CheckpointDoc = dict[str, Any]
 
 
@@ -72,6 +72,7 @@ def make(
     best_val_accuracy: float,
     best_epoch: int,
     best_model_state: dict[str, Any] | None = None,
+    warm_start: dict[str, Any] | None = None,
     environment: dict[str, Any] | None = None,
 ) -> CheckpointDoc:
     return {
@@ -87,6 +88,8 @@ def make(
         "metrics": metrics,
         "best_val_accuracy": best_val_accuracy,
         "best_epoch": best_epoch,
+        # What the weights started from (the spec's ``init``) and whether the head was rebuilt.
+        "warm_start": warm_start,
         "torch_version": str(torch.__version__),
         # The run's receipt (cnnlab.engine.environment): versions, device, data, seed.
         "environment": environment,

@@ -15,45 +15,54 @@ run up to float rounding (a grouped convolution sums in another order): within `
 relative on CPU for the lab's small runs (``tests/core/test_packed.py``), and its checkpoints
 are ordinary single-model checkpoints, which resume packed or unpacked alike.
 
+Both run the one epoch loop of :mod:`cnnlab.engine.loop` (seeding, batches, augmentation, the
+learning-rate schedule, divergence checks, early stopping); only the step differs.
+
 What packs (:func:`pack_key`): SGD trials (Adam and AdamW keep per-parameter state that is not
 worth packing), equal in everything but ``optimizer.lr/momentum/weight_decay/nesterov`` and
-``seed``; with dropout > 0 the seed must be equal too (dropout masks are drawn once per batch
-and shared, exactly as each unpacked run draws them).
+``seed``; with dropout > 0 or ``class_weight`` the seed must be equal too (dropout masks are drawn
+once per batch and shared, exactly as each unpacked run draws them; class weights come from the
+seed's train split). Augmentation, schedules, label smoothing and early stopping pack (each trial
+keeps its own random stream, learning rate and end). A warm start (``init``) or ``freeze``
+never packs.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
 from cnnlab.datasets.catalog import DatasetMeta, get_meta
 from cnnlab.datasets.loading import ImageSet, load_split
-from cnnlab.engine import checkpoints as ckpt_mod
 from cnnlab.engine.checkpoints import CheckpointDoc
+from cnnlab.engine.loop import (
+    Batch,
+    EpochMetrics,
+    Lane,
+    Normalize,
+    Progress,
+    Recipe,
+    Throttled,
+    end_epoch,
+    run_epoch,
+)
 from cnnlab.engine.splits import train_val_indices
 from cnnlab.engine.training import (
     STOP_POLL_SECONDS,
-    EpochMetrics,
     EpochReport,
     FitResult,
-    Normalize,
-    _epoch_seed,
-    _Progress,
-    _Throttled,
     accuracy_on_test,
-    evaluate,
     make_optimizer,
     resolve_device,
     run_receipt,
+    snapshot,
     start_model,
 )
 from cnnlab.errors import CnnlabError, Diverged, OutOfMemory
@@ -99,13 +108,9 @@ class _Member:
     index: int
     trial: PackedTrial
     model: nn.Module
-    optimizer: torch.optim.Optimizer
-    train_idx: torch.Tensor  # into the dataset's train split, as fit's splits.train
+    lane: Lane  # its share of the epoch loop (its optimiser among it)
     val: ImageSet
-    stop: _Throttled
-    run: _Progress
-    total: float = 0.0
-    seen: int = 0
+    run: Progress
     error: CnnlabError | None = None
     cancelled: bool = False
     done: bool = False
@@ -118,26 +123,23 @@ class _Member:
 
     def snapshot(self, meta: DatasetMeta, best_only: bool = False) -> CheckpointDoc:
         """The checkpoint :func:`cnnlab.engine.training.fit` would make at this point."""
-        run = self.run
-        best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(self.model)
-        return ckpt_mod.make(
-            spec=self.spec,
-            meta=meta,
-            epoch=run.best_epoch if best_only else run.epoch,
-            model_state=best if best_only else ckpt_mod.cpu_state(self.model),
-            optimizer_state=None if best_only else ckpt_mod.cpu_state(self.optimizer),
-            best_model_state=None if best_only else best,
-            metrics=run.metrics,
-            best_val_accuracy=run.best_val_accuracy,
-            best_epoch=run.best_epoch,
-            environment=self.environment,
+        return snapshot(
+            self.spec,
+            meta,
+            self.model,
+            self.lane.optimizer,
+            self.run,
+            None,
+            best_only,
+            self.environment,
         )
 
 
 class _Pack:
     """The stacked parameters and buffers of the members still training."""
 
-    def __init__(self, members: list[_Member]) -> None:
+    def __init__(self, members: list[_Member], recipe: Recipe) -> None:
+        self.recipe = recipe
         # A stateless copy to call functionally; its own tensors are never used.
         self.base = copy.deepcopy(members[0].model).to("meta").train()
         self.members: list[_Member] = []
@@ -161,15 +163,15 @@ class _Pack:
                 _set_tensor(m.model, name, nn.Parameter(stacked.detach()[k]))
             for name, stacked in self.buffers.items():
                 _set_tensor(m.model, name, stacked[k])
-            state = m.optimizer.state_dict()
-            m.optimizer = make_optimizer(m.spec.optimizer, m.model.parameters())
-            m.optimizer.load_state_dict(state)
+            state = m.lane.optimizer.state_dict()
+            m.lane.optimizer = make_optimizer(m.spec.optimizer, m.model.parameters())
+            m.lane.optimizer.load_state_dict(state)
             m.params = list(m.model.parameters())
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, batched: bool) -> torch.Tensor:
-        """Each member's mean cross-entropy on its batch: x, y per member when ``batched``,
+        """Each member's mean training loss on its batch: x, y per member when ``batched``,
         else one batch for all."""
-        base = self.base
+        base, recipe = self.base, self.recipe
 
         def loss(
             params: dict[str, torch.Tensor],
@@ -177,13 +179,14 @@ class _Pack:
             x: torch.Tensor,
             y: torch.Tensor,
         ) -> torch.Tensor:
-            return F.cross_entropy(functional_call(base, (params, buffers), (x,)), y)
+            return recipe.loss(functional_call(base, (params, buffers), (x,)), y)
 
         data_dim = 0 if batched else None
         # Dropout packs share one seed: one mask per batch, drawn as each unpacked run draws it.
         randomness = "error" if batched else "same"
         per_member = vmap(loss, in_dims=(0, 0, data_dim, data_dim), randomness=randomness)
-        result: torch.Tensor = per_member(self.params, self.buffers, x, y)
+        with recipe.autocast(x.device):
+            result: torch.Tensor = per_member(self.params, self.buffers, x, y)
         return result
 
     def step(self, losses: torch.Tensor) -> None:
@@ -195,8 +198,8 @@ class _Pack:
             for p, g in zip(m.params, grads, strict=True):
                 assert g is not None
                 p.grad = g[k]
-            m.optimizer.step()
-            m.optimizer.zero_grad(set_to_none=True)
+            m.lane.optimizer.step()
+            m.lane.optimizer.zero_grad(set_to_none=True)
 
 
 def _set_tensor(module: nn.Module, dotted: str, value: torch.Tensor) -> None:
@@ -231,31 +234,52 @@ def fit_packed(
         raise ValueError(f"packed trials must resume after the same epoch, not {sorted(starts)}")
     settings = settings or get_settings()
     first = specs[0]
-    device = resolve_device(first.device)
+    device = resolve_device(first.device, deterministic=first.deterministic)
     meta = get_meta(first.dataset)
     full = load_split(first.dataset, train=True, settings=settings)
     check_against_dataset(first, len(full))
     full = full.to(device)
-    normalize = Normalize(meta, device)
     members = [_member(i, t, len(full), full, meta, device) for i, t in enumerate(trials)]
     for m in members:
         m.environment = run_receipt(m.spec, device, settings)
+    # Equal for every member: a pack with class weights shares one seed, so one train split.
+    train_labels = full.labels[members[0].lane.train_idx]
+    recipe = Recipe.of(first, Normalize(meta, device), train_labels, meta.num_classes)
     batched = len({m.spec.seed for m in members}) > 1
 
     try:
-        pack = _Pack(members)
+        pack = _Pack(members, recipe)
+        by_lane = {id(m.lane): m for m in members}
+
+        def step(lanes: list[Lane], batches: list[Batch]) -> torch.Tensor:
+            if batched:
+                x = torch.stack([b[0] for b in batches])
+                y = torch.stack([b[1] for b in batches])
+            else:
+                x, y = batches[0]
+            losses = pack.losses(x, y, batched)
+            pack.step(losses)
+            return losses
+
+        def on_leave(live: list[Lane]) -> None:
+            for m in pack.members:
+                if m.lane.done:
+                    m.error, m.cancelled, m.done = m.lane.error, m.lane.stopped, True
+            _restack(pack, [by_lane[id(lane)] for lane in live])
+
         for epoch in range(starts.pop() + 1, first.epochs + 1):
             t0 = time.perf_counter()
-            _train_epoch(pack, full, normalize, epoch, batched, max_batches)
+            pack.base.train()
+            lanes = [m.lane for m in pack.members]
+            run_epoch(lanes, full, recipe, step, epoch=epoch, max_batches=max_batches,
+                      on_leave=on_leave)  # fmt: skip
             seconds = time.perf_counter() - t0
             for m in pack.members:
-                if not m.done:
-                    _end_epoch(m, epoch, normalize, meta, seconds)
+                _end_epoch(m, epoch, recipe, meta, seconds)
             live = [m for m in pack.members if not m.done]
             if not live:
                 break
-            if len(live) < len(pack.members):
-                pack.restack(live)
+            _restack(pack, live)
     except torch.OutOfMemoryError as exc:
         raise OutOfMemory(first.batch_size, str(device)) from exc
 
@@ -278,6 +302,7 @@ def fit_packed(
                 cancelled=m.cancelled,
                 best_checkpoint=best,
                 last_checkpoint=m.snapshot(meta),
+                stopped_early_at=None if m.cancelled else m.run.stopped_early_at,
             )
         )
     return outcomes
@@ -294,96 +319,25 @@ def _member(
     """A trial's model, optimiser and splits, built (and resumed) as fit builds them."""
     spec = trial.spec
     train_idx, val_idx = train_val_indices(spec, full)
-    model, optimizer, run = start_model(spec, meta, device, trial.resume)
+    model, optimizer, run, _ = start_model(spec, meta, device, trial.resume)
+    lane = Lane(
+        seed=spec.seed,
+        base_lr=spec.optimizer.lr,
+        train_idx=train_idx.to(device),
+        stop=Throttled(trial.should_stop, STOP_POLL_SECONDS),
+        optimizer=optimizer,
+    )
     return _Member(
         index=index,
         trial=trial,
         model=model,
-        optimizer=optimizer,
-        train_idx=train_idx.to(device),
+        lane=lane,
         val=full.subset(val_idx.to(device)),
-        stop=_Throttled(trial.should_stop, STOP_POLL_SECONDS),
         run=run,
     )
 
 
-def _train_epoch(
-    pack: _Pack,
-    full: ImageSet,
-    normalize: Normalize,
-    epoch: int,
-    batched: bool,
-    max_batches: int | None,
-) -> None:
-    """One pass of every member over its training data, in the order its own run would take.
-    Members that are cancelled or diverge leave the pack at once."""
-    members = pack.members
-    spec = members[0].spec
-    device = full.images.device
-    torch.manual_seed(_epoch_seed(spec.seed, epoch))  # dropout (such packs share one seed)
-    n = len(members[0].train_idx)
-    orders = {}
-    for m in members:
-        seed = _epoch_seed(m.spec.seed, epoch)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(device)
-        orders[m.index] = m.train_idx[perm]
-        m.total, m.seen = 0.0, 0
-    batch_size = spec.batch_size
-    n_batches = math.ceil(n / batch_size)
-    if max_batches is not None:
-        n_batches = min(n_batches, max_batches)
-    check_every = 1 if device.type == "cpu" else 16
-    pending: list[torch.Tensor] = []  # per batch, each member's summed loss, not yet checked
-    done = 0
-
-    def flush() -> None:
-        """Add up the pending losses per member; a non-finite one ends its member."""
-        if not pending:
-            return
-        values = torch.stack(pending).tolist()
-        for k, m in enumerate(pack.members):
-            for i, row in enumerate(values):
-                if not math.isfinite(row[k]):
-                    batch = done - len(values) + i + 1
-                    m.error = Diverged(epoch=epoch, batch=batch, lr=m.spec.optimizer.lr)
-                    m.done = True
-                    break
-                m.total += row[k]
-        pending.clear()
-        _drop_finished(pack)
-
-    for b in range(n_batches):
-        stopping = [m for m in pack.members if m.stop()]
-        if stopping:
-            flush()
-            for m in stopping:
-                m.cancelled = m.done = True
-            _drop_finished(pack)
-        if not pack.members:
-            break
-        idx = torch.stack(
-            [orders[m.index][b * batch_size : (b + 1) * batch_size] for m in pack.members]
-        )
-        size = idx.shape[1]
-        if batched:
-            k = len(pack.members)
-            x = normalize(full.images[idx.flatten()]).unflatten(0, (k, size))
-            y = full.labels[idx]
-        else:
-            x, y = normalize(full.images[idx[0]]), full.labels[idx[0]]
-        losses = pack.losses(x, y, batched)
-        pack.step(losses)
-        pending.append(losses.detach() * size)
-        for m in pack.members:
-            m.seen += size
-        done = b + 1
-        if len(pending) >= check_every:
-            flush()
-    flush()
-
-
-def _drop_finished(pack: _Pack) -> None:
-    live = [m for m in pack.members if not m.done]
+def _restack(pack: _Pack, live: list[_Member]) -> None:
     if len(live) < len(pack.members):
         if live:
             pack.restack(live)
@@ -391,32 +345,22 @@ def _drop_finished(pack: _Pack) -> None:
             pack.members = []
 
 
-def _end_epoch(
-    m: _Member, epoch: int, normalize: Normalize, meta: DatasetMeta, seconds: float
-) -> None:
+def _end_epoch(m: _Member, epoch: int, recipe: Recipe, meta: DatasetMeta, seconds: float) -> None:
     """Validate a member after an epoch and report it, as fit does; it may leave the pack."""
-    t0 = time.perf_counter()
-    train_loss = m.total / m.seen if m.seen else math.nan
-    val_loss, val_acc = evaluate(m.model, m.val, normalize)
-    if not math.isfinite(val_loss):
-        batch = math.ceil(m.seen / m.spec.batch_size)
-        m.error = Diverged(epoch=epoch, batch=batch, lr=m.spec.optimizer.lr)
-        m.done = True
+    if m.done:
         return
-    seconds += time.perf_counter() - t0
-    metrics = EpochMetrics(epoch, train_loss, val_loss, val_acc, seconds, m.seen / seconds)
-    run = m.run
-    run.epoch = epoch
-    run.metrics.append(metrics.to_dict())
-    improved = val_acc > run.best_val_accuracy
-    if improved:
-        run.best_val_accuracy, run.best_epoch = val_acc, epoch
-        run.best_state = ckpt_mod.cpu_state(m.model)
+    try:
+        metrics, improved = end_epoch(
+            m.run, m.model, m.lane, m.val, recipe, epoch=epoch, seconds=seconds
+        )
+    except Diverged as exc:
+        m.error, m.done = exc, True
+        return
     on_epoch = m.trial.on_epoch
     if (on_epoch is not None and on_epoch(EpochReport(metrics, m.snapshot(meta), improved))) or (
-        m.stop()
+        m.lane.stop()
     ):
         m.cancelled = epoch < m.spec.epochs
         m.done = True
-    elif epoch >= m.spec.epochs:
+    elif epoch >= m.spec.epochs or m.run.stopped_early_at is not None:
         m.done = True

@@ -12,6 +12,8 @@ import torch
 
 from cnnlab.datasets.catalog import get_meta
 from cnnlab.datasets.loading import load_split
+from cnnlab.engine.augment import augment, generator
+from cnnlab.engine.loop import epoch_seed
 from cnnlab.engine.splits import split_indices
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
@@ -37,16 +39,22 @@ def png_bytes(chw: torch.Tensor) -> bytes:
 
 
 def training_samples(
-    spec: TrainSpec, n: int, settings: Settings | None = None
+    spec: TrainSpec, n: int, settings: Settings | None = None, *, augmented: bool = False
 ) -> list[SampleImage]:
-    """The first ``n`` images of the spec's training portion (after its validation hold-out)."""
+    """The first ``n`` images of the spec's training portion (after its validation hold-out);
+    ``augmented``: as the spec's augmentation changes them (its draw for the first epoch)."""
     class_names = get_meta(spec.dataset).class_names
     full = load_split(spec.dataset, train=True, settings=settings)
     train_idx, _ = split_indices(spec, len(full))
+    idx = train_idx[:n]
+    images = full.images[idx]
+    if augmented and spec.augment.active:
+        gen = generator(epoch_seed(spec.seed, 1), images.device)
+        images = augment(images, spec.augment, gen).round().clamp(0, 255).to(torch.uint8)
     samples = []
-    for index in train_idx[:n].tolist():
+    for index, image in zip(idx.tolist(), images, strict=True):
         label = int(full.labels[index])
-        samples.append(SampleImage(index, label, class_names[label], png_bytes(full.images[index])))
+        samples.append(SampleImage(index, label, class_names[label], png_bytes(image)))
     return samples
 
 

@@ -1,50 +1,50 @@
-"""Training as plain functions: :func:`train_one_epoch`, :func:`evaluate`, :func:`fit`; and
-the :func:`confusion_matrix` of a trained model.
+"""Training as plain functions: :func:`fit` (over the epoch loop of :mod:`cnnlab.engine.loop`),
+:func:`evaluate`; and the :func:`confusion_matrix` of a trained model.
 
 The pixels stay one uint8 tensor on the training device; each batch is sliced from a shuffled
-index, normalised there and fed channels-last. No DataLoader, no per-sample PIL work.
+index, augmented and normalised there and fed channels-last. No DataLoader, no per-sample PIL work.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.datasets.catalog import DatasetMeta, get_meta
 from cnnlab.datasets.loading import ImageSet, load_split
 from cnnlab.engine import checkpoints as ckpt_mod
+from cnnlab.engine import warm_start
 from cnnlab.engine.checkpoints import CheckpointDoc
 from cnnlab.engine.environment import receipt
+from cnnlab.engine.loop import (
+    EVAL_BATCH_SIZE,
+    Batch,
+    EpochMetrics,
+    Lane,
+    Normalize,
+    Progress,
+    Recipe,
+    Step,
+    Throttled,
+    batch_logits,
+    end_epoch,
+    evaluate,
+    run_epoch,
+)
 from cnnlab.engine.splits import make_splits
-from cnnlab.errors import CheckpointError, CnnlabError, Diverged, OutOfMemory
+from cnnlab.errors import CheckpointError, CnnlabError, OutOfMemory, SpecError
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import OptimizerSpec, TrainSpec
 
-EVAL_BATCH_SIZE = 2048
 STOP_POLL_SECONDS = 0.5
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_accuracy: float
-    seconds: float
-    images_per_second: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -66,6 +66,10 @@ class FitResult:
     cancelled: bool
     best_checkpoint: CheckpointDoc
     last_checkpoint: CheckpointDoc
+    # The epoch early stopping ended training at (None: it ran to the end, or was stopped).
+    stopped_early_at: int | None = None
+    # What the model started from (``init``), and whether its head was rebuilt.
+    warm_start: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,8 @@ class FitResult:
             "seconds": self.seconds,
             "epochs": len(self.epochs),
             "cancelled": self.cancelled,
+            "stopped_early_at": self.stopped_early_at,
+            "warm_start": self.warm_start,
         }
 
 
@@ -83,32 +89,19 @@ class DeviceUnavailable(CnnlabError):
     status_code = 422
 
 
-def resolve_device(requested: str) -> torch.device:
+def resolve_device(requested: str, *, deterministic: bool = False) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailable("device 'cuda' was requested but no CUDA device is available")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
-        # Fixed shapes every batch: let cuDNN pick its fastest kernels; TF32 for matmuls.
-        torch.backends.cudnn.benchmark = True
+        # Fixed shapes every batch: let cuDNN pick its fastest kernels (unless the spec wants
+        # deterministic ones); TF32 for matmuls. Set for every job, as a worker runs many.
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
         torch.set_float32_matmul_precision("high")
     return torch.device(requested)
-
-
-class Normalize:
-    """uint8 N×C×H×W → float, standardised per channel, channels-last."""
-
-    def __init__(self, meta: DatasetMeta | dict[str, Any], device: torch.device) -> None:
-        mean = meta["mean"] if isinstance(meta, dict) else meta.mean
-        std = meta["std"] if isinstance(meta, dict) else meta.std
-        std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        # x/255 - mean) / std == x * scale + shift, one fused multiply-add per pixel
-        self.scale = 1.0 / (255.0 * std_t)
-        self.shift = -torch.tensor(mean, device=device).view(1, -1, 1, 1) / std_t
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.addcmul(self.shift, x.float(), self.scale)
-        return x.contiguous(memory_format=torch.channels_last)
 
 
 # glibc's mallopt parameters (malloc.h).
@@ -152,117 +145,6 @@ def make_optimizer(spec: OptimizerSpec, params: Iterable[nn.Parameter]) -> torch
     return cls(params, lr=spec.lr, weight_decay=spec.weight_decay)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # Each epoch's shuffle and dropout depend only on (seed, epoch), so a resumed run replays
-    # exactly what an uninterrupted one would have done.
-    return (seed * 1_000_003 + epoch) % (2**63)
-
-
-class _Throttled:
-    """Calls ``fn`` at most every ``interval`` seconds; remembers a True answer."""
-
-    def __init__(self, fn: Callable[[], bool] | None, interval: float) -> None:
-        self.fn, self.interval, self.last, self.hit = fn, interval, -math.inf, False
-
-    def __call__(self) -> bool:
-        if self.fn is None or self.hit:
-            return self.hit
-        now = time.monotonic()
-        if now - self.last >= self.interval:
-            self.last = now
-            self.hit = bool(self.fn())
-        return self.hit
-
-
-def train_one_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    data: ImageSet,
-    normalize: Normalize,
-    *,
-    batch_size: int,
-    epoch: int,
-    seed: int,
-    should_stop: Callable[[], bool] = lambda: False,
-    progress: Callable[[int, int], None] | None = None,
-    max_batches: int | None = None,
-) -> tuple[float, int, bool]:
-    """One pass over ``data``. Returns (mean loss, images seen, stopped early).
-
-    Raises :class:`Diverged` at the first batch whose loss is not finite.
-    """
-    model.train()
-    device = data.images.device
-    epoch_seed = _epoch_seed(seed, epoch)
-    torch.manual_seed(epoch_seed)  # dropout
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch_seed))
-    perm = perm.to(device)
-    n_batches = math.ceil(len(data) / batch_size)
-    if max_batches is not None:
-        n_batches = min(n_batches, max_batches)
-    # On a GPU, reading each loss would stall the queue: check them a few batches at a time.
-    check_every = 1 if device.type == "cpu" else 16
-    pending: list[torch.Tensor] = []  # summed losses of batches not yet checked
-    total, seen, done, stopped = 0.0, 0, 0, False
-    lr = optimizer.param_groups[0]["lr"]
-
-    def flush() -> None:
-        nonlocal total
-        if not pending:
-            return
-        values = torch.stack(pending).tolist()
-        for i, loss_sum in enumerate(values):
-            if not math.isfinite(loss_sum):
-                raise Diverged(epoch=epoch, batch=done - len(values) + i + 1, lr=lr)
-            total += loss_sum
-        pending.clear()
-
-    for b in range(n_batches):
-        if should_stop():
-            stopped = True
-            break
-        idx = perm[b * batch_size : (b + 1) * batch_size]
-        x, y = normalize(data.images[idx]), data.labels[idx]
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        pending.append(loss.detach() * len(idx))
-        seen += len(idx)
-        done = b + 1
-        if len(pending) >= check_every:
-            flush()
-        if progress is not None:
-            progress(done, n_batches)
-    flush()
-    return (total / seen if seen else math.nan), seen, stopped
-
-
-def _logits(
-    model: nn.Module, data: ImageSet, normalize: Normalize, batch_size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Logits and labels, batch by batch, with the model in evaluation mode. The caller holds
-    ``torch.inference_mode``."""
-    model.eval()
-    for start in range(0, len(data), batch_size):
-        x = normalize(data.images[start : start + batch_size])
-        yield model(x), data.labels[start : start + batch_size]
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module, data: ImageSet, normalize: Normalize, batch_size: int = EVAL_BATCH_SIZE
-) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy over ``data``."""
-    loss = torch.zeros((), device=data.images.device)
-    correct = torch.zeros((), dtype=torch.int64, device=data.images.device)
-    for logits, y in _logits(model, data, normalize, batch_size):
-        loss += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-    n = max(len(data), 1)
-    return loss.item() / n, correct.item() / n
-
-
 @torch.inference_mode()
 def confusion_matrix(
     model: nn.Module,
@@ -275,7 +157,7 @@ def confusion_matrix(
     class, columns the predicted one."""
     k = num_classes
     counts = torch.zeros(k * k, dtype=torch.int64, device=data.images.device)
-    for logits, y in _logits(model, data, normalize, batch_size):
+    for logits, y in batch_logits(model, data, normalize, batch_size):
         counts += torch.bincount(y * k + logits.argmax(1), minlength=k * k)
     return counts.view(k, k).cpu()
 
@@ -294,37 +176,85 @@ def _check_resume(spec: TrainSpec, ckpt: CheckpointDoc) -> None:
         raise CheckpointError(f"checkpoint is at epoch {ckpt['epoch']}, past epochs={spec.epochs}")
 
 
-@dataclass
-class _Progress:
-    epoch: int = 0
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    best_val_accuracy: float = -1.0
-    best_epoch: int = 0
-    best_state: dict[str, Any] | None = None
-
-
 def start_model(
-    spec: TrainSpec, meta: DatasetMeta, device: torch.device, resume: CheckpointDoc | None
-) -> tuple[nn.Module, torch.optim.Optimizer, _Progress]:
-    """The spec's model (its seed's initial weights, channels-last on ``device``), its optimiser
-    and its progress so far: fresh, or as ``resume`` left them."""
+    spec: TrainSpec,
+    meta: DatasetMeta,
+    device: torch.device,
+    resume: CheckpointDoc | None,
+    init: CheckpointDoc | None = None,
+) -> tuple[nn.Module, torch.optim.Optimizer, Progress, dict[str, Any] | None]:
+    """The spec's model (its seed's initial weights, or ``init``'s where it has them;
+    channels-last on ``device``), its optimiser, its progress so far (fresh, or as ``resume``
+    left them) and what it started from (``init``'s source and whether its head was rebuilt)."""
     torch.manual_seed(spec.seed)
-    model = ckpt_mod.build_model(ckpt_mod.model_config(spec, meta))
+    config = ckpt_mod.model_config(spec, meta)
+    model = ckpt_mod.build_model(config)
+    warm = None
+    if spec.init is not None and init is None and resume is None:
+        raise SpecError("init", "the weights init names were not given (only the service has them)")
+    if init is not None and spec.init is not None:
+        source = spec.init.describe()
+        warm_start.check_compatible(config, init, source)
+        rebuilt = resume is None and warm_start.load_init(model, init, meta.class_names)
+        warm = {"from": spec.init.model_dump(exclude_none=True), "head_rebuilt": rebuilt}
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(spec.optimizer, model.parameters())
     if resume is None:
-        return model, optimizer, _Progress()
+        return model, optimizer, Progress(), warm
     _check_resume(spec, resume)
     model.load_state_dict(resume["model_state"])
     optimizer.load_state_dict(resume["optimizer_state"])
-    run = _Progress(
+    run = Progress(
         epoch=resume["epoch"],
         metrics=list(resume["metrics"]),
         best_val_accuracy=resume["best_val_accuracy"],
         best_epoch=resume["best_epoch"],
         best_state=resume["best_model_state"],
     )
-    return model, optimizer, run
+    return model, optimizer, run, resume.get("warm_start", warm)
+
+
+def snapshot(
+    spec: TrainSpec,
+    meta: DatasetMeta,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    run: Progress,
+    warm: dict[str, Any] | None,
+    best_only: bool = False,
+    environment: dict[str, Any] | None = None,
+) -> CheckpointDoc:
+    """The checkpoint of a run at this point: resumable, or (``best_only``) its best weights."""
+    best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(model)
+    return ckpt_mod.make(
+        spec=spec,
+        meta=meta,
+        epoch=run.best_epoch if best_only else run.epoch,
+        model_state=best if best_only else ckpt_mod.cpu_state(model),
+        optimizer_state=None if best_only else ckpt_mod.cpu_state(optimizer),
+        best_model_state=None if best_only else best,
+        metrics=run.metrics,
+        best_val_accuracy=run.best_val_accuracy,
+        best_epoch=run.best_epoch,
+        warm_start=warm,
+        environment=environment,
+    )
+
+
+def single_step(model: nn.Module, recipe: Recipe) -> Step:
+    """The epoch loop's step for one model."""
+
+    def step(lanes: list[Lane], batches: list[Batch]) -> torch.Tensor:
+        (x, y), optimizer = batches[0], lanes[0].optimizer
+        with recipe.autocast(x.device):
+            logits = model(x)
+        loss = recipe.loss(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach().view(1)
+
+    return step
 
 
 def fit(
@@ -334,82 +264,76 @@ def fit(
     on_epoch: Callable[[EpochReport], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     resume: CheckpointDoc | None = None,
+    init: CheckpointDoc | None = None,
     progress: Callable[[int, int], None] | None = None,
     evaluate_test: bool = True,
     max_batches: int | None = None,
 ) -> FitResult:
-    """Train ``spec`` to its last epoch (or until stopped), validating after every epoch.
+    """Train ``spec`` to its last epoch (or until stopped, or stopped early), validating after
+    every epoch.
 
     ``on_epoch`` may return True to stop; ``should_stop`` is polled between batches (at most every
-    half second) for cancellation. The test split is evaluated once, on the weights of the epoch
-    with the best validation accuracy. ``max_batches`` caps batches per epoch (quick checks).
+    half second) for cancellation. ``init`` is the checkpoint ``spec.init`` names (the caller
+    resolves it). The test split is evaluated once, on the weights of the epoch with the best
+    validation accuracy. ``max_batches`` caps batches per epoch (quick checks).
     """
     started = time.perf_counter()
     settings = settings or get_settings()
-    device = resolve_device(spec.device)
+    device = resolve_device(spec.device, deterministic=spec.deterministic)
     if device.type == "cpu":
         keep_freed_memory()
     meta = get_meta(spec.dataset)
     splits = make_splits(spec, settings)
     train, val = splits.train.to(device), splits.val.to(device)
-    normalize = Normalize(meta, device)
+    recipe = Recipe.of(spec, Normalize(meta, device), train.labels, meta.num_classes)
 
-    model, optimizer, run = start_model(spec, meta, device, resume)
-    stop_requested = _Throttled(should_stop, STOP_POLL_SECONDS)
+    model, optimizer, run, warm = start_model(spec, meta, device, resume, init)
     environment = run_receipt(spec, device, settings)
-
-    def snapshot(best_only: bool = False) -> CheckpointDoc:
-        best = run.best_state if run.best_state is not None else ckpt_mod.cpu_state(model)
-        return ckpt_mod.make(
-            spec=spec,
-            meta=meta,
-            epoch=run.best_epoch if best_only else run.epoch,
-            model_state=best if best_only else ckpt_mod.cpu_state(model),
-            optimizer_state=None if best_only else ckpt_mod.cpu_state(optimizer),
-            best_model_state=None if best_only else best,
-            metrics=run.metrics,
-            best_val_accuracy=run.best_val_accuracy,
-            best_epoch=run.best_epoch,
-            environment=environment,
-        )
+    lane = Lane(
+        seed=spec.seed,
+        base_lr=spec.optimizer.lr,
+        train_idx=torch.arange(len(train), device=device),
+        stop=Throttled(should_stop, STOP_POLL_SECONDS),
+        optimizer=optimizer,
+    )
+    step = single_step(model, recipe)
 
     cancelled = False
     try:
         for epoch in range(run.epoch + 1, spec.epochs + 1):
             t0 = time.perf_counter()
-            train_loss, seen, stopped = train_one_epoch(
-                model, optimizer, train, normalize,
-                batch_size=spec.batch_size, epoch=epoch, seed=spec.seed,
-                should_stop=stop_requested, progress=progress, max_batches=max_batches,
-            )  # fmt: skip
-            if stopped:
+            if spec.freeze is not None:
+                warm_start.set_frozen(model, epoch <= spec.freeze_epochs)
+            model.train()
+            run_epoch(
+                [lane], train, recipe, step, epoch=epoch, max_batches=max_batches, progress=progress
+            )
+            if lane.error is not None:
+                raise lane.error
+            if lane.stopped:
                 cancelled = True
                 break
-            val_loss, val_acc = evaluate(model, val, normalize)
-            if not math.isfinite(val_loss):
-                # The last batch's step blew the weights up after its own loss was checked.
-                raise Diverged(
-                    epoch=epoch, batch=math.ceil(seen / spec.batch_size), lr=spec.optimizer.lr
-                )
             seconds = time.perf_counter() - t0
-            metrics = EpochMetrics(epoch, train_loss, val_loss, val_acc, seconds, seen / seconds)
-            run.epoch = epoch
-            run.metrics.append(metrics.to_dict())
-            improved = val_acc > run.best_val_accuracy
-            if improved:
-                run.best_val_accuracy, run.best_epoch = val_acc, epoch
-                run.best_state = ckpt_mod.cpu_state(model)
-            report = EpochReport(metrics, snapshot(), improved)
+            metrics, improved = end_epoch(
+                run, model, lane, val, recipe, epoch=epoch, seconds=seconds
+            )
+            report = EpochReport(
+                metrics,
+                snapshot(spec, meta, model, optimizer, run, warm, environment=environment),
+                improved,
+            )
             if on_epoch is not None and on_epoch(report):
                 cancelled = epoch < spec.epochs
                 break
-            if stop_requested():
+            if run.stopped_early_at is not None:
+                break
+            if lane.stop():
                 cancelled = epoch < spec.epochs
                 break
     except torch.OutOfMemoryError as exc:
         raise OutOfMemory(spec.batch_size, str(device)) from exc
 
-    best = snapshot(best_only=True)
+    best = snapshot(spec, meta, model, optimizer, run, warm, True, environment)
     test_acc = None
     if evaluate_test and not cancelled and run.epoch > 0:
         test_acc = accuracy_on_test(best, settings=settings, device=device)
@@ -421,7 +345,9 @@ def fit(
         seconds=time.perf_counter() - started,
         cancelled=cancelled,
         best_checkpoint=best,
-        last_checkpoint=snapshot(),
+        last_checkpoint=snapshot(spec, meta, model, optimizer, run, warm, environment=environment),
+        stopped_early_at=None if cancelled else run.stopped_early_at,
+        warm_start=warm,
     )
 
 

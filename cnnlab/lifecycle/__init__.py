@@ -65,6 +65,7 @@ from cnnlab.lifecycle.searches import (
 from cnnlab.lifecycle.submit import Enqueue, submit_job
 from cnnlab.lifecycle.sweep import Sweep, sweep
 from cnnlab.lifecycle.transitions import TRANSITIONS, lock_search, move, refresh_search
+from cnnlab.lifecycle.warm_start import init_weights_of, pin_init
 
 __all__ = [
     "TRANSITIONS",
@@ -81,10 +82,12 @@ __all__ = [
     "create_search",
     "finish_job",
     "holds",
+    "init_weights_of",
     "live_searches",
     "lock_search",
     "move",
     "pause_search",
+    "pin_init",
     "prune_if_due",
     "record_batch_rows",
     "record_epoch",

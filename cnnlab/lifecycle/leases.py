@@ -30,7 +30,14 @@ from cnnlab.store.tables import (
     utcnow,
 )
 
-METRIC_FIELDS = ("train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second")
+METRIC_FIELDS = (
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "images_per_second",
+    "lr",
+)
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_QUEUED_GRACE_SECONDS = 120.0
@@ -268,11 +275,13 @@ def finish_job(
     test_accuracy: float | None = None,
     error: dict[str, Any] | None = None,
     attempt: int | None = None,
+    stopped_early_at: int | None = None,
     result: dict[str, Any] | None = None,
 ) -> bool:
-    """Record how the job ended (and, for a job that found something, its ``result``); its
-    search's status and best trial follow. With ``attempt``, only while that attempt still holds
-    the job (False: it was taken over, nothing written)."""
+    """Record how the job ended (``stopped_early_at``: the epoch early stopping ended it at; for
+    a job that found something, its ``result``); its search's status and best trial follow. With
+    ``attempt``, only while that attempt still holds the job (False: it was taken over, nothing
+    written)."""
     if not JobStatus(status).ended:
         raise ValueError(f"{status} is not a final status")
     extra = {} if result is None else {"result": result}
@@ -285,6 +294,7 @@ def finish_job(
         test_accuracy=test_accuracy,
         error=error,
         lease_expires_at=None,
+        stopped_early_at=stopped_early_at,
         **extra,
     )
 

@@ -9,6 +9,7 @@ search's later trials are drawn then, from the scores recorded so far (TPE learn
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from cnnlab.lifecycle.gpu import check_gpu_worker
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
 from cnnlab.lifecycle.transitions import lock_search, move, refresh_search
 from cnnlab.lifecycle.views import RETRYABLE
+from cnnlab.lifecycle.warm_start import pin_init
 from cnnlab.lifecycle.winners import check_winner_name
 from cnnlab.search.config import SearchConfig
 from cnnlab.search.grid import GridPoint, expand
@@ -63,6 +65,14 @@ def create_search(
     base, uploads = pin_base_dataset(session, owner_id, base)
     with uploads_in_scope(uploads):
         body = check_body(base, settings, config)
+    if body.points and body.points[0].spec.init is not None:
+        # Every trial starts from the same version (pinned now), its model checked against each.
+        body.points[:] = [replace(p, spec=pin_init(session, owner_id, p.spec)) for p in body.points]
+        pinned = body.points[0].spec.init
+        base = {
+            **base,
+            "init": pinned.model_dump(mode="json", exclude_none=True) if pinned else None,
+        }
     check_gpu_worker(session, [p.spec.device for p in body.points], settings)  # no_gpu_worker
     register_best_as = check_winner_name(config.winner_json())
     first = body.points[: body.max_concurrent_trials]

@@ -13,6 +13,7 @@ from cnnlab.lifecycle import quota
 from cnnlab.lifecycle.admission import admit
 from cnnlab.lifecycle.datasets import resolve_dataset
 from cnnlab.lifecycle.transitions import move
+from cnnlab.lifecycle.warm_start import pin_init
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 from cnnlab.status import JobStatus
@@ -45,6 +46,7 @@ def submit_job(
     spec, uploads = resolve_dataset(session, owner_id, spec)  # NAME → NAME@V, the newest ready
     with uploads_in_scope(uploads):
         admit(session, spec, settings)  # 422: spec, budget, data; no_gpu_worker when none is live
+    spec = pin_init(session, owner_id, spec)  # 404 / 422 naming init
     quota.reserve(session, owner_id, 1, max_active)
     job = Job(owner_id=owner_id, spec=spec.model_dump(mode="json"), status=JobStatus.queued)
     session.add(job)

@@ -62,7 +62,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "notes": job.notes,
         "environment": job.environment,
         "result": without_pixels(job.result),
-        "stopped_early_at": getattr(job, "stopped_early_at", None),
+        "stopped_early_at": job.stopped_early_at,
         "actions": job_actions(job),
     }
 

@@ -54,6 +54,8 @@ class Budget:
     train_images: int
     val_images: int
     epochs: int
+    # The option that sizes the model: ``model.channels``, or ``model.width`` for a resnet.
+    size_field: str = "model.channels"
 
     @property
     def job_tflops(self) -> float:
@@ -65,7 +67,8 @@ class Budget:
         return math.ceil(self.train_images / self.batch_size) * self.epochs
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "job_tflops": round(self.job_tflops, 3)}
+        figures = {k: v for k, v in asdict(self).items() if k != "size_field"}
+        return {**figures, "job_tflops": round(self.job_tflops, 3)}
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def estimate_budget(spec: TrainSpec, train_split: int) -> Budget:
         train_images=train_count(spec, train_split),
         val_images=val_count(spec, train_split),
         epochs=spec.epochs,
+        size_field="model.width" if spec.model.arch == "resnet" else "model.channels",
     )
 
 
@@ -156,11 +160,11 @@ def limits(settings: Settings) -> dict[str, float]:
 
 def check_budget(budget: Budget, settings: Settings) -> None:
     """Raise :class:`BudgetExceeded` for the first figure past its limit: the parameters
-    (field ``model.channels``), the activation memory (``batch_size``), the job's TFLOPs
-    (``epochs``)."""
+    (field ``model.channels``, or ``model.width``), the activation memory (``batch_size``), the
+    job's TFLOPs (``epochs``)."""
     if budget.params > settings.max_model_params:
         raise BudgetExceeded(
-            "model.channels",
+            budget.size_field,
             "params",
             budget.params,
             settings.max_model_params,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.architectures.registry import create_architecture
+from cnnlab.architectures.registry import architecture_defaults, create_architecture
 from cnnlab.datasets.catalog import DatasetMeta
 from cnnlab.spec.train import TrainSpec
 
@@ -15,16 +15,12 @@ if TYPE_CHECKING:
 
 
 def model_config(spec: TrainSpec, meta: DatasetMeta) -> dict[str, Any]:
-    """The registry name and the builder arguments for a spec on a dataset."""
+    """The registry name and the builder arguments for a spec on a dataset: every option, the
+    architecture's own default where the spec leaves it null, so the checkpoint says it all."""
+    options = {**architecture_defaults(spec.model.arch), **spec.model.options()}
     return {
         "name": spec.model.arch,
-        "kwargs": {
-            "in_shape": list(meta.shape),
-            "num_classes": meta.num_classes,
-            "channels": list(spec.model.channels),
-            "batch_norm": spec.model.batch_norm,
-            "dropout": spec.model.dropout,
-        },
+        "kwargs": {"in_shape": list(meta.shape), "num_classes": meta.num_classes, **options},
     }
 
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from cnnlab.architectures.registry import list_architectures
+from cnnlab.architectures.registry import architecture_options, list_architectures
 from cnnlab.datasets.catalog import DATASETS
 from cnnlab.errors import SpecError
+from cnnlab.spec.recipe import AugmentSpec, EarlyStoppingSpec, InitSpec, ScheduleSpec
 
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
@@ -22,6 +30,7 @@ MAX_CONV_BLOCKS = 8
 # An uploaded dataset: ``NAME`` (its newest ready version) or ``NAME@V``, resolved against the
 # submitter's uploads when the job or search is submitted.
 UPLOADED_DATASET = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}(@[1-9][0-9]{0,8})?")
+MAX_RESIDUAL_BLOCKS = 8
 
 
 class _Strict(BaseModel):
@@ -33,12 +42,19 @@ Channel = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 
 
 class ModelSpec(_Strict):
+    """The architecture and its options; an option left null takes the architecture's own
+    default (``GET /v1/architectures`` lists each one's options and defaults)."""
+
     arch: str = "cnn"
-    channels: list[Channel] = Field(
-        default_factory=lambda: [16, 32], min_length=1, max_length=MAX_CONV_BLOCKS
+    channels: list[Channel] | None = Field(
+        default=None, min_length=1, max_length=MAX_CONV_BLOCKS, description="cnn, cnn_deep"
     )
-    batch_norm: bool = False
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_norm: bool | None = Field(default=None, description="cnn, cnn_deep")
+    dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    depth: int | None = Field(
+        default=None, ge=1, le=MAX_RESIDUAL_BLOCKS, description="resnet: blocks per stage"
+    )
+    width: Channel | None = Field(default=None, description="resnet: the first stage's channels")
 
     @field_validator("arch")
     @classmethod
@@ -47,13 +63,40 @@ class ModelSpec(_Strict):
             raise ValueError(f"unknown arch {v!r}; choose from {list_architectures()}")
         return v
 
+    @field_validator("channels", "batch_norm", "dropout", "depth", "width")
+    @classmethod
+    def _option_of_arch(cls, v: object, info: ValidationInfo) -> object:
+        arch = info.data.get("arch")
+        if v is None or arch not in list_architectures():
+            return v
+        known = architecture_options(arch)
+        if info.field_name not in known:
+            raise ValueError(f"{arch} has no option {info.field_name!r}; it takes {known}")
+        return v
+
+    def options(self) -> dict[str, object]:
+        """The options set (not null): the builder's keyword arguments besides the data's."""
+        return {k: v for k, v in self.model_dump(exclude={"arch"}).items() if v is not None}
+
 
 class OptimizerSpec(_Strict):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(default=0.1, gt=0.0, le=100.0)
-    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    momentum: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="sgd only (adam and adamw refuse a non-zero one)"
+    )
     weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
     nesterov: bool = False
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_is_sgds(cls, v: float, info: ValidationInfo) -> float:
+        # Adam's own moment (beta1 = 0.9) plays momentum's part: a silently ignored value would
+        # mislead, and a mapping to betas would change what "adam" means. So: refused.
+        name = info.data.get("name")
+        if v != 0 and name in ("adam", "adamw"):
+            raise ValueError(f"momentum applies to sgd only; {name} has its own (betas)")
+        return v
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimizerSpec:
@@ -72,6 +115,26 @@ class TrainSpec(_Strict):
     epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # The training recipe (cnnlab.spec.recipe); each default keeps plain training.
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    class_weight: Literal["balanced"] | None = Field(
+        default=None, description="`balanced`: weigh each class's loss by 1 / its train count"
+    )
+    early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
+    init: InitSpec | None = Field(default=None, description="start from these trained weights")
+    freeze: Literal["features"] | None = Field(
+        default=None, description="`features`: train only the head for the first freeze_epochs"
+    )
+    freeze_epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS, validate_default=True)
+    precision: Literal["auto", "fp32"] = Field(
+        default="fp32", description="`auto`: bf16 (or fp16) autocast on CUDA, fp32 on a CPU"
+    )
+    deterministic: bool = Field(
+        default=False,
+        description="true: deterministic CUDA kernels (slower); false lets cuDNN pick the fastest",
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -80,6 +143,13 @@ class TrainSpec(_Strict):
             raise ValueError(
                 f"unknown dataset {v!r}; choose from {sorted(DATASETS)} or an upload (NAME[@V])"
             )
+        return v
+
+    @field_validator("freeze_epochs")
+    @classmethod
+    def _freeze_needs_epochs(cls, v: int, info: ValidationInfo) -> int:
+        if info.data.get("freeze") is not None and v == 0:
+            raise ValueError("freeze needs freeze_epochs > 0 (the epochs that train only the head)")
         return v
 
     @field_validator("val_size")

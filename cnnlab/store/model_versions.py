@@ -31,6 +31,7 @@ from cnnlab.store.tables import (
     Checkpoint,
     CheckpointKind,
     EpochMetric,
+    Job,
     ModelAlias,
     ModelVersion,
     RegisteredModel,
@@ -358,7 +359,10 @@ def _version_row(session: Session, owner_id: int, name: str, version: int) -> Mo
 def get_version(session: Session, owner_id: int, name: str, version: int) -> VersionView:
     row = _version_row(session, owner_id, name, version)
     aliases = session.scalars(select(ModelAlias.alias).where(ModelAlias.version_id == row.id))
-    return version_view(name, row, list(aliases))
+    view = version_view(name, row, list(aliases))
+    spec = session.scalar(select(Job.spec).where(Job.id == row.job_id, Job.owner_id == owner_id))
+    view.init = (spec or {}).get("init")
+    return view
 
 
 def version_id(session: Session, owner_id: int, name: str, version: int) -> str:

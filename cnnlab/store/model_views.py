@@ -33,6 +33,8 @@ class VersionView:
     aliases: list[str] = field(default_factory=list)
     environment: dict[str, Any] | None = None
     signature: dict[str, Any] | None = None
+    # Lineage: what the version's job started from (its spec's ``init``; one version's view only).
+    init: dict[str, Any] | None = None
 
 
 @dataclass

@@ -210,6 +210,8 @@ class Job(Base):
     # The owner's words for it: set at submit, editable (PATCH /v1/jobs/{id}).
     name: Mapped[str | None] = mapped_column(String(JOB_NAME_LENGTH))
     notes: Mapped[str | None] = mapped_column(String(JOB_NOTES_LENGTH))
+    # The epoch early stopping ended the job at (it succeeded with the best epoch's weights).
+    stopped_early_at: Mapped[int | None] = mapped_column(Integer)
 
     search: Mapped[Search | None] = relationship(back_populates="trials")
     tag_rows: Mapped[list[JobTag]] = relationship(
@@ -284,6 +286,8 @@ class EpochMetric(Base):
     val_accuracy: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
     images_per_second: Mapped[float | None] = mapped_column(Float)
+    # The learning rate of the epoch's last step (the schedule's).
+    lr: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("job_id", "epoch"),)

@@ -3,17 +3,25 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.architectures.registry import create_architecture, list_architectures
-from cnnlab.datasets.catalog import DATASETS
+from cnnlab.architectures.registry import (
+    create_architecture,
+    describe_architecture,
+    list_architectures,
+)
+from cnnlab.datasets.catalog import DATASETS, get_meta
+from cnnlab.spec.model import model_config
+from cnnlab.spec.train import TrainSpec
+
+# Narrow options per architecture, to keep the test cheap (a new one runs at its defaults).
+SMALL = {"cnn": {"channels": [8, 16]}, "cnn_deep": {"channels": [8, 16]}, "resnet": {"width": 8}}
 
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 @pytest.mark.parametrize("name", list_architectures())
 def test_every_model_on_every_dataset_shape(name: str, dataset: str) -> None:
     meta = DATASETS[dataset]
-    model = create_architecture(
-        name, in_shape=meta.shape, num_classes=meta.num_classes, channels=[8, 16]
-    )
+    options = SMALL.get(name, {})
+    model = create_architecture(name, in_shape=meta.shape, num_classes=meta.num_classes, **options)
     out = model(torch.randn(3, *meta.shape))
     assert out.shape == (3, meta.num_classes)
     out.sum().backward()  # trainable end to end
@@ -60,3 +68,53 @@ def test_same_function_as_the_notebooks_layer_order() -> None:
     ga = torch.autograd.grad(a.sum(), c1.weight)[0]
     gb = torch.autograd.grad(b.sum(), c1.weight)[0]
     assert torch.allclose(ga, gb, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list_architectures())
+def test_every_architecture_describes_its_options_and_defaults(name: str) -> None:
+    described = describe_architecture(name)
+    assert described["name"] == name and described["description"]
+    assert "in_shape" not in described["options"] and "num_classes" not in described["options"]
+    assert "dropout" in described["options"]
+
+
+def test_a_spec_without_options_gets_the_architectures_own_defaults() -> None:
+    """cnn_deep's defaults (64/128/256 channels, batch norm) apply when the spec leaves them
+    out, and the checkpoint's model config records them."""
+    meta = get_meta("cifar10")
+    deep = model_config(
+        TrainSpec.model_validate({"dataset": "cifar10", "model": {"arch": "cnn_deep"}}), meta
+    )
+    assert deep["kwargs"]["channels"] == [64, 128, 256] and deep["kwargs"]["batch_norm"] is True
+    cnn = model_config(TrainSpec.model_validate({"dataset": "cifar10"}), meta)
+    assert cnn["kwargs"]["channels"] == [16, 32] and cnn["kwargs"]["batch_norm"] is False
+    set_ = model_config(
+        TrainSpec.model_validate(
+            {
+                "dataset": "cifar10",
+                "model": {"arch": "cnn_deep", "channels": [8], "batch_norm": False},
+            }
+        ),
+        meta,
+    )
+    assert set_["kwargs"]["channels"] == [8] and set_["kwargs"]["batch_norm"] is False
+
+
+def test_an_option_the_architecture_lacks_is_refused_naming_it() -> None:
+    from pydantic import ValidationError
+
+    from cnnlab.spec.train import field_path
+
+    with pytest.raises(ValidationError) as err:
+        TrainSpec.model_validate({"dataset": "mnist", "model": {"arch": "cnn", "depth": 2}})
+    assert field_path(err.value.errors()[0]["loc"]) == "model.depth"
+
+
+def test_resnet_depth_and_width_shape_the_network() -> None:
+    def blocks(**options: int) -> int:
+        model = create_architecture("resnet", in_shape=(3, 32, 32), num_classes=10, **options)
+        return sum(type(m).__name__ == "_Residual" for m in model.modules())
+
+    assert blocks(depth=1) == 3 and blocks(depth=3) == 9
+    wide = create_architecture("resnet", in_shape=(3, 32, 32), num_classes=10, width=16)
+    assert wide.head[-1].in_features == 64  # the last stage has 4 × width channels

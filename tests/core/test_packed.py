@@ -182,3 +182,44 @@ def test_packed_checkpoints_load_and_predict(mnist: Path, tmp_path: Path) -> Non
     images, _ = patterned_images(8, (28, 28), seed=5)
     predictions = Predictor(ckpt).predict_arrays([img.tolist() for img in images])
     assert len(predictions) == 8 and all(0 <= p["label"] < 10 for p in predictions)
+
+
+RECIPE = {
+    "augment": {"crop": 2, "flip": True},
+    "schedule": {"name": "cosine", "warmup_epochs": 0.5},
+    "label_smoothing": 0.1,
+    "early_stopping": {"patience": 1},
+}
+
+
+def test_what_packs_with_the_recipe() -> None:
+    plain = _spec(model={"channels": [4, 8]})
+    recipe = [_spec(model={"channels": [4, 8]}, seed=s, **RECIPE) for s in (0, 1)]
+    assert can_pack(recipe) and not can_pack([plain, recipe[0]])
+    # Class weights come from the seed's train split: the seed must agree.
+    weighted = {"model": {"channels": [4, 8]}, "class_weight": "balanced"}
+    assert not can_pack([_spec(**weighted), _spec(seed=1, **weighted)])
+    assert can_pack([_spec(**weighted), _spec(**weighted, optimizer={"lr": 0.01})])
+    # A warm start or a frozen feature extractor never packs.
+    assert pack_key(_spec(init={"job_id": "j"})) is None
+    assert pack_key(_spec(init={"job_id": "j"}, freeze="features", freeze_epochs=1)) is None
+
+
+def test_packed_trials_with_the_recipe_match_separate_runs(mnist: Path) -> None:
+    specs = [
+        _spec(optimizer=o, seed=seed, model={"channels": [4, 8]}, epochs=3, **RECIPE)
+        for seed, o in enumerate(OPTIMIZERS)
+    ]
+    packed = fit_packed([PackedTrial(s) for s in specs])
+    for spec, outcome in zip(specs, packed, strict=True):
+        alone = fit(spec)
+        _assert_close(_ok(outcome), alone)
+        assert _ok(outcome).stopped_early_at == alone.stopped_early_at
+        assert [m.lr for m in _ok(outcome).epochs] == [m.lr for m in alone.epochs]
+
+
+def test_packed_weighted_dropout_trials_match_separate_runs(mnist: Path) -> None:
+    specs = _grid(class_weight="balanced", augment={"crop": 1}, schedule={"name": "onecycle"})
+    packed = fit_packed([PackedTrial(s) for s in specs])
+    for spec, outcome in zip(specs, packed, strict=True):
+        _assert_close(_ok(outcome), fit(spec))

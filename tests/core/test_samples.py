@@ -36,3 +36,22 @@ def test_colour_images_are_rgb_pngs(data_dir: Path) -> None:
     chw = make_splits(spec).train.images[0]
     assert np.array_equal(np.asarray(image), chw.permute(1, 2, 0).numpy())
     assert png_bytes(chw) == sample.png
+
+
+def test_augmented_samples_show_the_jobs_augmentation(data_dir: Path) -> None:
+    write_mnist(data_dir, n_train=200, n_test=20)
+    doc = {
+        "dataset": "mnist",
+        "val_size": 50,
+        "batch_size": 10,
+        "augment": {"crop": 3, "flip": True},
+    }
+    spec = TrainSpec.model_validate(doc)
+    plain = training_samples(spec, 8)
+    shown = training_samples(spec, 8, augmented=True)
+    assert [s.label for s in shown] == [s.label for s in plain]
+    assert [s.png for s in shown] != [s.png for s in plain]
+    assert [s.png for s in shown] == [s.png for s in training_samples(spec, 8, augmented=True)]
+    # Without augmentation in the spec, "augmented" samples are the plain ones.
+    bare = TrainSpec.model_validate({**doc, "augment": {}})
+    assert [s.png for s in training_samples(bare, 8, augmented=True)] == [s.png for s in plain]

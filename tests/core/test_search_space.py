@@ -125,3 +125,41 @@ def test_a_bad_base_names_the_base_field() -> None:
     with pytest.raises(SpecError) as info:
         parse_space({"optimizer.lr": {"uniform": [0.1, 1]}}, {"dataset": "mnist", "epochs": -1})
     assert info.value.field == "base.epochs"
+
+
+def test_the_recipes_fields_are_searchable() -> None:
+    space = parse_space(
+        {
+            "augment.crop": {"int": [0, 4]},
+            "augment.flip": {"choice": [True, False]},
+            "schedule.name": {"choice": ["cosine", "onecycle"]},
+            "label_smoothing": {"uniform": [0.0, 0.2]},
+            "early_stopping.patience": {"int": [2, 5]},
+            "model.depth": {"int": [1, 3]},
+        },
+        {**BASE, "model": {"arch": "resnet"}},
+    )
+    assert list(space.distributions()) == [
+        "augment.crop",
+        "augment.flip",
+        "schedule.name",
+        "label_smoothing",
+        "early_stopping.patience",
+        "model.depth",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("space", "field"),
+    [
+        ({"augment.crop": {"int": [0, 99]}}, "space.augment.crop"),
+        ({"schedule.name": {"choice": ["cosine", "linear"]}}, "space.schedule.name"),
+        ({"label_smoothing": {"uniform": [0.0, 1.5]}}, "space.label_smoothing"),
+        ({"augment.nope": {"int": [0, 2]}}, "space.augment.nope"),
+        ({"model.depth": {"int": [1, 2]}}, "space.model.depth"),  # cnn has no depth
+    ],
+)
+def test_bad_spaces_over_the_recipe_name_the_path(space: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_space(space, BASE)
+    assert info.value.field == field

@@ -21,12 +21,21 @@ def _loc(exc: ValidationError) -> str:
 
 
 def test_defaults_match_the_contract() -> None:
+    """The contract's defaults; the model's options are left to the architecture (null), and
+    cnn's own are the contract's 16, 32 channels without batch norm or dropout."""
+    from cnnlab.datasets.catalog import get_meta
+    from cnnlab.engine.checkpoints import model_config
+
     spec = TrainSpec(dataset="mnist")
-    assert spec.model_dump() == {
+    doc = spec.model_dump()
+    assert {k: doc[k] for k in list(doc)[:9]} == {
         "dataset": "mnist",
         "train_size": None,
         "val_size": 10000,
-        "model": {"arch": "cnn", "channels": [16, 32], "batch_norm": False, "dropout": 0.0},
+        "model": {
+            "arch": "cnn", "channels": None, "batch_norm": None, "dropout": None, "depth": None,
+            "width": None,
+        },
         "optimizer": {
             "name": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False,
         },
@@ -35,6 +44,12 @@ def test_defaults_match_the_contract() -> None:
         "seed": 0,
         "device": "auto",
     }  # fmt: skip
+    kwargs = model_config(spec, get_meta("mnist"))["kwargs"]
+    assert (kwargs["channels"], kwargs["batch_norm"], kwargs["dropout"]) == ([16, 32], False, 0.0)
+    # The recipe's defaults train as before: no augmentation, a constant rate, no early stop.
+    assert not spec.augment.active and spec.schedule.name == "constant"
+    assert spec.early_stopping.patience is None and spec.init is None and spec.freeze is None
+    assert (spec.label_smoothing, spec.class_weight, spec.precision) == (0.0, None, "fp32")
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,8 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     ({"optimizer": {"momentum": 1.0}}, "optimizer.momentum"),
     ({"optimizer": {"weight_decay": -1}}, "optimizer.weight_decay"),
     ({"optimizer": {"name": "lbfgs"}}, "optimizer.name"),
-    ({"optimizer": {"name": "adam", "nesterov": True, "momentum": 0.9}}, "optimizer"),
+    ({"optimizer": {"name": "adam", "nesterov": True}}, "optimizer"),
+    ({"optimizer": {"name": "adam", "nesterov": True, "momentum": 0.9}}, "optimizer.momentum"),
     ({"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}}, "optimizer.betas"),
     ({"optimizer": "sgd"}, "optimizer"),
     ({"model": {"dropout": 1.0}}, "model.dropout"),
@@ -60,6 +61,16 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     ({"model": {"kernel": 3}}, "model.kernel"),
     ({"model": None}, "model"),
     ({"learning_rate": 0.1}, "learning_rate"),
+    ({"model": {"depth": 2}}, "model.depth"),  # cnn has no depth
+    ({"augment": {"crop": 99}}, "augment.crop"),
+    ({"augment": {"flip": "yes"}}, "augment.flip"),
+    ({"schedule": {"name": "linear"}}, "schedule.name"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"class_weight": "inverse"}, "class_weight"),
+    ({"early_stopping": {"patience": 0}}, "early_stopping.patience"),
+    ({"init": {"model": "m", "job_id": "j"}}, "init"),
+    ({"freeze": "features"}, "freeze_epochs"),
+    ({"precision": "fp16"}, "precision"),
 ]
 
 

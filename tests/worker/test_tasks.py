@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from sqlalchemy import update
 
 from cnnlab.settings import get_settings
@@ -96,3 +97,33 @@ def test_a_cpu_worker_packs_only_when_told_to(
     get_settings.cache_clear()
     assert pack_size({"device": "cpu"}) == size
     assert pack_size({"device": "auto"}) == size  # no GPU here
+
+
+def test_a_warm_started_job_starts_from_the_weights_its_init_names(database: None) -> None:
+    """The worker reads the named job's best checkpoint by id and trains from it; the job's
+    checkpoints record what it started from."""
+    from cnnlab.engine import checkpoints
+    from cnnlab.store import jobs as job_store
+
+    source = submit(TINY)
+    assert run_job(source, "test/1") is JobStatus.succeeded
+    tuned = submit({**TINY, "epochs": 1, "optimizer": {"lr": 1e-9}, "init": {"job_id": source}})
+    assert run_job(tuned, "test/1") is JobStatus.succeeded
+    with session_scope() as session:
+        before = checkpoints.loads(job_store.model_bytes(session, source)[1])
+        after = checkpoints.loads(job_store.model_bytes(session, tuned)[1])
+    assert after["warm_start"] == {"from": {"job_id": source}, "head_rebuilt": False}
+    # A learning rate too small to move them: the weights are the source's.
+    for name, value in before["model_state"].items():
+        torch.testing.assert_close(after["model_state"][name], value, rtol=0, atol=1e-6)
+
+
+def test_a_job_stopped_early_succeeds_and_says_when(database: None) -> None:
+    spec = {**TINY, "epochs": 5, "optimizer": {"lr": 1e-9}, "early_stopping": {"patience": 1}}
+    job_id = submit(spec)
+    assert run_job(job_id, "test/1") is JobStatus.succeeded
+    job = _job(job_id)
+    assert (job.stopped_early_at, job.epoch) == (2, 2) and job.test_accuracy is not None
+    with session_scope() as session:
+        rates = session.query(EpochMetric.lr).filter_by(job_id=job_id).all()
+    assert [lr for (lr,) in rates] == [1e-9, 1e-9]

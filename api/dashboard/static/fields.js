@@ -7,9 +7,11 @@ const LABELS = {
   train_size: ["Training images", "empty: all not held out"],
   val_size: ["Validation images", "a count, or a fraction like 0.2"],
   "model.arch": ["Architecture"],
-  "model.channels": ["Conv channels", "one block per entry; empty: the server's default"],
-  "model.dropout": ["Dropout"],
-  "model.batch_norm": ["batch norm"],
+  "model.channels": ["Conv channels", "one block per entry; empty: the architecture's default"],
+  "model.dropout": ["Dropout", "empty: the architecture's default"],
+  "model.batch_norm": ["Batch norm"],
+  "model.depth": ["Blocks per stage", "resnet; empty: the architecture's default"],
+  "model.width": ["Width", "resnet: first stage's channels; empty: the architecture's default"],
   "optimizer.name": ["Optimizer"],
   "optimizer.lr": ["Learning rate"],
   "optimizer.momentum": ["Momentum"],
@@ -48,6 +50,12 @@ export function makeInput(field, { choices = false } = {}) {
     const unset = field.enum && field.nullable && field.default == null
       ? h("option", { value: "" }, "(server default)") : null;
     return h("select", common, unset, field.enum ? options(field.enum, field.default) : []);
+  }
+  if (field.kind === "boolean" && field.nullable && field.default == null) {
+    // Unset means the server's default (an architecture's own, for a model option): a checkbox
+    // could only say true or false.
+    return h("select", common, h("option", { value: "" }, "(default)"),
+      options(["true", "false"], ""));
   }
   if (field.kind === "boolean") {
     return h("input", { ...common, type: "checkbox", checked: Boolean(field.default) });

@@ -11,7 +11,8 @@ import { planView } from "./view-new-plan.js";
 // Where each field goes on the page; a field the server adds later lands under "More".
 const GROUPS = [
   ["Data", ["dataset", "train_size", "val_size"]],
-  ["Model", ["model.arch", "model.channels", "model.dropout", "model.batch_norm"]],
+  ["Model", ["model.arch", "model.channels", "model.batch_norm", "model.depth", "model.width",
+    "model.dropout"]],
   ["Training", ["optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.weight_decay",
     "optimizer.nesterov", "batch_size", "epochs", "seed", "device"]],
 ];
