@@ -6,6 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.engine import checkpoints
+from cnnlab.engine.warm_start import check_compatible
 from cnnlab.errors import CnnlabError
 from cnnlab.spec.recipe import InitSpec
 from cnnlab.spec.train import TrainSpec
@@ -42,9 +45,6 @@ def pin_init(session: Session, owner_id: int, spec: TrainSpec) -> TrainSpec:
     """``spec`` with its ``init`` pinned to a model version (an alias may move later; the job
     records what it started from), after checking the weights fit its model: 422 naming
     ``init`` if not, 404 naming ``init`` if the caller has no such model, version or job."""
-    from cnnlab.datasets.catalog import get_meta
-    from cnnlab.engine import checkpoints
-    from cnnlab.engine.warm_start import check_compatible
 
     if spec.init is None:
         return spec
