@@ -11,7 +11,16 @@ import torch
 
 from tests.utils.datasets import write_mnist
 
-EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "val_accuracy", "seconds", "images_per_second"}
+# The contract's epoch line, and the learning rate the epoch trained at (the recipe's schedule).
+EPOCH_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+    "images_per_second",
+    "lr",
+}
 
 
 def _cnnlab(*args: str) -> subprocess.CompletedProcess[str]:
