@@ -1,8 +1,8 @@
 """The tests' own Redis databases: a fixed number per suite, shifted by ``CNNLAB_TEST_REDIS_OFFSET``
 so that test runs from several checkouts never share one, and by two more for each pytest-xdist
 worker after the first (``gw1``: +2, ``gw2``: +4) so that a run's workers never share one either.
-``CNNLAB_TEST_REDIS_SERVER`` (default ``redis://127.0.0.1:6379``) points the tests at another server,
-for example one started with more than Redis's default 16 databases for several checkouts at once."""
+``CNNLAB_TEST_REDIS_SERVER`` (default ``redis://127.0.0.1:6379``) points the tests at another
+server, e.g. one started with more than Redis's 16 databases for several checkouts at once."""
 
 from __future__ import annotations
 
