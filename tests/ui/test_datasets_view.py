@@ -74,7 +74,8 @@ def test_upload_a_folder_of_class_folders(
     page.fill("#dataset-name", "fashion-folder")
     # Chromium's picker for a `webkitdirectory` input, given the folder itself.
     page.set_input_files("#dataset-folder", str(folder))
-    expect(page.locator("#upload-done")).to_contain_text("fashion-folder@1 is ready", timeout=120_000)
+    done = page.locator("#upload-done")
+    expect(done).to_contain_text("fashion-folder@1 is ready", timeout=120_000)
 
     version = lab_client.dataset("fashion-folder@1")
     assert version["classes"] == sorted(FOLDER_CLASSES)
@@ -112,7 +113,7 @@ def test_a_dropped_folder_goes_up_as_one_tar(signed_in: Page) -> None:
               createReader() { let left = children; return { readEntries(ok) {
                 const batch = left; left = []; setTimeout(() => ok(batch)); } }; } });
             const file = (name, bytes) => ({ name, isFile: true, isDirectory: false,
-              file(ok) { ok(new File([new Uint8Array(bytes)], name, { lastModified: 1.7e12 })); } });
+              file(ok) { ok(new File([new Uint8Array(bytes)], name, { lastModified: 1e12 })); } });
             const tree = {};
             for (const [path, bytes] of Object.entries(members)) {
               const parts = path.split("/");
