@@ -21,6 +21,12 @@ const LABELS = {
   epochs: ["Epochs"],
   seed: ["Seed"],
   device: ["Device"],
+  "init.model": ["Start from model", "one of your registered models; empty: random weights"],
+  "init.alias": ["Its alias", "or a version; neither: the server's choice"],
+  "init.version": ["Its version"],
+  "init.job_id": ["Or from job", "a job's id: its best weights (instead of a model)"],
+  freeze: ["Freeze"],
+  freeze_epochs: ["Frozen epochs", "train only the head for this many epochs"],
   "search.metric": ["Ranked by", "on validation data"],
   "search.mode": ["Best is the", "empty: max for an accuracy, min for a loss"],
   "search.sampler": ["Sampler", "TPE learns from the trials before; empty: random"],
@@ -63,7 +69,7 @@ export function makeInput(field, { choices = false } = {}) {
   if (field.kind === "integer" || field.kind === "number") {
     return h("input", { ...common, type: "number", value: field.default ?? "",
       step: field.kind === "integer" ? 1 : "any", min: field.min, max: field.max,
-      placeholder: field.nullable ? "all" : "" });
+      placeholder: field.path === "train_size" ? "all" : "" });
   }
   const value = Array.isArray(field.default) ? field.default.join(", ") : field.default ?? "";
   return h("input", { ...common, value, placeholder: field.kind === "array" ? "default" : "" });
