@@ -25,6 +25,22 @@ const LABELS = {
   "init.alias": ["Its alias", "or a version; neither: the server's choice"],
   "init.version": ["Its version"],
   "init.job_id": ["Or from job", "a job's id: its best weights (instead of a model)"],
+  "augment.crop": ["Random crop (px)"],
+  "augment.flip": ["Horizontal flip"],
+  "augment.translate": ["Translate (px)"],
+  "augment.rotate": ["Rotate (°)"],
+  "augment.jitter": ["Colour jitter"],
+  "schedule.name": ["LR schedule"],
+  "schedule.warmup_epochs": ["Warm-up epochs"],
+  "schedule.step_epochs": ["Step every (epochs)"],
+  "schedule.gamma": ["Step factor"],
+  label_smoothing: ["Label smoothing"],
+  class_weight: ["Class weights"],
+  "early_stopping.patience": ["Early stopping patience",
+    "epochs without a better validation accuracy; empty: off"],
+  "early_stopping.min_delta": ["Min improvement"],
+  precision: ["Precision"],
+  deterministic: ["Deterministic"],
   freeze: ["Freeze"],
   freeze_epochs: ["Frozen epochs", "train only the head for this many epochs"],
   "search.metric": ["Ranked by", "on validation data"],
@@ -77,7 +93,8 @@ export function makeInput(field, { choices = false } = {}) {
 
 // The field's label, input and hint, laid out.
 export function fieldBox(field, input) {
-  const [text, hint] = LABELS[field.path] || [field.title];
+  // The page's words where it has them; else the schema's title, and its description as the hint.
+  const [text, hint = field.description] = LABELS[field.path] || [field.title];
   if (input.type === "checkbox") {
     return h("div", { class: "field check" }, input, h("label", { for: input.id }, text));
   }

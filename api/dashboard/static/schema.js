@@ -52,6 +52,7 @@ function leaves(doc, node, prefix = "") {
     return [{
       path,
       title: leaf.title || name,
+      description: (child.description || leaf.description || "").replaceAll("`", "") || null,
       kind: kind(leaf),
       items: leaf.items ? kind(leaf.items) : null,
       // A single allowed value (`"const": "balanced"`) is a choice of one (or unset).

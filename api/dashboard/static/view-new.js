@@ -15,6 +15,10 @@ const GROUPS = [
     "model.dropout"]],
   ["Training", ["optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.weight_decay",
     "optimizer.nesterov", "batch_size", "epochs", "seed", "device"]],
+  ["Recipe", ["augment.crop", "augment.flip", "augment.translate", "augment.rotate", "augment.jitter",
+    "schedule.name", "schedule.warmup_epochs", "schedule.step_epochs", "schedule.gamma",
+    "label_smoothing", "class_weight", "early_stopping.patience", "early_stopping.min_delta",
+    "precision", "deterministic"]],
   ["Warm start", ["init.model", "init.alias", "init.version", "init.job_id", "freeze",
     "freeze_epochs"]],
 ];
