@@ -27,10 +27,11 @@ def test_compare_jobs_picked_on_the_jobs_list(
         "optimizer": {"name": "sgd", "lr": 0.02, "momentum": 0.9},
     }
     named = lab_client.submit({**slow, "name": "slow-lr", "tags": ["compare"]})
-    search = lab_client.search(TINY_MNIST_SPEC, {"batch_size": [32]})
+    search = lab_client.search(TINY_MNIST_SPEC, {"batch_size": [32, 128]})
     assert lab_client.wait(named["id"], timeout=120)["status"] == "succeeded"
     assert lab_client.wait_search(search["id"], timeout=120)["status"] == "succeeded"
-    (trial,) = lab_client.jobs(search_id=search["id"])
+    trials = lab_client.jobs(search_id=search["id"])
+    (trial,) = [t for t in trials if t["spec"]["batch_size"] == 32]
     picked = [mnist_job["id"], named["id"], trial["id"]]
     epochs = sum(len(lab_client.metrics(i)) for i in picked)
     assert epochs == 2 + 3 + 2
@@ -68,6 +69,12 @@ def test_compare_jobs_picked_on_the_jobs_list(
     page.goto(f"/#/compare?ids={picked[0]},{'0' * 32}")
     expect(page.locator(f"[data-missing='{'0' * 32}']")).to_contain_text("00000000")
     expect(page.locator("#compare-acc .legend .key")).to_have_count(1)
+
+    # A search's page compares its trials.
+    page.goto(f"/#/searches/{search['id']}")
+    page.click("#compare-trials")
+    expect(page.locator("#compare-acc .legend .key")).to_have_count(2)
+    expect(page.locator("#compare-table tr[data-field='batch_size']")).to_have_class(differs)
 
     page.goto("/#/jobs")
     page.click("#compare-clear")
