@@ -70,6 +70,22 @@ def test_compare_jobs_picked_on_the_jobs_list(
     expect(page.locator(f"[data-missing='{'0' * 32}']")).to_contain_text("00000000")
     expect(page.locator("#compare-acc .legend .key")).to_have_count(1)
 
+    # A job still queued or running: its curves grow on the page as its epochs end.
+    running = lab_client.submit({**slow, "epochs": 4})
+    # Record every point count the accuracy chart is drawn with (the page redraws it).
+    page.evaluate("""() => {
+        window.pointCounts = [];
+        new MutationObserver(() => {
+            const n = document.getElementById("compare-acc")?.dataset.points;
+            if (n) window.pointCounts.push(Number(n));
+        }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    }""")
+    page.goto(f"/#/compare?ids={mnist_job['id']},{running['id']}")
+    expect(page.locator("#compare-acc")).to_have_attribute("data-points", "6", timeout=120_000)
+    assert lab_client.job(running["id"])["epoch"] == 4
+    counts = page.evaluate("window.pointCounts")
+    assert min(counts) < 6, counts  # drawn before the job had ended, then again as it grew
+
     # A search's page compares its trials.
     page.goto(f"/#/searches/{search['id']}")
     page.click("#compare-trials")

@@ -3,7 +3,8 @@
 // as one table, a row a field, the rows whose values differ highlighted.
 import * as api from "./api.js";
 import { PALETTE, lineChart } from "./charts.js";
-import { badge, errorBox, h, label, pct, section, short } from "./dom.js";
+import { badge, ended, errorBox, h, label, pct, section, short } from "./dom.js";
+import { every } from "./router.js";
 
 export const compareHref = (ids) => `#/compare?ids=${ids.join(",")}`;
 
@@ -23,7 +24,7 @@ function flatten(value, prefix = "", out = {}) {
 const shown = (v) => (v === null || v === undefined ? "–" : label(v));
 
 // The rows of the table: a few facts of each job, then every spec field any of them has.
-function specTable(jobs) {
+function specTable(jobs, onlyDifferences, onToggle) {
   const specs = jobs.map((j) => flatten(j.spec));
   const paths = [...new Set(specs.flatMap((s) => Object.keys(s)))];
   const facts = [
@@ -55,8 +56,12 @@ function specTable(jobs) {
       h("i", { class: "swatch", style: `background:${PALETTE[i % PALETTE.length]}` }),
       h("a", { href: `#/jobs/${j.id}`, class: "mono" }, jobLabel(j)))))),
     h("tbody", {}, ...rows));
-  const onlyDiff = h("input", { type: "checkbox", id: "only-differences", onchange: () =>
-    table.classList.toggle("only-differences", onlyDiff.checked) });
+  table.classList.toggle("only-differences", onlyDifferences);
+  const onlyDiff = h("input", { type: "checkbox", id: "only-differences", checked: onlyDifferences,
+    onchange: () => {
+      table.classList.toggle("only-differences", onlyDiff.checked);
+      onToggle(onlyDiff.checked);
+    } });
   const n = rows.filter((r) => r.classList.contains("differs") && r.classList.contains("spec")).length;
   return [h("p", { class: "muted", id: "compare-differences" },
     `${n} spec field${n === 1 ? "" : "s"} differ${n === 1 ? "s" : ""}, highlighted. `,
@@ -79,26 +84,51 @@ function charts(jobs, metrics) {
   return { element: h("div", { class: "grid2" }, acc, loss), draw };
 }
 
+// Each id's {job, rows} (its metrics), or {id, err} when the server refuses it.
+const load = (ids) => Promise.all(ids.map(async (id) => {
+  try {
+    const [job, rows] = await Promise.all([api.get(`/v1/jobs/${id}`), api.get(`/v1/jobs/${id}/metrics`)]);
+    return { job, rows };
+  } catch (err) {
+    return { id, err };
+  }
+}));
+
 export default async function comparePage(main, idList) {
   const ids = [...new Set(idList.split(",").filter(Boolean))];
+  const body = h("div", { id: "compare-view" });
   main.append(h("div", { class: "toolbar" }, h("h1", {}, `Compare ${ids.length} jobs`),
-    h("a", { href: "#/jobs", class: "button" }, "Pick other jobs")));
-  const found = await Promise.all(ids.map(async (id) => {
-    try {
-      const [job, rows] = await Promise.all([api.get(`/v1/jobs/${id}`),
-        api.get(`/v1/jobs/${id}/metrics`)]);
-      return { job, rows };
-    } catch (err) {
-      return { id, err };
-    }
-  }));
-  for (const f of found.filter((x) => x.err)) {
-    main.append(h("div", { "data-missing": f.id }, errorBox(new Error(`${short(f.id)}: ${f.err.message}`))));
+    h("a", { href: "#/jobs", class: "button" }, "Pick other jobs")), body);
+  let onlyDifferences = false;
+
+  function draw(found) {
+    const missing = found.filter((x) => x.err).map((f) => h("div", { "data-missing": f.id },
+      errorBox(new Error(`${short(f.id)}: ${f.err.message}`))));
+    const ok = found.filter((x) => x.job);
+    if (!ok.length) return body.replaceChildren(...missing);
+    const jobs = ok.map((x) => x.job);
+    const chart = charts(jobs, ok.map((x) => x.rows));
+    const [note, table] = specTable(jobs, onlyDifferences, (on) => { onlyDifferences = on; });
+    body.replaceChildren(...missing, section("Validation curves", chart.element),
+      section("Specs", note, table));
+    chart.draw(); // drawn in the page, at the width it has there
+    return jobs;
   }
-  const ok = found.filter((x) => x.job);
-  if (!ok.length) return;
-  const jobs = ok.map((x) => x.job);
-  const chart = charts(jobs, ok.map((x) => x.rows));
-  main.append(section("Validation curves", chart.element), section("Specs", ...specTable(jobs)));
-  chart.draw(); // drawn once in the page, at the width it has there
+
+  const jobs = draw(await load(ids)) || [];
+  // While a job runs its curves grow: every job is read again, until all have ended.
+  if (jobs.some((j) => !ended(j))) {
+    let busy = false, done = false;
+    every(3000, async () => {
+      if (busy || done) return;
+      busy = true;
+      try {
+        const found = await load(ids);
+        draw(found);
+        done = found.every((x) => !x.job || ended(x.job));
+      } finally {
+        busy = false;
+      }
+    });
+  }
 }
