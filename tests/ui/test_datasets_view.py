@@ -77,6 +77,10 @@ def test_upload_a_folder_of_class_folders(
     done = page.locator("#upload-done")
     expect(done).to_contain_text("fashion-folder@1 is ready", timeout=120_000)
 
+    # The list of datasets is read again once it is decoded.
+    expect(page.locator("#datasets tr[data-dataset='fashion-folder']")).to_contain_text("ready")
+    page.screenshot(path=artifacts / "datasets-upload.png", full_page=True)
+
     version = lab_client.dataset("fashion-folder@1")
     assert version["classes"] == sorted(FOLDER_CLASSES)
     report = version["report"]

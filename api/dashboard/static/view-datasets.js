@@ -47,7 +47,7 @@ function folderUpload(entries) {
   return { body: tarBlob(entries), type: TAR, label: `${label} (${entries.length} files)` };
 }
 
-function uploadBox() {
+function uploadBox(onReady) {
   const name = h("input", { id: "dataset-name", placeholder: "name, e.g. parts", required: true,
     "aria-label": "dataset name", autocomplete: "off", spellcheck: false });
   const file = h("input", { type: "file", id: "dataset-file", accept: ".zip,.tar,.gz,.tgz",
@@ -56,10 +56,12 @@ function uploadBox() {
     "aria-label": "a folder" });
   const bar = h("progress", { id: "upload-progress", max: 1, value: 0, hidden: true });
   const status = h("div", { id: "upload-status", "aria-live": "polite" });
+  // The inputs are hidden (style.css); their labels are the buttons.
   const drop = h("div", { class: "drop", id: "dataset-drop" },
-    h("p", {}, "Drop a folder of class folders, or a .zip, .tar or .tar.gz of them, here; or pick"),
-    h("div", { class: "pickers" }, h("label", {}, "a folder ", folder),
-      h("label", {}, "an archive ", file)));
+    h("p", {}, "Drop a folder of class folders, or a .zip, .tar or .tar.gz of them, here; or"),
+    h("div", { class: "pickers" },
+      h("label", { class: "button", for: "dataset-folder" }, "Choose a folder…"), folder,
+      h("label", { class: "button", for: "dataset-file" }, "Choose an archive…"), file));
   const signal = leaving();
 
   function named() {
@@ -89,6 +91,7 @@ function uploadBox() {
           status.textContent = `${v.name}@${v.version}: ${d.progress.done} of ${d.progress.total} images decoded`;
         }
         if (d.status !== "ingesting") {
+          onReady();
           status.replaceChildren(d.status === "ready"
             ? h("p", { class: "ok", id: "upload-done" }, `${v.name}@${v.version} is ready: `,
               h("a", { href: datasetHref(v.name), id: "uploaded-dataset" }, `open ${v.name}`))
@@ -155,23 +158,28 @@ function uploadBox() {
 export default async function datasetsPage(main) {
   const body = h("tbody");
   const note = h("p", { class: "muted" });
-  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Datasets")), uploadBox(),
+  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Datasets")), uploadBox(list),
     h("div", { class: "scroll" }, h("table", { class: "list", id: "datasets" },
       h("thead", {}, h("tr", {}, h("th", {}, "dataset"), h("th", {}, "kind"),
         h("th", { class: "num" }, "latest"), h("th", {}, "status"), h("th", { class: "num" }, "classes"),
         h("th", {}, "shape"))), body)), note);
-  try {
-    const rows = await datasets();
-    body.replaceChildren(...rows.map((d) => h("tr", { "data-dataset": d.name },
-      h("td", {}, d.kind === "uploaded"
-        ? h("a", { href: datasetHref(d.name), class: "mono" }, d.name) : h("span", { class: "mono" }, d.name)),
-      h("td", {}, d.kind || "builtin"),
-      h("td", { class: "num" }, d.version ? `v${d.version}` : "–"),
-      h("td", {}, d.status ? badge(d.status) : (d.available ? "available" : "not on this server")),
-      h("td", { class: "num" }, String(d.class_names.length)),
-      h("td", { class: "mono" }, d.shape ? d.shape.join("×") : "–"))));
-  } catch (err) {
-    note.replaceChildren(errorBox(err));
+  await list();
+
+  // The table of datasets, read again once an upload has been decoded.
+  async function list() {
+    try {
+      const rows = await datasets();
+      body.replaceChildren(...rows.map((d) => h("tr", { "data-dataset": d.name },
+        h("td", {}, d.kind === "uploaded"
+          ? h("a", { href: datasetHref(d.name), class: "mono" }, d.name) : h("span", { class: "mono" }, d.name)),
+        h("td", {}, d.kind || "builtin"),
+        h("td", { class: "num" }, d.version ? `v${d.version}` : "–"),
+        h("td", {}, d.status ? badge(d.status) : (d.available ? "available" : "not on this server")),
+        h("td", { class: "num" }, String(d.class_names.length)),
+        h("td", { class: "mono" }, d.shape ? d.shape.join("×") : "–"))));
+    } catch (err) {
+      note.replaceChildren(errorBox(err));
+    }
   }
 }
 
