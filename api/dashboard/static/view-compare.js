@@ -97,7 +97,8 @@ const load = (ids) => Promise.all(ids.map(async (id) => {
 export default async function comparePage(main, idList) {
   const ids = [...new Set(idList.split(",").filter(Boolean))];
   const body = h("div", { id: "compare-view" });
-  main.append(h("div", { class: "toolbar" }, h("h1", {}, `Compare ${ids.length} job${ids.length === 1 ? "" : "s"}`),
+  const title = `Compare ${ids.length} job${ids.length === 1 ? "" : "s"}`;
+  main.append(h("div", { class: "toolbar" }, h("h1", {}, title),
     h("a", { href: "#/jobs", class: "button" }, "Pick other jobs")), body);
   let onlyDifferences = false;
 
