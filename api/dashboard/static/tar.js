@@ -13,9 +13,11 @@ function octal(value, width) {
   return value.toString(8).padStart(width - 1, "0") + "\0";
 }
 
+// ASCII `text` into `header` at `offset`, at most `width` bytes (header fields are ASCII: a
+// path that is not goes in a pax record).
 function put(header, offset, width, text) {
-  const bytes = typeof text === "string" ? utf8.encode(text) : text;
-  header.set(bytes.subarray(0, width), offset);
+  const n = Math.min(width, text.length);
+  for (let i = 0; i < n; i++) header[offset + i] = text.charCodeAt(i);
 }
 
 const isAscii = (s) => /^[\x20-\x7e]*$/.test(s);
@@ -46,9 +48,17 @@ function header({ name, prefix = "", size, mtime, type }) {
   put(block, 156, 1, type);
   put(block, 257, 8, "ustar\x0000");
   put(block, 345, 155, prefix);
-  const sum = block.reduce((a, b) => a + b, 0);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += block[i];
   put(block, 148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
   return block;
+}
+
+// The bytes of `arrays`, one after another, in one array.
+function joined(arrays) {
+  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+  arrays.reduce((at, a) => (out.set(a, at), at + a.length), 0);
+  return out;
 }
 
 // One pax record, "LEN key=value\n", where LEN counts the whole record in bytes, itself included.
@@ -56,7 +66,10 @@ function paxRecord(key, value) {
   const body = utf8.encode(` ${key}=${value}\n`);
   let n = body.length + 1;
   while (String(n).length + body.length > n) n += 1;
-  return utf8.encode(`${n}${new TextDecoder().decode(body)}`);
+  const record = new Uint8Array(n);
+  record.set(utf8.encode(String(n)));
+  record.set(body, n - body.length);
+  return record;
 }
 
 const padding = (size) => new Uint8Array((BLOCK - (size % BLOCK)) % BLOCK);
@@ -70,8 +83,7 @@ function fileParts(path, file) {
     const records = [];
     if (!names) records.push(paxRecord("path", path));
     if (file.size > MAX_OCTAL_SIZE) records.push(paxRecord("size", String(file.size)));
-    const data = new Uint8Array(records.reduce((n, r) => n + r.length, 0));
-    records.reduce((at, r) => (data.set(r, at), at + r.length), 0);
+    const data = joined(records);
     // The name fields still hold something readable for a reader without pax.
     const fallback = path.replace(/[^\x20-\x7e]/g, "_").slice(-100);
     parts.push(header({ name: `PaxHeader/${fallback}`.slice(0, 100), size: data.length, mtime,
@@ -82,9 +94,23 @@ function fileParts(path, file) {
   return parts;
 }
 
-// A tar of `entries` ([{path, file}]), as a Blob of type application/x-tar.
+// A tar of `entries` ([{path, file}]), as a Blob of type application/x-tar. The small arrays
+// between two files (padding, pax record, header) are joined into one part: a Blob's cost
+// grows with its number of parts.
 export function tarBlob(entries) {
-  const parts = entries.flatMap(({ path, file }) => fileParts(path, file));
-  parts.push(new Uint8Array(2 * BLOCK)); // the end of the archive: two zero blocks
+  const parts = [];
+  let pending = [];
+  for (const { path, file } of entries) {
+    for (const part of fileParts(path, file)) {
+      if (part instanceof Uint8Array) {
+        pending.push(part);
+      } else {
+        parts.push(joined(pending), part);
+        pending = [];
+      }
+    }
+  }
+  pending.push(new Uint8Array(2 * BLOCK)); // the end of the archive: two zero blocks
+  parts.push(joined(pending));
   return new Blob(parts, { type: "application/x-tar" });
 }
