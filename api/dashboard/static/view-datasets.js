@@ -117,12 +117,15 @@ function uploadBox(onReady) {
     upload({ body: archive, type, label: archive.name });
   }
 
-  function uploadFolder(entries) {
+  async function uploadFolder(entries) {
     if (!named()) return;
     if (!entries.length) {
       status.replaceChildren(errorBox(new Error("The folder holds no files.")));
       return;
     }
+    // Packing tens of thousands of files takes seconds: say so before the page is busy with it.
+    status.textContent = `packing ${entries.length} files…`;
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
     upload(folderUpload(entries));
   }
 
