@@ -5,8 +5,11 @@ What the lab's ``visualize_images`` showed, for the dashboard or a notebook.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,6 +61,19 @@ def training_samples(
     return samples
 
 
+def label_font(size: int = 13) -> Any:
+    """DejaVu Sans, which matplotlib (a dependency) ships, so that a class name in any Latin,
+    Greek or Cyrillic script is drawn as written: Pillow's own default font has ASCII only."""
+    from PIL import ImageFont
+
+    spec = importlib.util.find_spec("matplotlib")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size)
+
+
 def class_grid_png(
     images: torch.Tensor, labels: torch.Tensor, class_names: list[str], per_class: int = 8
 ) -> bytes:
@@ -73,9 +89,10 @@ def class_grid_png(
         "RGB", (label_w + per_class * (cell + pad), max(1, rows) * (cell + pad)), "white"
     )
     draw = ImageDraw.Draw(canvas)
+    font = label_font()
     for row, name in enumerate(class_names):
         top = row * (cell + pad)
-        draw.text((4, top + cell // 2 - 6), name[:24], fill="black")
+        draw.text((4, top + cell // 2 - 8), name[:24], fill="black", font=font)
         index = torch.nonzero(labels == row).flatten()[:per_class]
         for col, i in enumerate(index.tolist()):
             chw = images[i].numpy()

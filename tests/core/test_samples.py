@@ -6,9 +6,10 @@ import io
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from cnnlab.engine.samples import png_bytes, training_samples
+from cnnlab.engine.samples import class_grid_png, png_bytes, training_samples
 from cnnlab.engine.splits import make_splits
 from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import write_cifar10, write_mnist
@@ -55,3 +56,18 @@ def test_augmented_samples_show_the_jobs_augmentation(data_dir: Path) -> None:
     # Without augmentation in the spec, "augmented" samples are the plain ones.
     bare = TrainSpec.model_validate({**doc, "augment": {}})
     assert [s.png for s in training_samples(bare, 8, augmented=True)] == [s.png for s in plain]
+
+
+def test_a_class_grid_draws_non_ascii_class_names() -> None:
+    """A class name's letters are drawn as written: "é" differs from a character no font has
+    (drawn as the font's box), as it does not in Pillow's ASCII-only default font."""
+    images = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    labels = torch.tensor([0, 1])
+
+    def label_area(names: list[str]) -> np.ndarray:
+        grid = Image.open(io.BytesIO(class_grid_png(images, labels, names))).convert("L")
+        return np.asarray(grid)[:, :160]  # the names' column
+
+    assert not np.array_equal(label_area(["été", "b"]), label_area(["\u0378t\u0378", "b"]))
+    assert not np.array_equal(label_area(["Ωμέγα", "b"]), label_area(["\u0378" * 5, "b"]))
+    assert label_area(["été", "b"]).min() < 128  # something is drawn

@@ -251,6 +251,14 @@ def test_usable_on_a_phone(
     phone.wait_for_selector("#submit")
     _no_sideways_scroll(phone)
     phone.screenshot(path=artifacts / "phone-new.png", full_page=True)
+    phone.goto(f"/#/compare?ids={mnist_job['id']}")
+    expect(phone.locator("#compare-acc")).to_have_attribute("data-points", "2")
+    _no_sideways_scroll(phone)
+    phone.screenshot(path=artifacts / "phone-compare.png", full_page=True)
+    phone.click("#nav >> text=Datasets")
+    phone.wait_for_selector("#datasets tbody tr")
+    _no_sideways_scroll(phone)
+    phone.screenshot(path=artifacts / "phone-datasets.png", full_page=True)
 
 
 def test_the_form_names_a_bad_field_and_starts_a_grid_search(

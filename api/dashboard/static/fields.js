@@ -21,6 +21,28 @@ const LABELS = {
   epochs: ["Epochs"],
   seed: ["Seed"],
   device: ["Device"],
+  "init.model": ["Start from model", "one of your registered models; empty: random weights"],
+  "init.alias": ["Its alias", "or a version; neither: the server's choice"],
+  "init.version": ["Its version"],
+  "init.job_id": ["Or from job", "a job's id: its best weights (instead of a model)"],
+  "augment.crop": ["Random crop (px)"],
+  "augment.flip": ["Horizontal flip"],
+  "augment.translate": ["Translate (px)"],
+  "augment.rotate": ["Rotate (°)"],
+  "augment.jitter": ["Colour jitter"],
+  "schedule.name": ["LR schedule"],
+  "schedule.warmup_epochs": ["Warm-up epochs"],
+  "schedule.step_epochs": ["Step every (epochs)"],
+  "schedule.gamma": ["Step factor"],
+  label_smoothing: ["Label smoothing"],
+  class_weight: ["Class weights"],
+  "early_stopping.patience": ["Early stopping patience",
+    "epochs without a better validation accuracy; empty: off"],
+  "early_stopping.min_delta": ["Min improvement"],
+  precision: ["Precision"],
+  deterministic: ["Deterministic"],
+  freeze: ["Freeze"],
+  freeze_epochs: ["Frozen epochs", "train only the head for this many epochs"],
   "search.metric": ["Ranked by", "on validation data"],
   "search.mode": ["Best is the", "empty: max for an accuracy, min for a loss"],
   "search.sampler": ["Sampler", "TPE learns from the trials before; empty: random"],
@@ -63,7 +85,7 @@ export function makeInput(field, { choices = false } = {}) {
   if (field.kind === "integer" || field.kind === "number") {
     return h("input", { ...common, type: "number", value: field.default ?? "",
       step: field.kind === "integer" ? 1 : "any", min: field.min, max: field.max,
-      placeholder: field.nullable ? "all" : "" });
+      placeholder: field.path === "train_size" ? "all" : "" });
   }
   const value = Array.isArray(field.default) ? field.default.join(", ") : field.default ?? "";
   return h("input", { ...common, value, placeholder: field.kind === "array" ? "default" : "" });
@@ -71,7 +93,8 @@ export function makeInput(field, { choices = false } = {}) {
 
 // The field's label, input and hint, laid out.
 export function fieldBox(field, input) {
-  const [text, hint] = LABELS[field.path] || [field.title];
+  // The page's words where it has them; else the schema's title, and its description as the hint.
+  const [text, hint = field.description] = LABELS[field.path] || [field.title];
   if (input.type === "checkbox") {
     return h("div", { class: "field check" }, input, h("label", { for: input.id }, text));
   }

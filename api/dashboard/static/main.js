@@ -4,8 +4,10 @@
 //   #/searches          view-searches.js    #/searches/ID       view-search.js (live)
 //   #/models            view-models.js      #/models/NAME       view-model.js
 //   #/datasets          view-datasets.js    #/datasets/NAME     view-datasets.js
+//   #/compare?ids=A,B   view-compare.js (jobs picked on #/jobs, side by side)
 import * as api from "./api.js";
 import { start } from "./router.js";
+import comparePage from "./view-compare.js";
 import datasetsPage, { datasetPage } from "./view-datasets.js";
 import jobPage from "./view-job.js";
 import jobsPage from "./view-jobs.js";
@@ -36,6 +38,7 @@ start({
     [/^#\/searches$/, searchesPage],
     [/^#\/searches\/(\w+)$/, searchPage],
     [/^#\/jobs$/, jobsPage],
+    [/^#\/compare\?ids=([\w,]+)$/, comparePage],
     [/^#\/models$/, modelsPage],
     [/^#\/models\/([^/?#]+)$/, decoded(modelPage)],
     [/^#\/datasets$/, datasetsPage],

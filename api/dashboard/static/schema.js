@@ -30,18 +30,33 @@ function kind(node) {
   return types[0] || "string";
 }
 
+// The object an optional field holds (`anyOf: [{$ref: ...}, {type: "null"}]`, as `init`), when
+// it is one object with properties of its own; else null.
+function optionalObject(doc, node) {
+  const members = (node.anyOf || []).filter((n) => n.type !== "null");
+  if (members.length !== 1 || !members[0].$ref) return null;
+  const target = resolve(doc, members[0]);
+  return target.properties ? target : null;
+}
+
+// Every leaf under `node`. An object, or an optional object, is not a leaf: its properties are
+// (`model.arch`, `init.model`); left empty, the optional object is left out of the spec.
 function leaves(doc, node, prefix = "") {
   return Object.entries(resolve(doc, node).properties || {}).flatMap(([name, child]) => {
     const path = prefix + name;
     const leaf = resolve(doc, child);
     if (leaf.properties) return leaves(doc, leaf, `${path}.`);
+    const inner = optionalObject(doc, leaf);
+    if (inner) return leaves(doc, inner, `${path}.`);
     const bounds = (leaf.anyOf || [leaf]).find((n) => n.type && n.type !== "null") || {};
     return [{
       path,
       title: leaf.title || name,
+      description: (child.description || leaf.description || "").replaceAll("`", "") || null,
       kind: kind(leaf),
       items: leaf.items ? kind(leaf.items) : null,
-      enum: leaf.enum || bounds.enum || null,
+      // A single allowed value (`"const": "balanced"`) is a choice of one (or unset).
+      enum: leaf.enum || bounds.enum || (bounds.const !== undefined ? [bounds.const] : null),
       default: leaf.default,
       nullable: Boolean(leaf.anyOf && leaf.anyOf.some((n) => n.type === "null")),
       min: bounds.minimum ?? bounds.exclusiveMinimum,

@@ -1,14 +1,25 @@
 // #/jobs: every job, newest first, refreshed every 2 s; filter by status (the server's list of
-// statuses), search by id, dataset or model.
+// statuses), search by id, dataset or model; tick jobs to compare them (view-compare.js).
 import * as api from "./api.js";
 import { badge, describe, errorBox, h, pct, progress, short, when } from "./dom.js";
 import { every } from "./router.js";
 import { statuses } from "./schema.js";
+import { compareHref } from "./view-compare.js";
 
 const FILTERS_KEY = "cnnlab-job-filters";
+const PICKED_KEY = "cnnlab-compare"; // the ticked jobs, kept while the tab lives
 
-function row(j) {
+// The ticked job ids, in the order they were ticked.
+const picked = {
+  get: () => (sessionStorage.getItem(PICKED_KEY) || "").split(",").filter(Boolean),
+  set: (ids) => sessionStorage.setItem(PICKED_KEY, ids.join(",")),
+};
+
+function row(j, onPick) {
+  const tick = h("input", { type: "checkbox", class: "pick", "aria-label": `compare ${short(j.id)}`,
+    checked: picked.get().includes(j.id), onchange: () => onPick(j.id, tick.checked) });
   return h("tr", { "data-job": j.id },
+    h("td", { class: "pick" }, tick),
     h("td", {}, h("a", { href: `#/jobs/${j.id}`, class: "mono" }, short(j.id))),
     h("td", {}, badge(j.status)),
     h("td", { class: "wide" }, j.spec.dataset),
@@ -31,6 +42,24 @@ export default function jobsPage(main) {
   let next = null;
 
   const more = h("button", { hidden: true, onclick: () => load(true) }, "Load more");
+  const compare = h("a", { class: "button", id: "compare" });
+  const clear = h("button", { type: "button", class: "link", id: "compare-clear",
+    onclick: () => { picked.set([]); showPicked(); draw(); } }, "clear");
+
+  function showPicked() {
+    const ids = picked.get();
+    compare.textContent = `Compare ${ids.length} job${ids.length === 1 ? "" : "s"}`;
+    compare.href = compareHref(ids);
+    compare.classList.toggle("disabled", ids.length < 2);
+    compare.setAttribute("aria-disabled", String(ids.length < 2));
+    clear.hidden = !ids.length;
+  }
+  function onPick(id, on) {
+    const ids = picked.get().filter((x) => x !== id);
+    picked.set(on ? [...ids, id] : ids);
+    showPicked();
+  }
+  compare.addEventListener("click", (e) => { if (picked.get().length < 2) e.preventDefault(); });
 
   function remember() {
     const p = new URLSearchParams({ status: status.value, q: query.value });
@@ -41,7 +70,7 @@ export default function jobsPage(main) {
     const q = query.value.trim().toLowerCase();
     const shown = jobs.filter((j) => !q || [j.id, j.status, j.spec.dataset, describe(j.spec),
       j.search_id || ""].join(" ").toLowerCase().includes(q));
-    body.replaceChildren(...shown.map(row));
+    body.replaceChildren(...shown.map((j) => row(j, onPick)));
     note.textContent = shown.length ? "" : "No jobs match. Submit one with “New run”.";
   }
 
@@ -76,16 +105,18 @@ export default function jobsPage(main) {
   });
   query.addEventListener("input", () => { remember(); draw(); });
   main.append(
-    h("div", { class: "toolbar" }, h("h1", {}, "Jobs"),
-      h("a", { href: "#/new", class: "button primary" }, "New run")),
+    h("div", { class: "toolbar" }, h("h1", {}, "Jobs"), h("span", { class: "spacer" }), clear,
+      compare, h("a", { href: "#/new", class: "button primary" }, "New run")),
     h("div", { class: "filters" }, status, query),
     h("div", { class: "scroll" }, h("table", { class: "list", id: "jobs" },
-      h("thead", {}, h("tr", {}, h("th", {}, "job"), h("th", {}, "status"),
+      h("thead", {}, h("tr", {}, h("th", { class: "pick", title: "tick to compare" }, "⇄"),
+        h("th", {}, "job"), h("th", {}, "status"),
         h("th", { class: "wide" }, "data"), h("th", { class: "wide" }, "model"), h("th", {}, "progress"),
         h("th", { class: "num" }, "best val"), h("th", { class: "num wide" }, "test"),
         h("th", { class: "wide" }, "created"))),
       body)),
     note, more);
+  showPicked();
   statuses().then((names) => {
     status.append(...names.map((s) => h("option", { value: s, selected: params.get("status") === s }, s)));
   }).catch((err) => note.replaceChildren(errorBox(err)));

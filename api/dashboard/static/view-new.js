@@ -15,6 +15,12 @@ const GROUPS = [
     "model.dropout"]],
   ["Training", ["optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.weight_decay",
     "optimizer.nesterov", "batch_size", "epochs", "seed", "device"]],
+  ["Recipe", ["augment.crop", "augment.flip", "augment.translate", "augment.rotate", "augment.jitter",
+    "schedule.name", "schedule.warmup_epochs", "schedule.step_epochs", "schedule.gamma",
+    "label_smoothing", "class_weight", "early_stopping.patience", "early_stopping.min_delta",
+    "precision", "deterministic"]],
+  ["Warm start", ["init.model", "init.alias", "init.version", "init.job_id", "freeze",
+    "freeze_epochs"]],
 ];
 // Mark the input an error names: the search's own ("grid.batch_size", "space.optimizer.lr",
 // "pruner.min_epochs"), else a spec field ("base.optimizer.lr", "model.channels.2": the nearest
@@ -23,8 +29,12 @@ function markInvalid(form, search, field = "") {
   if (search.markInvalid(field, form)) return;
   const parts = field.replace(/^base\./, "").split(".");
   for (let n = parts.length; n > 0; n--) {
-    const el = form.querySelector(`[data-path="${CSS.escape(parts.slice(0, n).join("."))}"]`);
+    const path = parts.slice(0, n).join(".");
+    const el = form.querySelector(`[data-path="${CSS.escape(path)}"]`);
     if (el) return el.classList.add("invalid");
+    // An object the form shows as its fields ("init"): mark them all.
+    const inside = form.querySelectorAll(`[data-path^="${CSS.escape(`${path}.`)}"]`);
+    if (inside.length) return inside.forEach((e) => e.classList.add("invalid"));
   }
 }
 
@@ -38,6 +48,20 @@ async function catalogChoices(inputs, byPath, message) {
     fillChoices(inputs["model.arch"], archs.map((a) => ({ value: a })), byPath["model.arch"].default);
   } catch (err) {
     message.replaceChildren(errorBox(err));
+  }
+}
+
+// The caller's registered models, offered (not imposed) as `init.model` values.
+async function modelChoices(input) {
+  if (!input) return;
+  try {
+    const page = await api.get("/v1/models?limit=50");
+    const list = h("datalist", { id: "init-models" },
+      ...page.items.map((m) => h("option", { value: m.name })));
+    input.setAttribute("list", list.id);
+    input.after(list);
+  } catch {
+    /* no suggestions: the field still takes a name */
   }
 }
 
@@ -125,6 +149,6 @@ export default async function newRun(main) {
     h("details", {}, h("summary", {}, "Spec as JSON"), preview),
     h("div", { class: "actions" }, planButton, submit), message, planBox);
   main.append(form);
-  await catalogChoices(inputs, byPath, message);
+  await Promise.all([catalogChoices(inputs, byPath, message), modelChoices(inputs["init.model"])]);
   update();
 }

@@ -12,6 +12,7 @@ import {
 } from "./view-search-charts.js";
 import { trialsTable } from "./view-search-table.js";
 import { bestTrial } from "./view-searches.js";
+import { compareHref } from "./view-compare.js";
 
 const HEATMAP_EVERY_MS = 2000;
 
@@ -96,6 +97,13 @@ export default async function searchPage(main, searchId) {
         .catch((err) => problems.append(errorBox(err)));
     } }, "trials.csv");
 
+  // Its trials on the compare page (curves overlaid, specs side by side), once there are two.
+  function compareLink() {
+    const ids = search.trials.map((t) => t.job_id).filter(Boolean);
+    return ids.length < 2 ? null
+      : h("a", { class: "button", id: "compare-trials", href: compareHref(ids) }, "Compare trials");
+  }
+
   function drawHeader() {
     // The server says which actions the search takes now.
     for (const [name, btn] of Object.entries(actions)) btn.hidden = !search.actions.includes(name);
@@ -103,7 +111,7 @@ export default async function searchPage(main, searchId) {
     header.replaceChildren(h("h1", {}, "Search ", h("span", { class: "mono" }, short(searchId))),
       badge(search.status), h("span", { class: "muted", id: "pausing", hidden: !pausing },
         "pausing: no new trial starts"),
-      h("span", { class: "spacer" }), csv, ...Object.values(actions));
+      h("span", { class: "spacer" }), compareLink(), csv, ...Object.values(actions));
   }
 
   function drawSummary(best) {
