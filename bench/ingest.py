@@ -10,11 +10,16 @@ of mixed sizes (each side 24–96 px), in class folders, zipped.
    (``Resize`` + ``CenterCrop``, as ingest's default ``center_crop``). Also shown: ingest with
    one decoding thread, and the same ``ImageFolder`` pass through ``DataLoader(num_workers=2)``.
 2. ``training``: seconds per training epoch of the lab's ``cnn`` on the ingested uint8 tensors
-   the way cnnlab trains (:func:`cnnlab.engine.training.train_one_epoch`), against the loop a
-   user would write: ``ImageFolder`` + ``Resize`` + ``ToTensor`` + ``DataLoader(num_workers=2)``
-   (plus ``Grayscale`` when the images are grey, so both train the same network); same
-   network, initial weights, optimiser, batch size and training files; validation accuracy on
-   the same held-out files after the last epoch. Each side runs in its own process, as each
+   the way cnnlab trains (:func:`cnnlab.engine.loop.run_epoch`), against the loop a user would
+   write: ``ImageFolder`` + ``Resize`` + ``CenterCrop`` + ``ToTensor`` + ``Normalize`` +
+   ``DataLoader(num_workers=2, shuffle=True)`` (plus ``Grayscale`` when the images are grey, so
+   both train the same network). Both see the same inputs: the same files, resized alike
+   (antialiased bilinear, the central square), scaled to 0..1 and standardised with the same
+   per-channel mean and std (ingest's, of the training part); the same network, initial
+   weights, optimiser, batch size (the last, smaller batch kept), epochs and shuffled order each
+   epoch (the user loop's sampler draws cnnlab's permutation); validation accuracy on the same
+   held-out files (the test part) after the last epoch. So the accuracy difference measures the
+   pipelines alone. Each side runs in its own process, as each
    would (cnnlab's with its worker's thread and allocator settings); an epoch's seconds are its
    training pass alone.
 """
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -88,18 +94,25 @@ def _time_ingest(archive: Path, workers: int | None) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def _image_folder(root: Path, size: int, grey: bool, to_tensor: bool) -> Any:
+def _image_folder(
+    root: Path, size: int, grey: bool, standardise: tuple[list[float], list[float]] | None
+) -> Any:
+    """``ImageFolder`` of the files at ``size``: uint8 tensors, or (``standardise``: mean, std)
+    floats from ``ToTensor`` + ``Normalize(mean, std)``, as a training loop feeds a network."""
     from torchvision import datasets, transforms
 
     steps: list[Any] = [transforms.Resize(size), transforms.CenterCrop(size)]
     if grey:
         steps.append(transforms.Grayscale(1))
-    steps.append(transforms.ToTensor() if to_tensor else transforms.PILToTensor())
+    if standardise is None:
+        steps.append(transforms.PILToTensor())
+    else:
+        steps += [transforms.ToTensor(), transforms.Normalize(*standardise)]
     return datasets.ImageFolder(str(root), transform=transforms.Compose(steps))
 
 
 def _time_image_folder(root: Path, size: int, grey: bool) -> float:
-    dataset = _image_folder(root, size, grey, to_tensor=False)
+    dataset = _image_folder(root, size, grey, None)
     start = time.perf_counter()
     for i in range(len(dataset)):
         dataset[i]
@@ -109,7 +122,7 @@ def _time_image_folder(root: Path, size: int, grey: bool) -> float:
 def _time_loader(root: Path, size: int, grey: bool) -> float:
     from torch.utils.data import DataLoader
 
-    dataset = _image_folder(root, size, grey, to_tensor=False)
+    dataset = _image_folder(root, size, grey, None)
     start = time.perf_counter()
     for _ in DataLoader(dataset, batch_size=256, num_workers=2):
         pass
@@ -220,9 +233,30 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     _emit({"train_images": len(data), "val_images": len(val)})
 
 
+class _SameOrder:
+    """A shuffling sampler that visits the training images in cnnlab's order for each epoch
+    (:func:`cnnlab.engine.loop.run_epoch`: a permutation seeded by the seed and the epoch)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        from cnnlab.engine.loop import epoch_seed
+
+        self.epoch += 1
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+
 def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed: int) -> None:
     """The loop a user would write on the same files: ``ImageFolder`` + ``Resize`` +
-    ``ToTensor`` + ``DataLoader(num_workers=2)``, the same network and batch size."""
+    ``CenterCrop`` + ``ToTensor`` + ``Normalize`` (the training part's mean and std, as cnnlab
+    standardises) + ``DataLoader(num_workers=2)``, the same network and batch size."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Subset
@@ -235,14 +269,19 @@ def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed
         device_name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device_name)
     size, grey = ingested.image_size, ingested.channels == 1
-    dataset = _image_folder(root, size, grey, to_tensor=True)
+    dataset = _image_folder(root, size, grey, (ingested.mean, ingested.std))
     position = {Path(p).relative_to(root).as_posix(): i for i, (p, _) in enumerate(dataset.samples)}
     split = ingested.split.tolist()
     train_idx = [position[f] for f, s in zip(ingested.files, split, strict=True) if s == 0]
     val_idx = [position[f] for f, s in zip(ingested.files, split, strict=True) if s != 0]
-    # ImageFolder's classes are its sorted folder names: the same order as ingest's.
+    # ImageFolder's classes are its sorted folder names: the same order as ingest's. Shuffled
+    # as ``shuffle=True`` would, each epoch, but in cnnlab's order: both see the very same
+    # batches, so the order's luck is no part of the accuracy difference.
     train_loader = DataLoader(
-        Subset(dataset, train_idx), batch_size=BATCH_SIZE, shuffle=True, num_workers=2
+        Subset(dataset, train_idx),
+        batch_size=BATCH_SIZE,
+        sampler=_SameOrder(len(train_idx), seed),
+        num_workers=2,
     )
     val_loader = DataLoader(Subset(dataset, val_idx), batch_size=BATCH_SIZE, num_workers=2)
     torch.manual_seed(seed)
