@@ -121,6 +121,41 @@ def test_a_dataset_that_is_not_one_fails_with_the_reason(
         assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", r.text
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("CNNLAB_DATASET_MAX_FILES", "10", "more than 10 entries"),
+        ("CNNLAB_DATASET_MAX_UNCOMPRESSED_BYTES", "2000", "over the limit of 2,000"),
+        ("CNNLAB_DATASET_MAX_IMAGE_PIXELS", "100", "24 too large"),
+    ],
+)
+def test_a_lowered_ingest_limit_refuses_an_archive_the_defaults_take(
+    client: ApiClient,
+    alice: Caller,
+    db_url: str,
+    archive: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    value: str,
+    says: str,
+) -> None:
+    ingest(db_url, upload(client, alice, archive))
+    fine = client.get("/v1/datasets/parts/versions/1", headers=alice.headers).json()
+    assert fine["status"] == "ready", fine
+
+    monkeypatch.setenv(setting, value)  # read by the worker that decodes it
+    get_settings.cache_clear()
+    try:
+        ingest(db_url, upload(client, alice, archive))  # the same bytes, version 2
+    finally:
+        monkeypatch.delenv(setting)
+        get_settings.cache_clear()
+    record = client.get("/v1/datasets/parts/versions/2", headers=alice.headers).json()
+    assert record["status"] == "failed", record
+    assert record["error"]["type"] == "invalid_dataset"
+    assert says in record["error"]["message"], record["error"]
+
+
 @pytest.fixture
 def small_limit(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[ApiClient]:
     monkeypatch.setenv("CNNLAB_DATASET_MAX_BYTES", "4096")
@@ -297,3 +332,4 @@ def test_uploads_count_against_the_storage_quota(
         job = {"dataset": "mnist", "val_size": 3, "batch_size": 4, "epochs": 1}
         full = client.post("/v1/jobs", json=job, headers=alice.headers)
         assert full.status_code == 422 and full.json()["detail"]["type"] == "storage_quota"
+
