@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     dataset_max_ratio: float = Field(default=200.0, gt=1)
     # Pixels (width × height) one image may declare, read from its header before decoding:
     dataset_max_image_pixels: int = Field(default=50_000_000, ge=1)
+    # Seconds a partly received upload's temporary file (``$CNNLAB_HOME/uploads``) may go
+    # unwritten while no live upload holds it (its API process was killed) before the API
+    # removes it, at start and every few minutes:
+    dataset_upload_stale_seconds: float = Field(default=600.0, ge=1)
 
     # -- compute budgets, checked at submit for jobs and every search trial (cnnlab.spec.budget) --
     # Parameters of the spec's model (checkpoints hold 4 bytes each, twice: last and best).

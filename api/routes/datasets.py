@@ -1,19 +1,18 @@
 """A user's own datasets: upload an archive, read its versions, their samples and progress,
 delete them. ``GET /v1/datasets`` (built-ins and uploads together) is in :mod:`api.routes.catalog`.
 
-An upload streams the request body to a temporary file while hashing it, a chunk at a time, the
-file writes in a thread, so the event loop keeps answering other requests; it is bounded by
-``CNNLAB_DATASET_MAX_BYTES`` (413, checked against Content-Length first when there is one) and
-the file is removed whatever happens, a client that goes away included. Decoding runs on a worker.
+An upload streams the request body to a temporary file (:mod:`api.upload_files`) while hashing
+it, a chunk at a time, the file writes in a thread, so the event loop keeps answering other
+requests; it is bounded by ``CNNLAB_DATASET_MAX_BYTES`` (413, checked against Content-Length
+first when there is one) and the file is removed whatever happens, a client that goes away
+included. Decoding runs on a worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
-import tempfile
 from dataclasses import dataclass
 from typing import IO, Annotated, Any, Literal
 
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from api import upload_files
 from api.dataset_schemas import DatasetVersionRead, DatasetVersions
 from api.deps import DbDep, SettingsDep, UserDep
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -80,12 +80,6 @@ async def _receive(request: Request, limit: int, out: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def _upload_dir(settings: Settings) -> pathlib.Path:
-    path = settings.home / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _read(session: Session, row: DatasetVersion, name: str | None = None) -> DatasetVersionRead:
     data = {c: getattr(row, c) for c in DatasetVersionRead.model_fields if c != "name"}
     return DatasetVersionRead(name=name or store.name_of(session, row), **data)
@@ -135,19 +129,14 @@ async def upload_dataset(
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     options = {"image_size": image_size, "resize": resize, "test_size": test_size, "seed": seed}
-    fd, tmp = tempfile.mkstemp(dir=_upload_dir(settings), suffix=".upload")
-    path = pathlib.Path(tmp)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                checksum = await _receive(request, limit, out)
-            except ClientDisconnect:
-                # Nobody reads this answer; it only keeps a gone client out of the error logs.
-                raise InvalidRequest("body", "the client went away before the body ended") from None
+    # Removed at the end, also when the client went away mid-body: nothing is left behind.
+    async with upload_files.receiving(settings) as (out, path):
+        try:
+            checksum = await _receive(request, limit, out)
+        except ClientDisconnect:
+            # Nobody reads this answer; it only keeps a gone client out of the error logs.
+            raise InvalidRequest("body", "the client went away before the body ended") from None
         name, row = await db.run(_create, user.id, name, path, checksum, options, settings)
-    finally:
-        # Also when the client went away mid-body (the read raised): nothing is left behind.
-        await run_in_threadpool(path.unlink, True)
     return row
 
 
