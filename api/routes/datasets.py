@@ -11,7 +11,6 @@ included. Decoding runs on a worker.
 from __future__ import annotations
 
 import hashlib
-import json
 import pathlib
 from dataclasses import dataclass
 from typing import IO, Annotated, Any, Literal
@@ -195,15 +194,37 @@ async def samples_png(name: str, version: Version, db: DbDep, user: UserDep) -> 
 
 
 @dataclass(frozen=True)
-class _Seen:
-    """What an event stream's client has: ``n`` events, the last of this status and progress."""
+class VersionPosition:
+    """What an event stream's client has: the version's status and progress as of the last
+    event sent (``status`` None: none sent). The event's id says it, so it names the same state
+    for every stream and process, and a client that reconnects with ``Last-Event-ID`` is sent
+    the version only if it has changed since."""
 
-    n: int = 0
-    key: str = ""
+    status: str | None = None
+    progress: tuple[int, int] | None = None  # done, total
 
     @property
     def id(self) -> str:
-        return str(self.n)
+        """``ingesting:40/120`` (done/total), ``ingesting`` (no progress yet), ``ready``, …"""
+        if self.progress is None:
+            return self.status or ""
+        return f"{self.status}:{self.progress[0]}/{self.progress[1]}"
+
+    @classmethod
+    def parse(cls, last_event_id: str | None) -> VersionPosition:
+        status, _, progress = (last_event_id or "").strip().partition(":")
+        done, _, total = progress.partition("/")
+        if status not in DatasetStatus.__members__ or (
+            progress and not (done.isdigit() and total.isdigit())
+        ):
+            return cls()  # not one of ours: start from the beginning
+        return cls(status, (int(done), int(total)) if progress else None)
+
+    @classmethod
+    def of(cls, version: DatasetVersionRead) -> VersionPosition:
+        p = version.progress
+        progress = (int(p["done"]), int(p["total"])) if p else None
+        return cls(str(version.status), progress)
 
 
 @router.get(
@@ -214,20 +235,21 @@ class _Seen:
 async def version_events(name: str, version: Version, stream: StreamDep) -> StreamingResponse:
     """Ingest progress as server-sent events: a `status` event (the version, as
     `GET …/versions/{v}` answers) whenever its status or progress changes; the stream ends
-    after the event of a `ready` or `failed` version. Counted with the user's other streams."""
+    after the event of a `ready` or `failed` version. An event's id names the status and
+    progress it carries: reconnect with `Last-Event-ID` to be sent the version only once it has
+    changed since. Counted with the user's other streams."""
     db, owner_id = stream.db, stream.user.id
     await db.read(_version, owner_id, name, version)  # 404 now, not inside the stream
 
-    async def advance(seen: _Seen) -> Step[_Seen]:
+    async def advance(seen: VersionPosition) -> Step[VersionPosition]:
         current = await db.read(_version, owner_id, name, version)
-        key = f"{current.status}:{json.dumps(current.progress)}"
+        now = VersionPosition.of(current)
         frames = []
-        if key != seen.key:
-            seen = _Seen(seen.n + 1, key)
-            frames.append(_frame("status", current.model_dump(mode="json"), seen))
-        return frames, seen, current.status is not DatasetStatus.ingesting
+        if now != seen:
+            frames.append(_frame("status", current.model_dump(mode="json"), now))
+        return frames, now, current.status is not DatasetStatus.ingesting
 
-    return stream.respond(advance, _Seen())
+    return stream.respond(advance, VersionPosition.parse(stream.last_event_id))
 
 
 @router.delete(
