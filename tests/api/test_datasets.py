@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from api.routes import events
+from api.settings import ApiSettings
 from cnnlab.lifecycle import datasets as lifecycle
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
@@ -161,6 +162,20 @@ def test_a_lowered_ingest_limit_refuses_an_archive_the_defaults_take(
     assert record["status"] == "failed", record
     assert record["error"]["type"] == "invalid_dataset"
     assert says in record["error"]["message"], record["error"]
+
+
+def test_an_upload_is_not_held_to_the_json_body_limit(
+    db_url: str, alice: Caller, archive: bytes
+) -> None:
+    """Its own limit (CNNLAB_DATASET_MAX_BYTES) applies, not the one for JSON bodies."""
+    limit = 1024
+    assert len(archive) > limit
+    with ApiClient(create_app(api_settings=ApiSettings(max_body_bytes=limit))) as small:
+        answer = upload(small, alice, archive)
+        assert answer["status"] == "ingesting"
+        job = {"dataset": "parts", "val_size": 3, "batch_size": 4, "epochs": 1, "x": "y" * limit}
+        r = small.post("/v1/jobs", json=job, headers=alice.headers)
+        assert r.status_code == 413, r.text  # a JSON body still is
 
 
 @pytest.fixture
