@@ -12,16 +12,20 @@ of mixed sizes (each side 24–96 px), in class folders, zipped.
 2. ``training``: seconds per training epoch of the lab's ``cnn`` on the ingested uint8 tensors
    the way cnnlab trains (:func:`cnnlab.engine.loop.run_epoch`), against the loop a user would
    write: ``ImageFolder`` + ``Resize`` + ``CenterCrop`` + ``ToTensor`` + ``Normalize`` +
-   ``DataLoader(num_workers=2, shuffle=True)`` (plus ``Grayscale`` when the images are grey, so
-   both train the same network). Both see the same inputs: the same files, resized alike
-   (antialiased bilinear, the central square), scaled to 0..1 and standardised with the same
-   per-channel mean and std (ingest's, of the training part); the same network, initial
-   weights, optimiser, batch size (the last, smaller batch kept), epochs and shuffled order each
-   epoch (the user loop's sampler draws cnnlab's permutation); validation accuracy on the same
-   held-out files (the test part) after the last epoch. So the accuracy difference measures the
-   pipelines alone. Each side runs in its own process, as each
-   would (cnnlab's with its worker's thread and allocator settings); an epoch's seconds are its
+   ``DataLoader(num_workers=2)``, shuffled each epoch (plus ``Grayscale`` when the images are
+   grey, so both train the same network). Both see the same files, split, scaling to 0..1 and
+   per-channel mean and std (ingest's, of the training part), network, initial weights,
+   optimiser, batch size (the last, smaller batch kept), epochs and order of the images each
+   epoch (the user loop's sampler draws cnnlab's permutation), and are scored on the same
+   held-out files (the test part) after the last epoch: the accuracy difference measures the
+   pipelines alone. Both resize with antialiased bilinear filtering; ingest scales the central
+   square, torchvision scales then crops, so their pixels differ by a fraction of a pixel's
+   shift (a few levels of 255 on average). Each side runs in its own process, as each would
+   (cnnlab's with its worker's thread and allocator settings); an epoch's seconds are its
    training pass alone.
+3. ``upload``: ``GET /healthz`` latency (p50, p99, most) from a ``cnnlab api`` process while a
+   1 GiB body streams into ``POST /v1/datasets`` (written to a file, hashed, then stored in the
+   database), against the same requests to the idle process; and the upload's MiB/s.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from bench.reference import DEBIAN_FASHION_MNIST
-from bench.runner import ProcessRun, run_timed
+from bench.runner import ProcessRun, RunFailed, run_timed
 
 PER_CLASS = 1000
 CLASSES = 10
@@ -50,6 +55,8 @@ MIN_SIDE, MAX_SIDE = 24, 96
 BATCH_SIZE = 128
 LEARNING_RATE = 0.05
 MOMENTUM = 0.9
+UPLOAD_BYTES = 2**30
+WARM_UP_S = 15.0
 
 
 def _idx(path: Path, ndim: int) -> np.ndarray:
@@ -344,6 +351,72 @@ def _training_part(
     }
 
 
+def _healthz_latencies(http: Any, until: Callable[[], bool], most: int = 100_000) -> list[float]:
+    """Seconds per ``GET /healthz``, one after another (10 ms apart) until ``until()``."""
+    out: list[float] = []
+    while not until() and len(out) < most:
+        start = time.perf_counter()
+        if http.get("/healthz").status_code != 200:
+            raise RunFailed("/healthz did not answer 200")
+        out.append(time.perf_counter() - start)
+        time.sleep(0.01)
+    return out
+
+
+def _latency_summary(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(1000 * s for s in seconds)
+    return {
+        "requests": len(ms),
+        "p50_ms": ms[len(ms) // 2],
+        "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))],
+        "max_ms": ms[-1],
+    }
+
+
+def _upload_part(upload_bytes: int = UPLOAD_BYTES) -> dict[str, Any]:
+    """/healthz while a big upload streams in, against the idle API, in one stack."""
+    import httpx
+
+    from bench.service import running_stack
+
+    chunk = np.random.default_rng(0).integers(0, 256, 2**20, dtype=np.uint8).tobytes()
+
+    def body() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(upload_bytes // len(chunk)):
+            yield chunk
+
+    with running_stack(None) as service, httpx.Client(base_url=service.url) as http:
+        time.sleep(WARM_UP_S)  # a starting API imports torch in a thread for seconds
+        answer: list[Any] = []
+
+        def send() -> None:
+            with service.client() as client:
+                start = time.perf_counter()
+                r = client.post(
+                    "/v1/datasets",
+                    params={"name": "big"},
+                    content=body(),
+                    headers={"Content-Type": "application/zip"},
+                )
+                answer.extend([r.status_code, time.perf_counter() - start])
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        busy = _healthz_latencies(http, lambda: not sender.is_alive())
+        sender.join()
+        idle_until = time.perf_counter() + 5.0
+        idle = _healthz_latencies(http, lambda: time.perf_counter() > idle_until)
+    if not answer or answer[0] != 202:
+        raise RunFailed(f"the upload answered {answer[:1]}")
+    return {
+        "upload_bytes": upload_bytes,
+        "upload_seconds": answer[1],
+        "upload_mib_per_second": upload_bytes / 2**20 / answer[1],
+        "healthz_idle": _latency_summary(idle),
+        "healthz_during_upload": _latency_summary(busy),
+    }
+
+
 def run(
     source: Path = DEBIAN_FASHION_MNIST,
     device: str = "auto",
@@ -366,11 +439,14 @@ def run(
         save_ingested(ingested, cache)
         del ingested
         training = _training_part(root, cache, epochs, device, repeat, seed)
+    print("GET /healthz while 1 GiB streams into POST /v1/datasets:", flush=True)
+    upload = _upload_part()
     return {
         "benchmark": "ingest",
         "archive_bytes": archive_bytes,
         "ingest": ingest_result,
         "training": training,
+        "upload": upload,
     }
 
 
@@ -406,6 +482,18 @@ def report(result: dict[str, Any]) -> None:
         print(f"  {name:<10} epoch seconds {seconds}; val accuracy {tr[key]['val_accuracy']:.4f}")
     print(f"  speedup per epoch (user loop / cnnlab): {tr['speedup']:.2f}×")
     print(f"  val accuracy difference (cnnlab − user loop): {tr['val_accuracy_difference']:+.4f}")
+    up = result["upload"]
+    print()
+    print(
+        f"upload: {up['upload_bytes'] / 2**30:.1f} GiB in {up['upload_seconds']:.1f}s "
+        f"({up['upload_mib_per_second']:,.0f} MiB/s)"
+    )
+    for name, key in (("idle", "healthz_idle"), ("during upload", "healthz_during_upload")):
+        h = up[key]
+        print(
+            f"  GET /healthz, {name:<14} p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms, "
+            f"most {h['max_ms']:.1f} ms ({h['requests']} requests)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 """An upload's temporary file: what a killed API process leaves behind is swept (at start and
-every few minutes), what a live upload is writing is not, however slow its client."""
+every few minutes), what a live upload is writing is not, however slow its client; the API
+answers other requests while an upload streams."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 
 from api.main import create_app
@@ -101,6 +103,10 @@ def test_a_live_uploads_file_stays_while_a_killed_ones_goes(
             removed = await anyio.to_thread.run_sync(sweep_stale, get_settings())
             assert removed == [left] and not left.exists()
             assert path.exists()  # held by the live upload
+            # The API answers meanwhile (how fast: ``python -m bench ingest``).
+            transport = httpx.ASGITransport(app=client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as other:
+                assert (await other.get("/healthz")).status_code == 200
             rest.set()
 
     anyio.run(scenario)
