@@ -231,6 +231,7 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     step = single_step(model, recipe)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
+        model.train()  # as fit does: evaluate leaves it in evaluation mode
         run_epoch([lane], data, recipe, step, epoch=epoch)
         if device.type == "cuda":
             torch.cuda.synchronize()
