@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import threading
 from collections.abc import AsyncIterator
@@ -9,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import dashboard, docs
+from api import dashboard, docs, upload_files
 from api.auth import AuthCache, TokenGate
 from api.errors import install_error_handlers
 from api.metrics import install as install_metrics
@@ -56,7 +58,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Spec validation and predictions need torch and the model registry; importing them takes
     # seconds, so do it in the background now rather than inside the first request.
     threading.Thread(target=_warm_imports, name="cnnlab-warm-imports", daemon=True).start()
+    # Upload files a killed process left behind: now, then every few minutes.
+    await upload_files.sweep(app.state.settings)
+    sweeper = asyncio.create_task(upload_files.sweep_periodically(app.state.settings))
     yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
     await close_limits(app)
     app.state.predictors.clear()
     dispose_engine(close=True)

@@ -10,13 +10,22 @@ of mixed sizes (each side 24–96 px), in class folders, zipped.
    (``Resize`` + ``CenterCrop``, as ingest's default ``center_crop``). Also shown: ingest with
    one decoding thread, and the same ``ImageFolder`` pass through ``DataLoader(num_workers=2)``.
 2. ``training``: seconds per training epoch of the lab's ``cnn`` on the ingested uint8 tensors
-   the way cnnlab trains (:func:`cnnlab.engine.training.train_one_epoch`), against the loop a
-   user would write: ``ImageFolder`` + ``Resize`` + ``ToTensor`` + ``DataLoader(num_workers=2)``
-   (plus ``Grayscale`` when the images are grey, so both train the same network); same
-   network, initial weights, optimiser, batch size and training files; validation accuracy on
-   the same held-out files after the last epoch. Each side runs in its own process, as each
-   would (cnnlab's with its worker's thread and allocator settings); an epoch's seconds are its
+   the way cnnlab trains (:func:`cnnlab.engine.loop.run_epoch`), against the loop a user would
+   write: ``ImageFolder`` + ``Resize`` + ``CenterCrop`` + ``ToTensor`` + ``Normalize`` +
+   ``DataLoader(num_workers=2)``, shuffled each epoch (plus ``Grayscale`` when the images are
+   grey, so both train the same network). Both see the same files, split, scaling to 0..1 and
+   per-channel mean and std (ingest's, of the training part), network, initial weights,
+   optimiser, batch size (the last, smaller batch kept), epochs and order of the images each
+   epoch (the user loop's sampler draws cnnlab's permutation), and are scored on the same
+   held-out files (the test part) after the last epoch: the accuracy difference measures the
+   pipelines alone. Both resize with antialiased bilinear filtering; ingest scales the central
+   square, torchvision scales then crops, so their pixels differ by a fraction of a pixel's
+   shift (a few levels of 255 on average). Each side runs in its own process, as each would
+   (cnnlab's with its worker's thread and allocator settings); an epoch's seconds are its
    training pass alone.
+3. ``upload``: ``GET /healthz`` latency (p50, p99, most) from a ``cnnlab api`` process while a
+   1 GiB body streams into ``POST /v1/datasets`` (written to a file, hashed, then stored in the
+   database), against the same requests to the idle process; and the upload's MiB/s.
 """
 
 from __future__ import annotations
@@ -27,8 +36,10 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from bench.reference import DEBIAN_FASHION_MNIST
-from bench.runner import ProcessRun, run_timed
+from bench.runner import ProcessRun, RunFailed, run_timed
 
 PER_CLASS = 1000
 CLASSES = 10
@@ -44,6 +55,8 @@ MIN_SIDE, MAX_SIDE = 24, 96
 BATCH_SIZE = 128
 LEARNING_RATE = 0.05
 MOMENTUM = 0.9
+UPLOAD_BYTES = 2**30
+WARM_UP_S = 15.0
 
 
 def _idx(path: Path, ndim: int) -> np.ndarray:
@@ -88,18 +101,25 @@ def _time_ingest(archive: Path, workers: int | None) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def _image_folder(root: Path, size: int, grey: bool, to_tensor: bool) -> Any:
+def _image_folder(
+    root: Path, size: int, grey: bool, standardise: tuple[list[float], list[float]] | None
+) -> Any:
+    """``ImageFolder`` of the files at ``size``: uint8 tensors, or (``standardise``: mean, std)
+    floats from ``ToTensor`` + ``Normalize(mean, std)``, as a training loop feeds a network."""
     from torchvision import datasets, transforms
 
     steps: list[Any] = [transforms.Resize(size), transforms.CenterCrop(size)]
     if grey:
         steps.append(transforms.Grayscale(1))
-    steps.append(transforms.ToTensor() if to_tensor else transforms.PILToTensor())
+    if standardise is None:
+        steps.append(transforms.PILToTensor())
+    else:
+        steps += [transforms.ToTensor(), transforms.Normalize(*standardise)]
     return datasets.ImageFolder(str(root), transform=transforms.Compose(steps))
 
 
 def _time_image_folder(root: Path, size: int, grey: bool) -> float:
-    dataset = _image_folder(root, size, grey, to_tensor=False)
+    dataset = _image_folder(root, size, grey, None)
     start = time.perf_counter()
     for i in range(len(dataset)):
         dataset[i]
@@ -109,7 +129,7 @@ def _time_image_folder(root: Path, size: int, grey: bool) -> float:
 def _time_loader(root: Path, size: int, grey: bool) -> float:
     from torch.utils.data import DataLoader
 
-    dataset = _image_folder(root, size, grey, to_tensor=False)
+    dataset = _image_folder(root, size, grey, None)
     start = time.perf_counter()
     for _ in DataLoader(dataset, batch_size=256, num_workers=2):
         pass
@@ -211,6 +231,7 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     step = single_step(model, recipe)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
+        model.train()  # as fit does: evaluate leaves it in evaluation mode
         run_epoch([lane], data, recipe, step, epoch=epoch)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -220,9 +241,30 @@ def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     _emit({"train_images": len(data), "val_images": len(val)})
 
 
+class _SameOrder:
+    """A shuffling sampler that visits the training images in cnnlab's order for each epoch
+    (:func:`cnnlab.engine.loop.run_epoch`: a permutation seeded by the seed and the epoch)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        from cnnlab.engine.loop import epoch_seed
+
+        self.epoch += 1
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+
 def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed: int) -> None:
     """The loop a user would write on the same files: ``ImageFolder`` + ``Resize`` +
-    ``ToTensor`` + ``DataLoader(num_workers=2)``, the same network and batch size."""
+    ``CenterCrop`` + ``ToTensor`` + ``Normalize`` (the training part's mean and std, as cnnlab
+    standardises) + ``DataLoader(num_workers=2)``, the same network and batch size."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Subset
@@ -235,14 +277,19 @@ def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed
         device_name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device_name)
     size, grey = ingested.image_size, ingested.channels == 1
-    dataset = _image_folder(root, size, grey, to_tensor=True)
+    dataset = _image_folder(root, size, grey, (ingested.mean, ingested.std))
     position = {Path(p).relative_to(root).as_posix(): i for i, (p, _) in enumerate(dataset.samples)}
     split = ingested.split.tolist()
     train_idx = [position[f] for f, s in zip(ingested.files, split, strict=True) if s == 0]
     val_idx = [position[f] for f, s in zip(ingested.files, split, strict=True) if s != 0]
-    # ImageFolder's classes are its sorted folder names: the same order as ingest's.
+    # ImageFolder's classes are its sorted folder names: the same order as ingest's. Shuffled
+    # as ``shuffle=True`` would, each epoch, but in cnnlab's order: both see the very same
+    # batches, so the order's luck is no part of the accuracy difference.
     train_loader = DataLoader(
-        Subset(dataset, train_idx), batch_size=BATCH_SIZE, shuffle=True, num_workers=2
+        Subset(dataset, train_idx),
+        batch_size=BATCH_SIZE,
+        sampler=_SameOrder(len(train_idx), seed),
+        num_workers=2,
     )
     val_loader = DataLoader(Subset(dataset, val_idx), batch_size=BATCH_SIZE, num_workers=2)
     torch.manual_seed(seed)
@@ -305,6 +352,72 @@ def _training_part(
     }
 
 
+def _healthz_latencies(http: Any, until: Callable[[], bool], most: int = 100_000) -> list[float]:
+    """Seconds per ``GET /healthz``, one after another (10 ms apart) until ``until()``."""
+    out: list[float] = []
+    while not until() and len(out) < most:
+        start = time.perf_counter()
+        if http.get("/healthz").status_code != 200:
+            raise RunFailed("/healthz did not answer 200")
+        out.append(time.perf_counter() - start)
+        time.sleep(0.01)
+    return out
+
+
+def _latency_summary(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(1000 * s for s in seconds)
+    return {
+        "requests": len(ms),
+        "p50_ms": ms[len(ms) // 2],
+        "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))],
+        "max_ms": ms[-1],
+    }
+
+
+def _upload_part(upload_bytes: int = UPLOAD_BYTES) -> dict[str, Any]:
+    """/healthz while a big upload streams in, against the idle API, in one stack."""
+    import httpx
+
+    from bench.service import running_stack
+
+    chunk = np.random.default_rng(0).integers(0, 256, 2**20, dtype=np.uint8).tobytes()
+
+    def body() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(upload_bytes // len(chunk)):
+            yield chunk
+
+    with running_stack(None) as service, httpx.Client(base_url=service.url) as http:
+        time.sleep(WARM_UP_S)  # a starting API imports torch in a thread for seconds
+        answer: list[Any] = []
+
+        def send() -> None:
+            with service.client() as client:
+                start = time.perf_counter()
+                r = client.post(
+                    "/v1/datasets",
+                    params={"name": "big"},
+                    content=body(),
+                    headers={"Content-Type": "application/zip"},
+                )
+                answer.extend([r.status_code, time.perf_counter() - start])
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        busy = _healthz_latencies(http, lambda: not sender.is_alive())
+        sender.join()
+        idle_until = time.perf_counter() + 5.0
+        idle = _healthz_latencies(http, lambda: time.perf_counter() > idle_until)
+    if not answer or answer[0] != 202:
+        raise RunFailed(f"the upload answered {answer[:1]}")
+    return {
+        "upload_bytes": upload_bytes,
+        "upload_seconds": answer[1],
+        "upload_mib_per_second": upload_bytes / 2**20 / answer[1],
+        "healthz_idle": _latency_summary(idle),
+        "healthz_during_upload": _latency_summary(busy),
+    }
+
+
 def run(
     source: Path = DEBIAN_FASHION_MNIST,
     device: str = "auto",
@@ -327,11 +440,14 @@ def run(
         save_ingested(ingested, cache)
         del ingested
         training = _training_part(root, cache, epochs, device, repeat, seed)
+    print("GET /healthz while 1 GiB streams into POST /v1/datasets:", flush=True)
+    upload = _upload_part()
     return {
         "benchmark": "ingest",
         "archive_bytes": archive_bytes,
         "ingest": ingest_result,
         "training": training,
+        "upload": upload,
     }
 
 
@@ -367,6 +483,18 @@ def report(result: dict[str, Any]) -> None:
         print(f"  {name:<10} epoch seconds {seconds}; val accuracy {tr[key]['val_accuracy']:.4f}")
     print(f"  speedup per epoch (user loop / cnnlab): {tr['speedup']:.2f}×")
     print(f"  val accuracy difference (cnnlab − user loop): {tr['val_accuracy_difference']:+.4f}")
+    up = result["upload"]
+    print()
+    print(
+        f"upload: {up['upload_bytes'] / 2**30:.1f} GiB in {up['upload_seconds']:.1f}s "
+        f"({up['upload_mib_per_second']:,.0f} MiB/s)"
+    )
+    for name, key in (("idle", "healthz_idle"), ("during upload", "healthz_during_upload")):
+        h = up[key]
+        print(
+            f"  GET /healthz, {name:<14} p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms, "
+            f"most {h['max_ms']:.1f} ms ({h['requests']} requests)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

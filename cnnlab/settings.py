@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     # Bytes one dataset upload (the archive, as sent) may hold; past it the answer is 413, and
     # a body that declares a larger Content-Length is refused before it is read.
     dataset_max_bytes: int = Field(default=2 * 2**30, ge=1)
+    # What the ingest (on a worker) accepts of an archive; past any of them the version fails
+    # with ``invalid_dataset`` and nothing is stored. Entries (files and folders) of one archive:
+    dataset_max_files: int = Field(default=200_000, ge=1)
+    # Uncompressed bytes of one archive, as declared and as counted while decompressing:
+    dataset_max_uncompressed_bytes: int = Field(default=8 * 2**30, ge=1)
+    # Compression ratio of a member or the whole archive (zip bombs), judged past 1 MiB:
+    dataset_max_ratio: float = Field(default=200.0, gt=1)
+    # Pixels (width × height) one image may declare, read from its header before decoding:
+    dataset_max_image_pixels: int = Field(default=50_000_000, ge=1)
+    # Seconds a partly received upload's temporary file (``$CNNLAB_HOME/uploads``) may go
+    # unwritten while no live upload holds it (its API process was killed) before the API
+    # removes it, at start and every few minutes:
+    dataset_upload_stale_seconds: float = Field(default=600.0, ge=1)
 
     # -- compute budgets, checked at submit for jobs and every search trial (cnnlab.spec.budget) --
     # Parameters of the spec's model (checkpoints hold 4 bytes each, twice: last and best).

@@ -80,7 +80,7 @@ def run_ingest(
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         try:
-            ingested = _decode(held, Path(tmp), config)
+            ingested = _decode(held, Path(tmp), config, settings)
             decoded, checksum = _save(ingested, Path(tmp), settings)
         except _LeaseLost:
             logger.warning("dataset version %s was taken over or deleted; stopping", version_id)
@@ -104,13 +104,22 @@ def run_ingest(
         return _finish(held, result=result, blobs=blobs)
 
 
-def _decode(held: lifecycle.IngestClaim, tmp: Path, config: LeaseSettings) -> Ingested:
+def _decode(
+    held: lifecycle.IngestClaim, tmp: Path, config: LeaseSettings, settings: Settings
+) -> Ingested:
     from cnnlab.datasets.ingest import IngestOptions, ingest
 
     archive = tmp / "archive"
     with session_scope() as session, open(archive, "wb") as out:
         store.write_blob(session, held.checksum, out)
-    options = IngestOptions(**{k: v for k, v in held.options.items() if k in OPTIONS})
+    # What the upload asked for, within this deployment's limits on hostile archives.
+    options = IngestOptions(
+        **{k: v for k, v in held.options.items() if k in OPTIONS},
+        max_files=settings.dataset_max_files,
+        max_uncompressed_bytes=settings.dataset_max_uncompressed_bytes,
+        max_ratio=settings.dataset_max_ratio,
+        max_image_pixels=settings.dataset_max_image_pixels,
+    )
     last = 0.0
 
     def progress(done: int, total: int) -> None:

@@ -21,6 +21,7 @@ OWN_BODY_ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/v1/jobs/{job_id}/predict"),
     ("POST", "/v1/models/{name}/predict"),
     ("POST", "/v1/models/{name}/batch-predictions"),
+    ("POST", "/v1/datasets"),
 )
 _OWN_BODY = tuple((method, compile_path(path)[0]) for method, path in OWN_BODY_ROUTES)
 

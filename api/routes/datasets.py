@@ -1,19 +1,17 @@
 """A user's own datasets: upload an archive, read its versions, their samples and progress,
 delete them. ``GET /v1/datasets`` (built-ins and uploads together) is in :mod:`api.routes.catalog`.
 
-An upload streams the request body to a temporary file while hashing it, a chunk at a time, the
-file writes in a thread, so the event loop keeps answering other requests; it is bounded by
-``CNNLAB_DATASET_MAX_BYTES`` (413, checked against Content-Length first when there is one) and
-the file is removed whatever happens, a client that goes away included. Decoding runs on a worker.
+An upload streams the request body to a temporary file (:mod:`api.upload_files`) while hashing
+it, a chunk at a time, the file writes in a thread, so the event loop keeps answering other
+requests; it is bounded by ``CNNLAB_DATASET_MAX_BYTES`` (413, checked against Content-Length
+first when there is one) and the file is removed whatever happens, a client that goes away
+included. Decoding runs on a worker.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import pathlib
-import tempfile
 from dataclasses import dataclass
 from typing import IO, Annotated, Any, Literal
 
@@ -23,6 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from api import upload_files
 from api.dataset_schemas import DatasetVersionRead, DatasetVersions
 from api.deps import DbDep, SettingsDep, UserDep
 from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -80,12 +79,6 @@ async def _receive(request: Request, limit: int, out: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def _upload_dir(settings: Settings) -> pathlib.Path:
-    path = settings.home / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _read(session: Session, row: DatasetVersion, name: str | None = None) -> DatasetVersionRead:
     data = {c: getattr(row, c) for c in DatasetVersionRead.model_fields if c != "name"}
     return DatasetVersionRead(name=name or store.name_of(session, row), **data)
@@ -135,19 +128,14 @@ async def upload_dataset(
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     options = {"image_size": image_size, "resize": resize, "test_size": test_size, "seed": seed}
-    fd, tmp = tempfile.mkstemp(dir=_upload_dir(settings), suffix=".upload")
-    path = pathlib.Path(tmp)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                checksum = await _receive(request, limit, out)
-            except ClientDisconnect:
-                # Nobody reads this answer; it only keeps a gone client out of the error logs.
-                raise InvalidRequest("body", "the client went away before the body ended") from None
+    # Removed at the end, also when the client went away mid-body: nothing is left behind.
+    async with upload_files.receiving(settings) as (out, path):
+        try:
+            checksum = await _receive(request, limit, out)
+        except ClientDisconnect:
+            # Nobody reads this answer; it only keeps a gone client out of the error logs.
+            raise InvalidRequest("body", "the client went away before the body ended") from None
         name, row = await db.run(_create, user.id, name, path, checksum, options, settings)
-    finally:
-        # Also when the client went away mid-body (the read raised): nothing is left behind.
-        await run_in_threadpool(path.unlink, True)
     return row
 
 
@@ -206,15 +194,37 @@ async def samples_png(name: str, version: Version, db: DbDep, user: UserDep) -> 
 
 
 @dataclass(frozen=True)
-class _Seen:
-    """What an event stream's client has: ``n`` events, the last of this status and progress."""
+class VersionPosition:
+    """What an event stream's client has: the version's status and progress as of the last
+    event sent (``status`` None: none sent). The event's id says it, so it names the same state
+    for every stream and process, and a client that reconnects with ``Last-Event-ID`` is sent
+    the version only if it has changed since."""
 
-    n: int = 0
-    key: str = ""
+    status: str | None = None
+    progress: tuple[int, int] | None = None  # done, total
 
     @property
     def id(self) -> str:
-        return str(self.n)
+        """``ingesting:40/120`` (done/total), ``ingesting`` (no progress yet), ``ready``, …"""
+        if self.progress is None:
+            return self.status or ""
+        return f"{self.status}:{self.progress[0]}/{self.progress[1]}"
+
+    @classmethod
+    def parse(cls, last_event_id: str | None) -> VersionPosition:
+        status, _, progress = (last_event_id or "").strip().partition(":")
+        done, _, total = progress.partition("/")
+        if status not in DatasetStatus.__members__ or (
+            progress and not (done.isdigit() and total.isdigit())
+        ):
+            return cls()  # not one of ours: start from the beginning
+        return cls(status, (int(done), int(total)) if progress else None)
+
+    @classmethod
+    def of(cls, version: DatasetVersionRead) -> VersionPosition:
+        p = version.progress
+        progress = (int(p["done"]), int(p["total"])) if p else None
+        return cls(str(version.status), progress)
 
 
 @router.get(
@@ -225,20 +235,21 @@ class _Seen:
 async def version_events(name: str, version: Version, stream: StreamDep) -> StreamingResponse:
     """Ingest progress as server-sent events: a `status` event (the version, as
     `GET …/versions/{v}` answers) whenever its status or progress changes; the stream ends
-    after the event of a `ready` or `failed` version. Counted with the user's other streams."""
+    after the event of a `ready` or `failed` version. An event's id names the status and
+    progress it carries: reconnect with `Last-Event-ID` to be sent the version only once it has
+    changed since. Counted with the user's other streams."""
     db, owner_id = stream.db, stream.user.id
     await db.read(_version, owner_id, name, version)  # 404 now, not inside the stream
 
-    async def advance(seen: _Seen) -> Step[_Seen]:
+    async def advance(seen: VersionPosition) -> Step[VersionPosition]:
         current = await db.read(_version, owner_id, name, version)
-        key = f"{current.status}:{json.dumps(current.progress)}"
+        now = VersionPosition.of(current)
         frames = []
-        if key != seen.key:
-            seen = _Seen(seen.n + 1, key)
-            frames.append(_frame("status", current.model_dump(mode="json"), seen))
-        return frames, seen, current.status is not DatasetStatus.ingesting
+        if now != seen:
+            frames.append(_frame("status", current.model_dump(mode="json"), now))
+        return frames, now, current.status is not DatasetStatus.ingesting
 
-    return stream.respond(advance, _Seen())
+    return stream.respond(advance, VersionPosition.parse(stream.last_event_id))
 
 
 @router.delete(

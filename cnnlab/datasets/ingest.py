@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class IngestOptions:
     resize: Literal["squash", "center_crop", "pad"] = "center_crop"
     test_size: float = 0.15  # used when the archive has no test/ folder
     seed: int = 0
+    # Limits on hostile archives: the defaults of the CNNLAB_DATASET_MAX_* settings, which a
+    # worker passes in.
     max_files: int = 200_000
     max_uncompressed_bytes: int = 8 * 2**30
     max_ratio: float = 200.0  # compression ratio cap (zip bombs)
@@ -285,7 +288,12 @@ def ingest(
     ]
     decoded = [r for _, r in kept]
     if not decoded:
-        raise InvalidDataset("no file in the archive could be decoded as an image")
+        why = Counter(s["why"] for s in skipped)
+        reasons = ", ".join(f"{n} {reason}" for reason, n in why.most_common())
+        raise InvalidDataset(
+            "no file in the archive could be decoded as an image"
+            + (f" ({reasons})" if reasons else "")
+        )
     if decoded_size is None:  # too many bytes to read twice: reduced, now brought to size
         size = _default_size([d.shorter_side for d in decoded])
         pixels = _finish(decoded, size, options)

@@ -4,21 +4,29 @@ archives of real Fashion-MNIST images."""
 from __future__ import annotations
 
 import hashlib
+import json
+import threading
+import time
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from api.main import create_app
+from api.routes import events
+from api.settings import ApiSettings
+from cnnlab.lifecycle import datasets as lifecycle
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import Blob, DatasetVersion
 from tests.api.conftest import Caller
 from tests.utils.api_client import ApiClient
 from tests.utils.image_archives import make_zip, write_class_folders
+from worker import datasets as worker_datasets
 from worker.datasets import run_ingest
 
 ZIP = {"Content-Type": "application/zip"}
@@ -119,6 +127,55 @@ def test_a_dataset_that_is_not_one_fails_with_the_reason(
         job = {"dataset": dataset, "val_size": 3, "batch_size": 4, "epochs": 1}
         r = client.post("/v1/jobs", json=job, headers=alice.headers)
         assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", r.text
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("CNNLAB_DATASET_MAX_FILES", "10", "more than 10 entries"),
+        ("CNNLAB_DATASET_MAX_UNCOMPRESSED_BYTES", "2000", "over the limit of 2,000"),
+        ("CNNLAB_DATASET_MAX_IMAGE_PIXELS", "100", "24 too large"),
+    ],
+)
+def test_a_lowered_ingest_limit_refuses_an_archive_the_defaults_take(
+    client: ApiClient,
+    alice: Caller,
+    db_url: str,
+    archive: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    value: str,
+    says: str,
+) -> None:
+    ingest(db_url, upload(client, alice, archive))
+    fine = client.get("/v1/datasets/parts/versions/1", headers=alice.headers).json()
+    assert fine["status"] == "ready", fine
+
+    monkeypatch.setenv(setting, value)  # read by the worker that decodes it
+    get_settings.cache_clear()
+    try:
+        ingest(db_url, upload(client, alice, archive))  # the same bytes, version 2
+    finally:
+        monkeypatch.delenv(setting)
+        get_settings.cache_clear()
+    record = client.get("/v1/datasets/parts/versions/2", headers=alice.headers).json()
+    assert record["status"] == "failed", record
+    assert record["error"]["type"] == "invalid_dataset"
+    assert says in record["error"]["message"], record["error"]
+
+
+def test_an_upload_is_not_held_to_the_json_body_limit(
+    db_url: str, alice: Caller, archive: bytes
+) -> None:
+    """Its own limit (CNNLAB_DATASET_MAX_BYTES) applies, not the one for JSON bodies."""
+    limit = 1024
+    assert len(archive) > limit
+    with ApiClient(create_app(api_settings=ApiSettings(max_body_bytes=limit))) as small:
+        answer = upload(small, alice, archive)
+        assert answer["status"] == "ingesting"
+        job = {"dataset": "parts", "val_size": 3, "batch_size": 4, "epochs": 1, "x": "y" * limit}
+        r = small.post("/v1/jobs", json=job, headers=alice.headers)
+        assert r.status_code == 413, r.text  # a JSON body still is
 
 
 @pytest.fixture
@@ -297,3 +354,84 @@ def test_uploads_count_against_the_storage_quota(
         job = {"dataset": "mnist", "val_size": 3, "batch_size": 4, "epochs": 1}
         full = client.post("/v1/jobs", json=job, headers=alice.headers)
         assert full.status_code == 422 and full.json()["detail"]["type"] == "storage_quota"
+
+
+def _events(body: str) -> list[dict[str, Any]]:
+    """A stream's events: ``{"id", "event", "data"}`` each (comments and retry dropped)."""
+    out = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            out.append({**fields, "data": json.loads(fields["data"])})
+    return out
+
+
+def test_a_reconnecting_stream_gets_only_what_changed_since_its_last_event(
+    client: ApiClient,
+    alice: Caller,
+    db_url: str,
+    archive: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events, "POLL_S", 0.02)
+    monkeypatch.setattr(worker_datasets, "PROGRESS_EVERY_S", 0.0)  # every image's progress
+    answer = upload(client, alice, archive)
+    url = "/v1/datasets/parts/versions/1/events"
+    # Decoded by a worker (a thread here) while the stream watches.
+    worker = threading.Thread(target=ingest, args=(db_url, answer))
+    worker.start()
+    try:
+        got = _events(client.get(url, headers=alice.headers).text)
+    finally:
+        worker.join()
+    record = client.get("/v1/datasets/parts/versions/1", headers=alice.headers).json()
+    assert got[-1]["data"] == record and record["status"] == "ready"
+    assert got[-1]["id"] == "ready"
+    ids = [e["id"] for e in got]
+    assert len(set(ids)) == len(ids)  # each event a state of its own, named by its id
+    for e in got[:-1]:
+        progress = e["data"]["progress"]
+        assert e["data"]["status"] == "ingesting"
+        assert e["id"] == (
+            "ingesting" if progress is None else f"ingesting:{progress['done']}/{progress['total']}"
+        )
+
+    def resumed(last_event_id: str) -> list[dict[str, Any]]:
+        headers = {**alice.headers, "Last-Event-ID": last_event_id}
+        return _events(client.get(url, headers=headers).text)
+
+    # After the last event: nothing more (the stream ends at once). After an earlier one: the
+    # version as it is now, once. An id that is not one of ours: from the beginning.
+    assert resumed(got[-1]["id"]) == []
+    assert resumed("ingesting") == [got[-1]]  # what the upload's answer said
+    assert resumed("ingesting:3/24") == [got[-1]]
+    assert resumed("no-such-id") == [got[-1]]
+
+
+def test_a_stream_resumed_at_the_current_progress_waits_for_the_next_change(
+    client: ApiClient, alice: Caller, db_url: str, archive: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "POLL_S", 0.02)
+    answer = upload(client, alice, archive)
+    vid = version_id(db_url, str(answer["checksum"]), 1)
+    with session_scope(db_url) as s:
+        held = lifecycle.claim_ingest(s, vid, "w/1", lease_seconds=60, max_attempts=3)
+        assert held is not None
+        lifecycle.report_progress(s, vid, held.attempt, 5, 24, 60)
+    url = "/v1/datasets/parts/versions/1/events"
+
+    def fail_later() -> None:
+        time.sleep(0.5)
+        with session_scope(db_url) as s:
+            error = {"type": "invalid_dataset", "message": "no"}
+            assert lifecycle.finish_ingest(s, vid, held.attempt, error=error)
+
+    worker = threading.Thread(target=fail_later)
+    worker.start()
+    try:
+        headers = {**alice.headers, "Last-Event-ID": "ingesting:5/24"}
+        got = _events(client.get(url, headers=headers).text)
+    finally:
+        worker.join()
+    # The client had 5/24: it is sent only the change after it, the version failing.
+    assert [(e["id"], e["data"]["status"]) for e in got] == [("failed", "failed")]

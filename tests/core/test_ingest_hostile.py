@@ -16,6 +16,7 @@ import pytest
 
 from cnnlab.datasets.ingest import IngestOptions, ingest
 from cnnlab.errors import InvalidDataset
+from cnnlab.settings import Settings
 from tests.utils.image_archives import make_tar, make_zip, write_class_folders
 
 
@@ -287,3 +288,12 @@ def test_a_zip_declaring_too_many_entries_is_refused_before_they_are_parsed(
     data[end + 8 : end + 12] = struct.pack("<HH", 60_000, 60_000)  # entries here, and in all
     target.write_bytes(bytes(data))
     _refused(target, "more than 50,000 entries", max_files=50_000)
+
+
+def test_the_limits_default_to_the_settings_defaults() -> None:
+    """A worker passes the CNNLAB_DATASET_MAX_* settings in; unset, they are these defaults."""
+    defaults, fields = IngestOptions(), Settings.model_fields
+    assert defaults.max_files == fields["dataset_max_files"].default
+    assert defaults.max_uncompressed_bytes == fields["dataset_max_uncompressed_bytes"].default
+    assert defaults.max_ratio == fields["dataset_max_ratio"].default
+    assert defaults.max_image_pixels == fields["dataset_max_image_pixels"].default
