@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,7 @@ from worker.leases import Lease, finish, stop_poller
 if TYPE_CHECKING:
     import numpy as np
 
+    from cnnlab.engine import batch
     from cnnlab.engine.checkpoints import CheckpointDoc
     from cnnlab.settings import Settings
 
@@ -217,6 +221,7 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
     from cnnlab.engine.predict import Predictor
     from cnnlab.store.job_inputs import input_bytes
 
+    timings = batch.Timings()
     ckpt = _checkpoint(spec["version_id"])
     device = _receipt(lease, spec, ckpt)
     predictor = Predictor(ckpt, device=device)
@@ -237,21 +242,14 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
             with session_scope() as session:
                 path.write_bytes(input_bytes(session, lease.job_id))
             items = batch.archive_items(path, start, settings.batch_max_files)
-        for chunk in batch.chunks(items, settings.batch_chunk):
-            if stop():
-                raise Cancelled
-            rows = batch.predict_chunk(predictor, chunk, top_k)
-            with session_scope() as session:
-                kept = lifecycle.record_batch_rows(
-                    session, lease.job_id, lease.attempt, rows, lease.config.lease_seconds
-                )
-            if not kept:
-                lease.lost = True
-                raise Cancelled
+        timings.setup = time.perf_counter() - timings.started
+        rows = batch.scored_chunks(predictor, items, top_k, settings.batch_chunk, timings)
+        _write_rows(lease, stop, rows, timings)
     with session_scope() as session:
         from cnnlab.store.batch_rows import row_counts
 
         total, failed = row_counts(session, lease.job_id)
+    logger.info("batch job %s: %s", lease.job_id, timings.line(total - start))
     return {
         "model": spec["model"],
         "version": spec["version"],
@@ -259,3 +257,37 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
         "predicted": total - failed,
         "skipped": failed,
     }
+
+
+def _write_rows(
+    lease: Lease,
+    stop: Callable[[], bool],
+    chunks: Iterator[list[dict[str, Any]]],
+    timings: batch.Timings,
+) -> None:
+    """Commit each chunk's rows on a thread of its own while the next chunk is scored (the
+    insert and the commit's I/O overlap the forward pass). :class:`Cancelled` once the job is
+    cancelled or this attempt lost it (a chunk refused by the fence wrote nothing)."""
+
+    def write(rows: list[dict[str, Any]]) -> bool:
+        with session_scope() as session:
+            return lifecycle.record_batch_rows(
+                session, lease.job_id, lease.attempt, rows, lease.config.lease_seconds
+            )
+
+    def written(pending: Future[bool] | None) -> None:
+        started = time.perf_counter()
+        kept = pending is None or pending.result()
+        timings.write += time.perf_counter() - started
+        if not kept:
+            lease.lost = True
+            raise Cancelled
+
+    with ThreadPoolExecutor(1, "rows") as writer:
+        pending: Future[bool] | None = None
+        for rows in chunks:
+            written(pending)
+            if stop():
+                raise Cancelled
+            pending = writer.submit(write, rows)
+        written(pending)
