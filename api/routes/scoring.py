@@ -271,7 +271,7 @@ async def create_batch_prediction(
 async def _receive_archive(request: Request, max_bytes: int, max_files: int) -> bytes:
     """The body streamed to a temporary file (bounded: 413 as soon as it passes ``max_bytes``),
     checked to be an archive of at most ``max_files`` files, then its bytes."""
-    from cnnlab.engine.archives import count_members
+    from cnnlab.datasets.archives import batch_archive
 
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -289,8 +289,8 @@ async def _receive_archive(request: Request, max_bytes: int, max_files: int) -> 
         from pathlib import Path
 
         path = Path(f.name)
-        count = await run_in_threadpool(count_members, path, max_files)
-        if count == 0:
+        archive = await run_in_threadpool(batch_archive, path, max_files)
+        if not archive.entries:
             raise InvalidRequest("body", "the archive holds no files")
         return await run_in_threadpool(path.read_bytes)
 

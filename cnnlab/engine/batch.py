@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnnlab.datasets.archives import batch_archive, batch_errors
 from cnnlab.datasets.signature import check_images, of_checkpoint
-from cnnlab.engine.archives import iter_members
 from cnnlab.engine.predict import Predictor
 from cnnlab.errors import BadInput
 
@@ -63,12 +63,14 @@ class Timings:
         )
 
 
-def archive_items(path: Path, start: int, max_files: int | None = None) -> Iterator[Item]:
-    """The archive's files from index ``start`` on (earlier ones are skipped unread where the
-    format allows; their rows exist)."""
-    for index, member in enumerate(iter_members(path, max_files)):
-        if index >= start:
-            yield index, member.name, member.data, member.error
+def archive_items(path: Path, start: int, max_files: int) -> Iterator[Item]:
+    """The archive's files from index ``start`` on (a zip's earlier ones are not read; their
+    rows exist). A file with a problem of its own (too large, …) comes with it as its error; a
+    hostile or damaged archive stops the run (:class:`BadArchive`)."""
+    archive = batch_archive(path, max_files)
+    with batch_errors():
+        for index, entry, data in archive.members(start):
+            yield index, entry.path, data, entry.problem
 
 
 def dataset_items(ref: str, images: torch.Tensor, start: int) -> Iterator[Item]:

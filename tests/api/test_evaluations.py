@@ -260,6 +260,16 @@ def test_not_an_archive_is_refused(client: ApiClient, alice: Caller, model: str)
     assert r.status_code == 422 and r.json()["detail"]["type"] == "invalid_archive"
 
 
+def test_a_hostile_archive_refuses_the_batch(client: ApiClient, alice: Caller, model: str) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("images/000.png", _archive(1, bad=False))
+        zf.writestr("../../etc/cron.d/x.png", b"x")
+    r = _post_archive(client, alice, model, buf.getvalue())
+    assert r.status_code == 422 and r.json()["detail"]["type"] == "invalid_archive"
+    assert "climbs out" in r.json()["detail"]["message"]
+
+
 def test_evaluations_are_not_listed_as_training_jobs(
     client: ApiClient, alice: Caller, model: str
 ) -> None:
