@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Seconds between two writes of an evaluation's progress (the last one is always written).
+PROGRESS_S = 0.5
 # Disagreements between two models listed in a comparison's result (all are counted).
 DISAGREEMENTS_LISTED = 100
 
@@ -118,15 +120,41 @@ def _receipt(lease: Lease, spec: dict[str, Any], ckpt: CheckpointDoc) -> Any:
 
 
 def _scores(
-    lease: Lease, ckpt: CheckpointDoc, data: Any, device: Any
+    lease: Lease, ckpt: CheckpointDoc, data: Any, device: Any, progress: Callable[[int], None]
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The model's scores on the set; ``progress(images done)`` between batches."""
     from cnnlab.engine.evaluation import Stopped, score
 
     stop = stop_poller(lease)
     try:
-        return score(ckpt, data, device, should_stop=stop)
+        return score(ckpt, data, device, should_stop=stop, progress=lambda done, _: progress(done))
     except Stopped:
         raise Cancelled from None
+
+
+def _progress(lease: Lease, total: int, offset: int = 0) -> Callable[[int], None]:
+    """Record ``offset + done`` of ``total`` images scored (at most every :data:`PROGRESS_S`,
+    and the last), renewing the lease; a write the fence refuses marks the lease lost."""
+    last = 0.0
+
+    def report(done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if offset + done < total and now - last < PROGRESS_S:
+            return
+        last = now
+        with session_scope() as session:
+            held = lifecycle.record_progress(
+                session,
+                lease.job_id,
+                lease.attempt,
+                offset + done,
+                total,
+                lease.config.lease_seconds,
+            )
+        lease.lost = lease.lost or not held
+
+    return report
 
 
 def _evaluate(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +164,7 @@ def _evaluate(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
     ckpt = _checkpoint(spec["version_id"])
     device = _receipt(lease, spec, ckpt)
     data = load_labelled(spec["dataset"], _settings())
-    true, probs = _scores(lease, ckpt, data, device)
+    true, probs = _scores(lease, ckpt, data, device, _progress(lease, len(data.images)))
     result = report(true, probs, list(ckpt["dataset"]["class_names"]), data.images)
     return {
         "model": spec["model"],
@@ -153,8 +181,9 @@ def _compare(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
     a_ckpt, b_ckpt = _checkpoint(spec["a"]["version_id"]), _checkpoint(spec["b"]["version_id"])
     device = _receipt(lease, spec, b_ckpt)
     data = load_labelled(spec["dataset"], _settings())
-    a_true, a_probs = _scores(lease, a_ckpt, data, device)
-    b_true, b_probs = _scores(lease, b_ckpt, data, device)
+    n = len(data.images)
+    a_true, a_probs = _scores(lease, a_ckpt, data, device, _progress(lease, 2 * n))
+    b_true, b_probs = _scores(lease, b_ckpt, data, device, _progress(lease, 2 * n, n))
     a_names = list(a_ckpt["dataset"]["class_names"])
     b_names = list(b_ckpt["dataset"]["class_names"])
     a, b = metrics.summary(a_true, a_probs, a_names), metrics.summary(b_true, b_probs, b_names)

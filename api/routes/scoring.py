@@ -108,7 +108,10 @@ class ScoringRead(BaseModel):
     environment: dict[str, Any] | None = Field(description="the run's receipt")
     result: dict[str, Any] | None = Field(description="once it succeeded")
     progress: dict[str, int] | None = Field(
-        default=None, description="a batch prediction's `done` and `skipped` inputs so far"
+        default=None,
+        description="an evaluation's or comparison's `done` and `total` images scored (a "
+        "comparison scores each image twice) while it runs; a batch prediction's `done` and "
+        "`skipped` inputs so far",
     )
 
     @field_validator("spec", mode="before")
@@ -136,8 +139,9 @@ class ScoringList(BaseModel):
 
 
 def _read(job: Job, progress: dict[str, int] | None = None) -> ScoringRead:
-    out = ScoringRead.model_validate(job)
-    out.progress = progress
+    out = ScoringRead.model_validate(job)  # an evaluation's or comparison's progress: the job's
+    if progress is not None:
+        out.progress = progress
     return out
 
 
@@ -378,6 +382,17 @@ async def get_comparison(comparison_id: str, db: DbDep, user: UserDep) -> Scorin
 )
 async def cancel_comparison(comparison_id: str, db: DbDep, user: UserDep) -> ScoringRead:
     return _read(await db.run(_cancel("compare", "comparison"), user.id, comparison_id))
+
+
+def scoring_view(session: Session, owner_id: int, job_id: str, kind: str) -> dict[str, Any]:
+    """The evaluation, comparison or batch prediction as its GET answers it (JSON): what its
+    events stream sends."""
+    if kind == "batch_predict":
+        return _batch_with_progress(session, owner_id, job_id).model_dump(mode="json")
+    what = "evaluation" if kind == "evaluate" else "comparison"
+    return _read(store.get_job_of_kind(session, owner_id, job_id, kind, what)).model_dump(
+        mode="json"
+    )
 
 
 def _batch_with_progress(session: Session, owner_id: int, job_id: str) -> ScoringRead:

@@ -205,6 +205,8 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None]
     # The receipt: versions, device, dataset and seed, written when a worker starts it.
     environment: Mapped[dict[str, Any] | None]
+    # An evaluation's or comparison's images scored so far, while it runs: {"done", "total"}.
+    progress: Mapped[dict[str, Any] | None]
     # The inputs its model takes and the classes it answers (a train job's, from its dataset).
     signature: Mapped[dict[str, Any] | None]
     # The owner's words for it: set at submit, editable (PATCH /v1/jobs/{id}).

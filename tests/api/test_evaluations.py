@@ -408,3 +408,57 @@ def test_an_archive_larger_than_the_apps_body_limit_is_taken(
     r = _post_archive(client, alice, model, data)
     assert r.status_code == 202, r.text
     assert r.json()["spec"]["archive_bytes"] == len(data)
+
+
+def _events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def test_a_comparisons_progress_is_written_as_it_runs_and_streamed(
+    client: ApiClient, alice: Caller, bob: Caller, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnnlab import lifecycle
+    from worker import scoring
+
+    written: list[tuple[int, int]] = []
+    record = lifecycle.record_progress
+
+    def spy(session: Any, job_id: str, attempt: int, done: int, total: int, *a: Any) -> bool:
+        written.append((done, total))
+        return record(session, job_id, attempt, done, total, *a)
+
+    monkeypatch.setattr(lifecycle, "record_progress", spy)
+    monkeypatch.setattr(scoring, "PROGRESS_S", 0.0)
+    body = {"a": 1, "b": 1, "dataset": "mnist"}
+    job = client.post(f"/v1/models/{model}/comparisons", json=body, headers=alice.headers).json()
+    assert job["progress"] is None
+    _run(job)
+    # Each model's images (50 in the test split), the first model's done half-way.
+    assert written == [(50, 100), (100, 100)]
+    got = client.get(f"/v1/comparisons/{job['id']}", headers=alice.headers).json()
+    assert got["progress"] == {"done": 100, "total": 100}
+    r = client.get(f"/v1/comparisons/{job['id']}/events", headers=alice.headers)
+    assert r.status_code == 200
+    events = _events(r.text)
+    assert [name for name, _ in events] == ["progress", "status"]
+    assert events[0][1] == {"done": 100, "total": 100} and events[1][1]["status"] == "succeeded"
+    assert client.get(f"/v1/comparisons/{job['id']}/events", headers=bob.headers).status_code == 404
+    evaluation = f"/v1/evaluations/{job['id']}/events"  # a comparison is not an evaluation
+    assert client.get(evaluation, headers=alice.headers).status_code == 404
+
+
+def test_an_evaluations_progress_events_follow_its_writes() -> None:
+    from api.routes.events import Position, scoring_frames
+
+    running = {"status": "running", "progress": {"done": 1000, "total": 3000}}
+    frames, position = scoring_frames(running, Position())
+    assert [f.split("\n")[1] for f in frames] == ["event: status", "event: progress"]
+    assert scoring_frames(running, position)[0] == []  # nothing new
+    later = {**running, "progress": {"done": 2000, "total": 3000}}
+    frames, position = scoring_frames(later, position)
+    assert len(frames) == 1 and '"done": 2000' in frames[0] and position.id == "2000-running"
