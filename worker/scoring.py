@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab import lifecycle
+from cnnlab.datasets.catalog import uploads_in_scope
 from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import Claim, LeaseSettings
 from cnnlab.store.db import session_scope
@@ -65,7 +66,9 @@ def run_scoring(
 def _outcome(lease: Lease, held: Claim) -> tuple[JobStatus, dict[str, Any]]:
     run = {"evaluate": _evaluate, "compare": _compare, "batch_predict": _batch_predict}[held.kind]
     try:
-        return JobStatus.succeeded, {"result": run(lease, held.spec)}
+        with uploads_in_scope(_uploads(lease.job_id, held.spec)):
+            result = run(lease, held.spec)
+        return JobStatus.succeeded, {"result": result}
     except Cancelled:
         return JobStatus.cancelled, {}
     except CnnlabError as exc:
@@ -78,6 +81,15 @@ def _outcome(lease: Lease, held: Claim) -> tuple[JobStatus, dict[str, Any]]:
         return JobStatus.failed, {
             "error": {"type": "internal", "message": message, "log_ref": log_ref}
         }
+
+
+def _uploads(job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The uploaded dataset version the job scores (its spec's pinned ``NAME@V``), its tensors
+    fetched into this worker's cache; {} for a built-in or an archive."""
+    from worker.datasets import uploaded_datasets
+
+    dataset = spec.get("dataset")
+    return uploaded_datasets(job_id, dataset) if dataset else {}
 
 
 def _checkpoint(version_id: str) -> CheckpointDoc:

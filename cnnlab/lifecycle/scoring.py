@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cnnlab.datasets.catalog import get_meta
+from cnnlab.datasets.catalog import get_meta, uploads_in_scope
 from cnnlab.datasets.signature import check_images
 from cnnlab.engine.evaluation_data import check_ref
 from cnnlab.lifecycle.scoring_specs import (
@@ -21,6 +21,7 @@ from cnnlab.lifecycle.scoring_specs import (
     add_scoring_job,
     check_dataset,
     comparison_spec,
+    pin_dataset,
     resolve_version,
 )
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
@@ -44,7 +45,9 @@ def submit_evaluation(
     """Score one version of ``name`` on ``dataset``'s labelled images."""
     model_id = registry.model_id_of(session, owner_id, name)
     version, signature = resolve_version(session, owner_id, name, ref)
-    check_dataset(signature, dataset)
+    dataset, metas = pin_dataset(session, owner_id, dataset)
+    with uploads_in_scope(metas):
+        check_dataset(signature, dataset)
     spec = {"model": name, **version, "dataset": dataset, "device": DEVICE}
     return _add(session, owner_id, "evaluate", model_id, spec, enqueue, max_active)
 
@@ -89,8 +92,12 @@ def submit_batch_prediction(
     check_storage(session, owner_id, settings)
     model_id = registry.model_id_of(session, owner_id, name)
     version, signature = resolve_version(session, owner_id, name, ref)
-    if dataset is not None and signature is not None:
-        check_images(signature, get_meta(check_ref(dataset)).shape, f"dataset {dataset!r}")
+    if dataset is not None:
+        dataset, metas = pin_dataset(session, owner_id, dataset)
+        with uploads_in_scope(metas):
+            check_ref(dataset)
+            if signature is not None:
+                check_images(signature, get_meta(dataset).shape, f"dataset {dataset!r}")
     source: dict[str, Any] = (
         {"dataset": dataset} if dataset else {"archive_bytes": len(archive or b"")}
     )

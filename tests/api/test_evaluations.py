@@ -462,3 +462,104 @@ def test_an_evaluations_progress_events_follow_its_writes() -> None:
     later = {**running, "progress": {"done": 2000, "total": 3000}}
     frames, position = scoring_frames(later, position)
     assert len(frames) == 1 and '"done": 2000' in frames[0] and position.id == "2000-running"
+
+
+def _uploaded(
+    client: ApiClient, caller: Caller, tmp_path: Path, names: tuple[str, ...], name: str = "parts"
+) -> dict[str, Any]:
+    """A ready upload of real images in class folders ``names``, 28×28 like the model's input."""
+    from tests.utils.image_archives import make_zip, write_class_folders
+    from worker.datasets import run_ingest
+
+    folder = write_class_folders(tmp_path / name, per_class=10, classes=range(3), names=names)
+    r = client.post(
+        "/v1/datasets",
+        params={"name": name, "image_size": 28},
+        content=make_zip(folder).read_bytes(),
+        headers={**caller.headers, "Content-Type": "application/zip"},
+    )
+    assert r.status_code == 202, r.text
+    with session_scope() as s:
+        from cnnlab.store.tables import DatasetVersion
+
+        version_id = s.scalars(
+            select(DatasetVersion.id).where(DatasetVersion.checksum == r.json()["checksum"])
+        ).first()
+    assert version_id is not None
+    run_ingest(version_id, "w/1")
+    got = client.get(f"/v1/datasets/{name}/versions/1", headers=caller.headers).json()
+    assert got["status"] == "ready", got
+    return dict(got)
+
+
+def test_an_uploaded_versions_test_split_is_evaluated_compared_and_predicted(
+    client: ApiClient, alice: Caller, bob: Caller, model: str, tmp_path: Path
+) -> None:
+    version = _uploaded(client, alice, tmp_path, ("0", "1", "2"))  # a subset of the digits
+    tested = int(version["counts"]["test"])
+    assert tested > 0
+    r = client.post(
+        f"/v1/models/{model}/evaluations",
+        json={"version": 1, "dataset": "parts"},
+        headers=alice.headers,
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["spec"]["dataset"] == "parts@1"  # pinned at submit
+    _run(r.json())
+    got = client.get(f"/v1/evaluations/{r.json()['id']}", headers=alice.headers).json()
+    assert got["status"] == "succeeded", got
+    assert got["result"]["count"] == tested and got["result"]["dataset"] == "parts@1"
+    assert got["progress"] == {"done": tested, "total": tested}
+    assert sum(map(sum, got["result"]["confusion"]["matrix"])) == tested
+    body = {"a": 1, "b": 1, "dataset": "parts@1"}
+    r = client.post(f"/v1/models/{model}/comparisons", json=body, headers=alice.headers)
+    assert r.status_code == 202, r.text
+    _run(r.json())
+    got = client.get(f"/v1/comparisons/{r.json()['id']}", headers=alice.headers).json()
+    assert got["status"] == "succeeded" and got["result"]["a"]["count"] == tested, got
+    r = client.post(
+        f"/v1/models/{model}/batch-predictions", json={"dataset": "parts"}, headers=alice.headers
+    )
+    assert r.status_code == 202, r.text
+    _run(r.json())
+    got = client.get(f"/v1/batch-predictions/{r.json()['id']}", headers=alice.headers).json()
+    assert got["status"] == "succeeded" and got["result"]["count"] == tested, got
+    # Bob has no dataset of that name: his model is not even asked.
+    r = client.post(
+        f"/v1/models/{model}/evaluations",
+        json={"version": 1, "dataset": "parts"},
+        headers=bob.headers,
+    )
+    assert r.status_code == 404  # Alice's model and Alice's dataset: neither is his
+
+
+def test_an_upload_whose_classes_the_model_lacks_is_refused_naming_them(
+    client: ApiClient, alice: Caller, model: str, tmp_path: Path
+) -> None:
+    _uploaded(client, alice, tmp_path, ("0", "cat", "dog"), name="pets")
+    for path, body in (
+        ("evaluations", {"version": 1, "dataset": "pets"}),
+        ("comparisons", {"a": 1, "b": 1, "dataset": "pets@1"}),
+    ):
+        r = client.post(f"/v1/models/{model}/{path}", json=body, headers=alice.headers)
+        assert r.status_code == 422, r.text
+        assert "cat" in r.json()["detail"]["message"] and "dog" in r.json()["detail"]["message"]
+    r = client.post(
+        f"/v1/models/{model}/evaluations",
+        json={"version": 1, "dataset": "pets@2"},
+        headers=alice.headers,
+    )
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset"
+
+
+def test_another_users_upload_is_not_found_for_scoring(
+    client: ApiClient, alice: Caller, bob: Caller, model: str, db_url: str,
+    trained: TrainedModel, tmp_path: Path,
+) -> None:  # fmt: skip
+    _uploaded(client, alice, tmp_path, ("0", "1", "2"))
+    _register(client, bob, db_url, trained, "bobs")  # Bob's own model, Alice's dataset's name
+    r = client.post(
+        "/v1/models/bobs/evaluations", json={"version": 1, "dataset": "parts"}, headers=bob.headers
+    )
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", r.text
+    assert "unknown dataset" in r.json()["detail"]["message"]
