@@ -260,7 +260,7 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
     from cnnlab.engine import batch
     from cnnlab.engine.evaluation_data import load_labelled
     from cnnlab.engine.predict import Predictor
-    from cnnlab.store.job_inputs import input_bytes
+    from cnnlab.store.job_inputs import write_input
 
     timings = batch.Timings()
     ckpt = _checkpoint(spec["version_id"])
@@ -280,8 +280,8 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
             items = batch.dataset_items(spec["dataset"], data.images, start)
         else:
             path = Path(tmp) / "input"
-            with session_scope() as session:
-                path.write_bytes(input_bytes(session, lease.job_id))
+            with session_scope() as session, path.open("wb") as out:
+                write_input(session, lease.job_id, out)
             items = batch.archive_items(path, start, settings.batch_max_files)
         timings.setup = time.perf_counter() - timings.started
         rows = batch.scored_chunks(predictor, items, top_k, settings.batch_chunk, timings)

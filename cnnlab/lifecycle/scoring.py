@@ -8,6 +8,7 @@ classes and image shape are checked against the version's signature before anyth
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -77,19 +78,23 @@ def submit_batch_prediction(
     ref: dict[str, Any],
     *,
     dataset: str | None = None,
-    archive: bytes | None = None,
+    archive: tuple[Path, str] | None = None,
     top_k: int = 5,
     settings: Settings,
     enqueue: Enqueue | None,
     max_active: int | None = None,
 ) -> Job:
-    """Predict every image of ``archive`` (the bytes of a zip or tar) or of ``dataset``."""
+    """Predict every image of ``archive`` (a zip or tar file and its sha256, stored as the
+    job's input and counted in the owner's storage until the job ends) or of ``dataset``."""
 
     if (dataset is None) == (archive is None):
         raise registry.InvalidInput("dataset", "give an archive of images or a dataset, not both")
     if not 1 <= top_k <= MAX_TOP_K:
         raise registry.InvalidInput("top_k", f"from 1 to {MAX_TOP_K}")
-    check_storage(session, owner_id, settings)
+    size = archive[0].stat().st_size if archive is not None else 0
+    check_storage(
+        session, owner_id, settings, adding=size, writing="batch archive" if size else None
+    )
     model_id = registry.model_id_of(session, owner_id, name)
     version, signature = resolve_version(session, owner_id, name, ref)
     if dataset is not None:
@@ -98,13 +103,11 @@ def submit_batch_prediction(
             check_ref(dataset)
             if signature is not None:
                 check_images(signature, get_meta(dataset).shape, f"dataset {dataset!r}")
-    source: dict[str, Any] = (
-        {"dataset": dataset} if dataset else {"archive_bytes": len(archive or b"")}
-    )
+    source: dict[str, Any] = {"dataset": dataset} if dataset else {"archive_bytes": size}
     spec = {"model": name, **version, **source, "top_k": top_k, "device": DEVICE}
     job = _add(session, owner_id, "batch_predict", model_id, spec, enqueue, max_active)
     if archive is not None:
-        add_input(session, job.id, archive)
+        add_input(session, job.id, *archive)
     return job
 
 

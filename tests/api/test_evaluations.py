@@ -4,8 +4,10 @@ task in this process (worker processes run it in tests/faults)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import uuid
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -563,3 +565,51 @@ def test_another_users_upload_is_not_found_for_scoring(
     )
     assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", r.text
     assert "unknown dataset" in r.json()["detail"]["message"]
+
+
+def test_a_batch_archive_counts_in_storage_until_its_job_ends(
+    client: ApiClient, alice: Caller, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.main import create_app
+    from cnnlab.settings import get_settings
+    from cnnlab.store.tables import Blob, JobInput
+
+    buf = io.BytesIO(_archive(10, bad=False))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.comment = uuid.uuid4().hex.encode()  # bytes of its own: blobs are shared by content
+    data = buf.getvalue()
+    checksum = hashlib.sha256(data).hexdigest()
+
+    def storage(c: ApiClient) -> dict[str, Any]:
+        return dict(c.get("/v1/me", headers=alice.headers).json()["storage"])
+
+    def stored() -> tuple[int, int]:
+        """The archive's inputs and blobs."""
+        with session_scope() as s:
+            inputs = s.scalars(select(JobInput.job_id).where(JobInput.checksum == checksum))
+            blobs = s.scalars(select(Blob.checksum).where(Blob.checksum == checksum))
+            return len(list(inputs)), len(list(blobs))
+
+    used = storage(client)["used_bytes"]
+    monkeypatch.setenv("CNNLAB_MAX_STORAGE_BYTES", str(used + len(data) + 100))
+    get_settings.cache_clear()
+    with ApiClient(create_app()) as limited:
+        first = _post_archive(limited, alice, model, data)
+        assert first.status_code == 202, first.text
+        assert storage(limited)["input_bytes"] == len(data)
+        assert storage(limited)["used_bytes"] == used + len(data)
+        assert stored() == (1, 1)
+        full = _post_archive(limited, alice, model, data)
+        assert full.status_code == 422 and full.json()["detail"]["type"] == "storage_quota"
+        assert stored() == (1, 1)  # the refused one left nothing
+        cancel = limited.post(
+            f"/v1/batch-predictions/{first.json()['id']}/cancel", headers=alice.headers
+        )
+        assert cancel.status_code == 202 and cancel.json()["status"] == "cancelled"
+        assert stored() == (0, 0) and storage(limited)["used_bytes"] == used
+        second = _post_archive(limited, alice, model, data)
+        assert second.status_code == 202, second.text
+        _run(second.json())
+        got = limited.get(f"/v1/batch-predictions/{second.json()['id']}", headers=alice.headers)
+        assert got.json()["status"] == "succeeded" and got.json()["result"]["count"] == 10
+        assert stored() == (0, 0) and storage(limited)["input_bytes"] == 0
