@@ -16,6 +16,7 @@ import io
 import time
 import zipfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,6 +45,7 @@ def run() -> dict[str, Any]:
         pngs = _pngs(service)
         sync = _sync(client, pngs)
         batch = _batch(client, pngs)
+        batch["worker_stages"] = _worker_stages(service, batch["job_id"])
     ratio = batch["images_per_second"] / sync["images_per_second"]
     return {
         "images": len(pngs),
@@ -87,7 +89,7 @@ def _sync(client: httpx.Client, pngs: list[bytes]) -> dict[str, float]:
     return {"seconds": seconds, "images_per_second": len(pngs) / seconds}
 
 
-def _batch(client: httpx.Client, pngs: list[bytes]) -> dict[str, float]:
+def _batch(client: httpx.Client, pngs: list[bytes]) -> dict[str, Any]:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for i, png in enumerate(pngs):
@@ -120,6 +122,7 @@ def _batch(client: httpx.Client, pngs: list[bytes]) -> dict[str, float]:
         datetime.fromisoformat(done[k]) for k in ("created_at", "started_at", "finished_at")
     )
     return {
+        "job_id": job["id"],
         "seconds": seconds,
         "images_per_second": len(pngs) / seconds,
         # Where the time went: the upload (until the 202), the queue, the worker's run.
@@ -128,6 +131,15 @@ def _batch(client: httpx.Client, pngs: list[bytes]) -> dict[str, float]:
         "run_seconds": (ended_at - began).total_seconds(),
         "archive_bytes": len(archive),
     }
+
+
+def _worker_stages(service: Service, job_id: str) -> str:
+    """The worker's own account of the job's run (its log line: setup, read, decode, forward,
+    write)."""
+    log = Path(service.stack.env["CNNLAB_HOME"]) / "worker.log"
+    marker = f"batch job {job_id}: "
+    lines = [line for line in log.read_text().splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1] if lines else "(not logged)"
 
 
 def report(result: dict[str, Any]) -> None:
@@ -139,5 +151,6 @@ def report(result: dict[str, Any]) -> None:
         f"    (upload {batch['upload_seconds']:.1f} s, queued {batch['queued_seconds']:.1f} s, "
         f"worker {batch['run_seconds']:.1f} s)"
     )
+    print(f"    worker: {batch['worker_stages']}")
     verdict = "meets" if result["meets_target"] else "misses"
     print(f"  ratio {result['ratio']:.1f}× ({verdict} the ≥ {TARGET_RATIO:.0f}× target)")

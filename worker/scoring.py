@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab import lifecycle
+from cnnlab.datasets.catalog import uploads_in_scope
 from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import Claim, LeaseSettings
 from cnnlab.store.db import session_scope
@@ -25,11 +29,14 @@ from worker.leases import Lease, finish, stop_poller
 if TYPE_CHECKING:
     import numpy as np
 
+    from cnnlab.engine import batch
     from cnnlab.engine.checkpoints import CheckpointDoc
     from cnnlab.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# Seconds between two writes of an evaluation's progress (the last one is always written).
+PROGRESS_S = 0.5
 # Disagreements between two models listed in a comparison's result (all are counted).
 DISAGREEMENTS_LISTED = 100
 
@@ -59,7 +66,9 @@ def run_scoring(
 def _outcome(lease: Lease, held: Claim) -> tuple[JobStatus, dict[str, Any]]:
     run = {"evaluate": _evaluate, "compare": _compare, "batch_predict": _batch_predict}[held.kind]
     try:
-        return JobStatus.succeeded, {"result": run(lease, held.spec)}
+        with uploads_in_scope(_uploads(lease.job_id, held.spec)):
+            result = run(lease, held.spec)
+        return JobStatus.succeeded, {"result": result}
     except Cancelled:
         return JobStatus.cancelled, {}
     except CnnlabError as exc:
@@ -72,6 +81,15 @@ def _outcome(lease: Lease, held: Claim) -> tuple[JobStatus, dict[str, Any]]:
         return JobStatus.failed, {
             "error": {"type": "internal", "message": message, "log_ref": log_ref}
         }
+
+
+def _uploads(job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The uploaded dataset version the job scores (its spec's pinned ``NAME@V``), its tensors
+    fetched into this worker's cache; {} for a built-in or an archive."""
+    from worker.datasets import uploaded_datasets
+
+    dataset = spec.get("dataset")
+    return uploaded_datasets(job_id, dataset) if dataset else {}
 
 
 def _checkpoint(version_id: str) -> CheckpointDoc:
@@ -114,15 +132,41 @@ def _receipt(lease: Lease, spec: dict[str, Any], ckpt: CheckpointDoc) -> Any:
 
 
 def _scores(
-    lease: Lease, ckpt: CheckpointDoc, data: Any, device: Any
+    lease: Lease, ckpt: CheckpointDoc, data: Any, device: Any, progress: Callable[[int], None]
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The model's scores on the set; ``progress(images done)`` between batches."""
     from cnnlab.engine.evaluation import Stopped, score
 
     stop = stop_poller(lease)
     try:
-        return score(ckpt, data, device, should_stop=stop)
+        return score(ckpt, data, device, should_stop=stop, progress=lambda done, _: progress(done))
     except Stopped:
         raise Cancelled from None
+
+
+def _progress(lease: Lease, total: int, offset: int = 0) -> Callable[[int], None]:
+    """Record ``offset + done`` of ``total`` images scored (at most every :data:`PROGRESS_S`,
+    and the last), renewing the lease; a write the fence refuses marks the lease lost."""
+    last = 0.0
+
+    def report(done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if offset + done < total and now - last < PROGRESS_S:
+            return
+        last = now
+        with session_scope() as session:
+            held = lifecycle.record_progress(
+                session,
+                lease.job_id,
+                lease.attempt,
+                offset + done,
+                total,
+                lease.config.lease_seconds,
+            )
+        lease.lost = lease.lost or not held
+
+    return report
 
 
 def _evaluate(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +176,7 @@ def _evaluate(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
     ckpt = _checkpoint(spec["version_id"])
     device = _receipt(lease, spec, ckpt)
     data = load_labelled(spec["dataset"], _settings())
-    true, probs = _scores(lease, ckpt, data, device)
+    true, probs = _scores(lease, ckpt, data, device, _progress(lease, len(data.images)))
     result = report(true, probs, list(ckpt["dataset"]["class_names"]), data.images)
     return {
         "model": spec["model"],
@@ -149,8 +193,9 @@ def _compare(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
     a_ckpt, b_ckpt = _checkpoint(spec["a"]["version_id"]), _checkpoint(spec["b"]["version_id"])
     device = _receipt(lease, spec, b_ckpt)
     data = load_labelled(spec["dataset"], _settings())
-    a_true, a_probs = _scores(lease, a_ckpt, data, device)
-    b_true, b_probs = _scores(lease, b_ckpt, data, device)
+    n = len(data.images)
+    a_true, a_probs = _scores(lease, a_ckpt, data, device, _progress(lease, 2 * n))
+    b_true, b_probs = _scores(lease, b_ckpt, data, device, _progress(lease, 2 * n, n))
     a_names = list(a_ckpt["dataset"]["class_names"])
     b_names = list(b_ckpt["dataset"]["class_names"])
     a, b = metrics.summary(a_true, a_probs, a_names), metrics.summary(b_true, b_probs, b_names)
@@ -215,8 +260,9 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
     from cnnlab.engine import batch
     from cnnlab.engine.evaluation_data import load_labelled
     from cnnlab.engine.predict import Predictor
-    from cnnlab.store.job_inputs import input_bytes
+    from cnnlab.store.job_inputs import write_input
 
+    timings = batch.Timings()
     ckpt = _checkpoint(spec["version_id"])
     device = _receipt(lease, spec, ckpt)
     predictor = Predictor(ckpt, device=device)
@@ -234,24 +280,17 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
             items = batch.dataset_items(spec["dataset"], data.images, start)
         else:
             path = Path(tmp) / "input"
-            with session_scope() as session:
-                path.write_bytes(input_bytes(session, lease.job_id))
+            with session_scope() as session, path.open("wb") as out:
+                write_input(session, lease.job_id, out)
             items = batch.archive_items(path, start, settings.batch_max_files)
-        for chunk in batch.chunks(items, settings.batch_chunk):
-            if stop():
-                raise Cancelled
-            rows = batch.predict_chunk(predictor, chunk, top_k)
-            with session_scope() as session:
-                kept = lifecycle.record_batch_rows(
-                    session, lease.job_id, lease.attempt, rows, lease.config.lease_seconds
-                )
-            if not kept:
-                lease.lost = True
-                raise Cancelled
+        timings.setup = time.perf_counter() - timings.started
+        rows = batch.scored_chunks(predictor, items, top_k, settings.batch_chunk, timings)
+        _write_rows(lease, stop, rows, timings)
     with session_scope() as session:
         from cnnlab.store.batch_rows import row_counts
 
         total, failed = row_counts(session, lease.job_id)
+    logger.info("batch job %s: %s", lease.job_id, timings.line(total - start))
     return {
         "model": spec["model"],
         "version": spec["version"],
@@ -259,3 +298,37 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
         "predicted": total - failed,
         "skipped": failed,
     }
+
+
+def _write_rows(
+    lease: Lease,
+    stop: Callable[[], bool],
+    chunks: Iterator[list[dict[str, Any]]],
+    timings: batch.Timings,
+) -> None:
+    """Commit each chunk's rows on a thread of its own while the next chunk is scored (the
+    insert and the commit's I/O overlap the forward pass). :class:`Cancelled` once the job is
+    cancelled or this attempt lost it (a chunk refused by the fence wrote nothing)."""
+
+    def write(rows: list[dict[str, Any]]) -> bool:
+        with session_scope() as session:
+            return lifecycle.record_batch_rows(
+                session, lease.job_id, lease.attempt, rows, lease.config.lease_seconds
+            )
+
+    def written(pending: Future[bool] | None) -> None:
+        started = time.perf_counter()
+        kept = pending is None or pending.result()
+        timings.write += time.perf_counter() - started
+        if not kept:
+            lease.lost = True
+            raise Cancelled
+
+    with ThreadPoolExecutor(1, "rows") as writer:
+        pending: Future[bool] | None = None
+        for rows in chunks:
+            written(pending)
+            if stop():
+                raise Cancelled
+            pending = writer.submit(write, rows)
+        written(pending)

@@ -1,4 +1,5 @@
-"""Progress as server-sent events: ``GET /v1/jobs/{id}/events``, ``/v1/searches/{id}/events``.
+"""Progress as server-sent events: ``GET /v1/jobs/{id}/events``, ``/v1/searches/{id}/events``,
+and an evaluation's, comparison's or batch prediction's ``…/{id}/events``.
 
 A job's stream: one ``status`` event per status change (its data: the job, as
 ``GET /v1/jobs/{id}`` answers) and one ``epoch`` event per finished epoch (its data: the epoch's
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 from api.auth import AuthCache, lookup
 from api.deps import CurrentUser, Db, DbDep, UserDep
 from api.ratelimit import RateLimited, app_limits
+from api.routes.scoring import scoring_view
 from api.schemas import ErrorResponse, JobRead, MetricRow, SearchRead
 from cnnlab.lifecycle.views import job_view, search_view
 from cnnlab.status import SearchStatus
@@ -268,6 +270,65 @@ async def job_events(job_id: str, stream: StreamDep) -> StreamingResponse:
         return out, position, JobStatus(snapshot.job["status"]).ended
 
     return stream.respond(advance, Position.parse(stream.last_event_id))
+
+
+# -- an evaluation's, comparison's or batch prediction's events -------------------------------
+
+
+def scoring_frames(resource: dict[str, Any], position: Position) -> tuple[list[str], Position]:
+    """``status`` on each status change and ``progress`` (data: the resource's ``progress``)
+    when more is done; the position's ``epochs`` counts the images (inputs) done."""
+
+    def status(p: Position) -> Event[Position] | None:
+        if resource["status"] == p.status:
+            return None
+        return "status", resource, Position(p.epochs, resource["status"])
+
+    def progress(p: Position) -> Event[Position] | None:
+        now = resource.get("progress") or {}
+        if int(now.get("done", 0)) <= p.epochs:
+            return None
+        return "progress", now, Position(int(now["done"]), p.status)
+
+    ended = JobStatus(resource["status"]).ended
+    return _sequence(position, ended, status, [progress])
+
+
+def _scoring_events(kind: str, job_id: str, stream: Stream) -> StreamingResponse:
+    db, owner_id = stream.db, stream.user.id
+
+    async def advance(position: Position) -> Step[Position]:
+        resource = await db.read(scoring_view, owner_id, job_id, kind)
+        out, position = scoring_frames(resource, position)
+        return out, position, JobStatus(resource["status"]).ended
+
+    return stream.respond(advance, Position.parse(stream.last_event_id))
+
+
+_SCORING_EVENTS = "`status` and `progress` events until it ends"
+
+
+@_route("/evaluations/{evaluation_id}/events", "evaluations", _SCORING_EVENTS)
+async def evaluation_events(evaluation_id: str, stream: StreamDep) -> StreamingResponse:
+    """Server-sent events: `status` (data: the evaluation, as its GET answers) on each status
+    change and `progress` (`done`, `total` images scored) as it runs; the stream ends once the
+    evaluation has. `Last-Event-ID` resumes after the last event received."""
+    await stream.db.read(scoring_view, stream.user.id, evaluation_id, "evaluate")  # 404 now
+    return _scoring_events("evaluate", evaluation_id, stream)
+
+
+@_route("/comparisons/{comparison_id}/events", "evaluations", _SCORING_EVENTS)
+async def comparison_events(comparison_id: str, stream: StreamDep) -> StreamingResponse:
+    """As an evaluation's events; `progress` counts each image twice (once per model)."""
+    await stream.db.read(scoring_view, stream.user.id, comparison_id, "compare")
+    return _scoring_events("compare", comparison_id, stream)
+
+
+@_route("/batch-predictions/{batch_id}/events", "evaluations", _SCORING_EVENTS)
+async def batch_prediction_events(batch_id: str, stream: StreamDep) -> StreamingResponse:
+    """As an evaluation's events; `progress` is `done` and `skipped` inputs."""
+    await stream.db.read(scoring_view, stream.user.id, batch_id, "batch_predict")
+    return _scoring_events("batch_predict", batch_id, stream)
 
 
 # -- a search's events ------------------------------------------------------------------------

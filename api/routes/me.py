@@ -21,6 +21,7 @@ class StorageRead(BaseModel):
     checkpoint_bytes: int
     model_bytes: int
     dataset_bytes: int  # uploaded archives and their decoded tensors
+    input_bytes: int = 0  # archives of batch predictions that have not ended
     limit_bytes: int | None  # None: no limit (CNNLAB_MAX_STORAGE_BYTES=0)
 
 
@@ -47,9 +48,9 @@ def _usage(session: Session, owner_id: int) -> _Usage:
 
 @router.get("/me", response_model=MeRead)
 async def me(db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSettingsDep) -> MeRead:
-    """The caller's name; the bytes they store (their jobs' checkpoints, their model versions
-    and their uploaded datasets) against `CNNLAB_MAX_STORAGE_BYTES`; their queued and running
-    jobs against `CNNLAB_MAX_ACTIVE_JOBS`."""
+    """The caller's name; the bytes they store (their jobs' checkpoints, their model versions,
+    their uploaded datasets, the archives of batch predictions not ended yet) against
+    `CNNLAB_MAX_STORAGE_BYTES`; their queued and running jobs against `CNNLAB_MAX_ACTIVE_JOBS`."""
     usage = await db.read(_usage, user.id)
     return MeRead(
         name=user.name,
@@ -58,6 +59,7 @@ async def me(db: DbDep, user: UserDep, settings: SettingsDep, limits: ApiSetting
             checkpoint_bytes=usage.storage.checkpoint_bytes,
             model_bytes=usage.storage.model_bytes,
             dataset_bytes=usage.storage.dataset_bytes,
+            input_bytes=usage.storage.input_bytes,
             limit_bytes=settings.max_storage_bytes or None,
         ),
         active_jobs=ActiveJobsRead(count=usage.active, limit=limits.max_active_jobs),

@@ -10,11 +10,14 @@ read it. Another user's resource is 404 exactly like a missing one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -22,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from api.deps import ApiSettingsDep, Db, DbDep, SettingsDep, UserDep
 from api.errors import InvalidRequest, PayloadTooLarge
@@ -108,7 +112,10 @@ class ScoringRead(BaseModel):
     environment: dict[str, Any] | None = Field(description="the run's receipt")
     result: dict[str, Any] | None = Field(description="once it succeeded")
     progress: dict[str, int] | None = Field(
-        default=None, description="a batch prediction's `done` and `skipped` inputs so far"
+        default=None,
+        description="an evaluation's or comparison's `done` and `total` images scored (a "
+        "comparison scores each image twice) while it runs; a batch prediction's `done` and "
+        "`skipped` inputs so far",
     )
 
     @field_validator("spec", mode="before")
@@ -136,8 +143,9 @@ class ScoringList(BaseModel):
 
 
 def _read(job: Job, progress: dict[str, int] | None = None) -> ScoringRead:
-    out = ScoringRead.model_validate(job)
-    out.progress = progress
+    out = ScoringRead.model_validate(job)  # an evaluation's or comparison's progress: the job's
+    if progress is not None:
+        out.progress = progress
     return out
 
 
@@ -237,7 +245,19 @@ async def create_batch_prediction(
         raise InvalidRequest("alias", "give an alias or a version, not both")
     ref = {"version": version} if version is not None else {"alias": alias}
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    dataset, archive = None, None
+
+    async def submit(**source: Any) -> Job:
+        return await db.run(
+            lifecycle.submit_batch_prediction,
+            user.id,
+            name,
+            ref,
+            settings=settings,
+            enqueue=enqueue_job,
+            max_active=limits.max_active_jobs,
+            **source,
+        )
+
     if kind == "application/json":
         raw = b""
         async for chunk in request.stream():  # exempt from the app's body limit: bounded here
@@ -248,51 +268,45 @@ async def create_batch_prediction(
             body = BatchFromDataset.model_validate_json(raw)
         except ValueError as exc:
             raise InvalidRequest("body", f"expected {{'dataset': NAME}}: {exc}") from None
-        dataset, top_k = body.dataset, body.top_k
+        job = await submit(dataset=body.dataset, top_k=body.top_k)
     else:
-        archive = await _receive_archive(
-            request, settings.batch_max_bytes, settings.batch_max_files
-        )
-    job = await db.run(
-        lifecycle.submit_batch_prediction,
-        user.id,
-        name,
-        ref,
-        dataset=dataset,
-        archive=archive,
-        top_k=top_k,
-        settings=settings,
-        enqueue=enqueue_job,
-        max_active=limits.max_active_jobs,
-    )
+        limits_ = (settings.batch_max_bytes, settings.batch_max_files)
+        async with _received_archive(request, *limits_) as archive:
+            job = await submit(archive=archive, top_k=top_k)
     return _read(job, {"done": 0, "skipped": 0})
 
 
-async def _receive_archive(request: Request, max_bytes: int, max_files: int) -> bytes:
-    """The body streamed to a temporary file (bounded: 413 as soon as it passes ``max_bytes``),
-    checked to be an archive of at most ``max_files`` files, then its bytes."""
-    from cnnlab.engine.archives import count_members
+@asynccontextmanager
+async def _received_archive(
+    request: Request, max_bytes: int, max_files: int
+) -> AsyncIterator[tuple[Path, str]]:
+    """The body streamed to a temporary file while hashed (bounded: 413 as soon as it passes
+    ``max_bytes``), checked to be an archive of at most ``max_files`` files: the file and its
+    sha256, removed on leaving, whatever happens (a client gone mid-body included)."""
+    from cnnlab.datasets.archives import batch_archive
 
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     with tempfile.NamedTemporaryFile(prefix="cnnlab-batch-") as f:
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise _too_large(max_bytes)
-            await run_in_threadpool(f.write, chunk)
+        size, digest = 0, hashlib.sha256()
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(max_bytes)
+                digest.update(chunk)
+                await run_in_threadpool(f.write, chunk)
+        except ClientDisconnect:
+            raise InvalidRequest("body", "the client went away before the body ended") from None
         f.flush()
         if size == 0:
             raise InvalidRequest("body", "an archive of images (zip or tar) is expected")
-        from pathlib import Path
-
         path = Path(f.name)
-        count = await run_in_threadpool(count_members, path, max_files)
-        if count == 0:
+        archive = await run_in_threadpool(batch_archive, path, max_files)
+        if not archive.entries:
             raise InvalidRequest("body", "the archive holds no files")
-        return await run_in_threadpool(path.read_bytes)
+        yield path, digest.hexdigest()
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -378,6 +392,17 @@ async def get_comparison(comparison_id: str, db: DbDep, user: UserDep) -> Scorin
 )
 async def cancel_comparison(comparison_id: str, db: DbDep, user: UserDep) -> ScoringRead:
     return _read(await db.run(_cancel("compare", "comparison"), user.id, comparison_id))
+
+
+def scoring_view(session: Session, owner_id: int, job_id: str, kind: str) -> dict[str, Any]:
+    """The evaluation, comparison or batch prediction as its GET answers it (JSON): what its
+    events stream sends."""
+    if kind == "batch_predict":
+        return _batch_with_progress(session, owner_id, job_id).model_dump(mode="json")
+    what = "evaluation" if kind == "evaluate" else "comparison"
+    return _read(store.get_job_of_kind(session, owner_id, job_id, kind, what)).model_dump(
+        mode="json"
+    )
 
 
 def _batch_with_progress(session: Session, owner_id: int, job_id: str) -> ScoringRead:

@@ -5,6 +5,11 @@ Hostile archives are refused with :class:`InvalidDataset` before or while they a
 that climb out (``../``, absolute), links and device entries, too many entries, too many bytes
 (declared, and counted while reading: headers are never trusted), too high a compression ratio
 (zip bombs), and damaged or truncated files.
+
+Problems of one file rather than of the archive (over the per-file byte limit, encrypted, a
+second file of one name) refuse the archive too, or, with ``per_file="list"`` (a batch
+prediction: every file gets a row), are told on the entry (:attr:`Entry.problem`) and the file
+is not read.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from cnnlab.errors import InvalidDataset
+from cnnlab.errors import CnnlabError, InvalidDataset
 
 Kind = Literal["zip", "tar", "tar.gz"]
 
@@ -31,11 +36,38 @@ RATIO_SLACK_BYTES = 1 << 20
 _CHUNK = 1 << 20
 
 
+PerFile = Literal["refuse", "list"]
+
+# A batch prediction's archive: an upload's caps on the whole (its bytes uncompressed and
+# compression ratio, as cnnlab.datasets.ingest.IngestOptions has them), and on one file's bytes
+# (a file over it gets its row, with why).
+BATCH_MAX_UNCOMPRESSED_BYTES = 8 * 2**30
+BATCH_MAX_RATIO = 200.0
+BATCH_MAX_FILE_BYTES = 64 * 2**20
+
+
+class BadArchive(CnnlabError):
+    """A batch prediction's archive is hostile, damaged or not an archive."""
+
+    code = "invalid_archive"
+    status_code = 422
+
+
+class TooManyFiles(CnnlabError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class TooManyEntries(InvalidDataset):
+    """More entries than :attr:`Limits.max_files` (told apart: a batch answers it 413)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_files: int
     max_uncompressed_bytes: int
     max_ratio: float
+    max_file_bytes: int | None = None  # one file's bytes (None: only the archive's total)
 
 
 @dataclass(frozen=True)
@@ -45,6 +77,7 @@ class Entry:
 
     path: str
     size: int
+    problem: str | None = None  # per_file="list": why the file is not read
 
 
 def detect(path: Path) -> Kind:
@@ -128,18 +161,33 @@ class Archive:
     (:meth:`read`). Errors in the file itself (damaged, truncated) become
     :class:`InvalidDataset`."""
 
-    def __init__(self, path: Path, limits: Limits) -> None:
-        self.path, self.limits = path, limits
+    def __init__(self, path: Path, limits: Limits, per_file: PerFile = "refuse") -> None:
+        self.path, self.limits, self.per_file = path, limits, per_file
         self.kind = detect(path)
         self.size = path.stat().st_size
+        self._read_bytes = 0  # counted as files are read
         with _damage_as_invalid():
             self.entries = self._zip_entries() if self.kind == "zip" else self._tar_entries()
+
+    def _file_problem(self, name: str, size: int, encrypted: bool = False) -> str | None:
+        """Why one file is not read (per_file="list"), or None; per_file="refuse": raised."""
+        problem = None
+        if encrypted:
+            problem = "encrypted"
+        elif self.limits.max_file_bytes is not None and size > self.limits.max_file_bytes:
+            problem = f"over {self.limits.max_file_bytes:,} bytes"
+        if problem and self.per_file == "refuse":
+            raise InvalidDataset(f"archive entry {name!r} is {problem}", entry=name)
+        return problem
 
     # --- listing -------------------------------------------------------------------------------
 
     def _count(self, n: int) -> None:
         if n > self.limits.max_files:
-            raise InvalidDataset(f"the archive holds more than {self.limits.max_files:,} entries")
+            raise TooManyEntries(
+                f"the archive holds more than {self.limits.max_files:,} entries",
+                limit=self.limits.max_files,
+            )
 
     def _zip_entries(self) -> list[Entry]:
         entries: list[Entry] = []
@@ -149,34 +197,29 @@ class Archive:
         with zipfile.ZipFile(self.path) as zf:
             infos = zf.infolist()
             self._count(len(infos))
-            for info in infos:
-                name = _zip_name(info)
-                path = clean_path(name)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise InvalidDataset(f"archive entry {name!r} is a symbolic link", entry=name)
-                if info.is_dir() or not path:
-                    continue
-                if info.flag_bits & 0x1:
-                    raise InvalidDataset(f"archive entry {name!r} is encrypted", entry=name)
+            for info, name, path in _zip_files(infos):
+                problem = self._file_problem(name, info.file_size, bool(info.flag_bits & 0x1))
                 if _too_compressed(info.file_size, info.compress_size, self.limits):
                     raise InvalidDataset(
                         f"archive entry {name!r} expands {info.compress_size:,} bytes to "
                         f"{info.file_size:,}: a compression bomb",
                         entry=name,
                     )
-                declared += info.file_size
-                self._unique(path, seen)
-                entries.append(Entry(path, info.file_size))
+                if problem is None:
+                    declared += info.file_size
+                problem = problem or self._unique(path, seen)
+                entries.append(Entry(path, info.file_size, problem))
         self._check_declared(declared)
         return entries
 
-    @staticmethod
-    def _unique(path: str, seen: set[str]) -> None:
+    def _unique(self, path: str, seen: set[str]) -> str | None:
         # Two members of one name: which one a reader gets depends on the reader.
         if path in seen:
+            if self.per_file == "list":
+                return "a second file of this name"
             raise InvalidDataset(f"archive entry {path!r} appears twice", entry=path)
         seen.add(path)
+        return None
 
     def _check_declared(self, declared: int) -> None:
         if declared > self.limits.max_uncompressed_bytes:
@@ -214,39 +257,72 @@ class Archive:
                         f"archive entry {member.name!r} is {what}", entry=member.name
                     )
                 if member.isfile() and path:
-                    declared += member.size
-                    self._check_declared(declared)
-                    self._unique(path, seen)
-                    entries.append(Entry(path, member.size))
+                    problem = self._file_problem(member.name, member.size)
+                    if problem is None:
+                        declared += member.size
+                        self._check_declared(declared)
+                    problem = problem or self._unique(path, seen)
+                    entries.append(Entry(path, member.size, problem))
         return entries
 
     # --- reading -------------------------------------------------------------------------------
 
     def read(self, wanted: set[str]) -> Generator[tuple[Entry, bytes], None, None]:
         """The bytes of each entry whose path is in ``wanted``, in archive order."""
+        self._read_bytes = 0
         with _damage_as_invalid():
             if self.kind == "zip":
                 yield from self._read_zip(wanted)
             else:
                 yield from self._read_tar(wanted)
 
-    def _read_zip(self, wanted: set[str]) -> Iterator[tuple[Entry, bytes]]:
-        total = 0
+    def members(self, start: int = 0) -> Generator[tuple[int, Entry, bytes | None], None, None]:
+        """Every entry from index ``start`` on (its place in :attr:`entries`), with its bytes, or
+        None for an entry with a ``problem``, in archive order (a zip's earlier entries are not
+        read; a tar's are passed over)."""
+        self._read_bytes = 0
+        with _damage_as_invalid():
+            if self.kind == "zip":
+                yield from self._zip_members(start)
+            else:
+                yield from self._tar_members(start)
+
+    def _zip_members(self, start: int) -> Iterator[tuple[int, Entry, bytes | None]]:
         with zipfile.ZipFile(self.path) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
+            files = enumerate(_zip_files(zf.infolist()))
+            for index, (info, _, _) in files:
+                if index < start:
                     continue
-                path = clean_path(_zip_name(info))
-                if path not in wanted:
+                entry = self.entries[index]
+                data = None if entry.problem else self._zip_data(zf, info)
+                yield index, entry, data
+
+    def _read_zip(self, wanted: set[str]) -> Iterator[tuple[Entry, bytes]]:
+        with zipfile.ZipFile(self.path) as zf:
+            for info, _, path in _zip_files(zf.infolist()):
+                if path in wanted:
+                    yield Entry(path, info.file_size), self._zip_data(zf, info)
+
+    def _zip_data(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+        # zipfile stops at the declared size and checks the CRC at the end: a member that lies
+        # about its size fails here rather than growing without bound.
+        with zf.open(info) as member:
+            data = member.read(info.file_size + 1)
+        self._read_bytes += len(data)
+        if len(data) > info.file_size or self._read_bytes > self.limits.max_uncompressed_bytes:
+            raise InvalidDataset(f"archive entry {info.filename!r} is larger than declared")
+        return data
+
+    def _tar_members(self, start: int) -> Iterator[tuple[int, Entry, bytes | None]]:
+        index = 0
+        with self._open_tar() as tf:
+            for member in tf:
+                if not (member.isfile() and clean_path(member.name)):
                     continue
-                # zipfile stops at the declared size and checks the CRC at the end: a member
-                # that lies about its size fails here rather than growing without bound.
-                with zf.open(info) as member:
-                    data = member.read(info.file_size + 1)
-                total += len(data)
-                if len(data) > info.file_size or total > self.limits.max_uncompressed_bytes:
-                    raise InvalidDataset(f"archive entry {info.filename!r} is larger than declared")
-                yield Entry(path, info.file_size), data
+                entry = self.entries[index]
+                if index >= start:
+                    yield index, entry, None if entry.problem else _tar_data(tf, member)
+                index += 1
 
     def _read_tar(self, wanted: set[str]) -> Iterator[tuple[Entry, bytes]]:
         with self._open_tar() as tf:
@@ -254,13 +330,30 @@ class Archive:
                 if not member.isfile():
                     continue
                 path = clean_path(member.name)
-                if path not in wanted:
-                    continue
-                f = tf.extractfile(member)
-                data = f.read() if f is not None else b""
-                if len(data) != member.size:
-                    raise InvalidDataset(f"archive entry {member.name!r} is truncated")
-                yield Entry(path, member.size), data
+                if path in wanted:
+                    yield Entry(path, member.size), _tar_data(tf, member)
+
+
+def _zip_files(
+    infos: list[zipfile.ZipInfo],
+) -> Iterator[tuple[zipfile.ZipInfo, str, str]]:
+    """A zip's files (not its folders), each with its name and its clean path; links and paths
+    that climb out refuse the archive."""
+    for info in infos:
+        name = _zip_name(info)
+        path = clean_path(name)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise InvalidDataset(f"archive entry {name!r} is a symbolic link", entry=name)
+        if not info.is_dir() and path:
+            yield info, name, path
+
+
+def _tar_data(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    f = tf.extractfile(member)
+    data = f.read() if f is not None else b""
+    if len(data) != member.size:
+        raise InvalidDataset(f"archive entry {member.name!r} is truncated")
+    return data
 
 
 def _tar_refusal(member: tarfile.TarInfo) -> str:
@@ -288,3 +381,23 @@ def _damage_as_invalid() -> Iterator[None]:
         raise InvalidDataset(f"the archive is damaged or truncated ({exc})") from exc
     except (NotImplementedError, RuntimeError) as exc:  # zipfile: a compression it lacks, …
         raise InvalidDataset(f"the archive uses a feature that cannot be read ({exc})") from exc
+
+
+def batch_archive(path: Path, max_files: int) -> Archive:
+    """A batch prediction's archive, listed (see :func:`batch_errors` for its errors); per-file
+    problems are told on the entries."""
+    limits = Limits(max_files, BATCH_MAX_UNCOMPRESSED_BYTES, BATCH_MAX_RATIO, BATCH_MAX_FILE_BYTES)
+    with batch_errors():
+        return Archive(path, limits, per_file="list")
+
+
+@contextmanager
+def batch_errors() -> Iterator[None]:
+    """An archive's refusal as a batch prediction answers it: 413 ``payload_too_large`` for too
+    many files, 422 ``invalid_archive`` for the rest."""
+    try:
+        yield
+    except TooManyEntries as exc:
+        raise TooManyFiles(exc.message, **exc.details) from exc
+    except InvalidDataset as exc:
+        raise BadArchive(exc.message, **exc.details) from exc

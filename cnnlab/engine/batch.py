@@ -1,34 +1,76 @@
 """Batch predictions: a registered model over many images, chunk by chunk, each input's
-class, probability and top-k, or why it could not be read."""
+class, probability and top-k, or why it could not be read.
+
+The worker's loop is :func:`scored_chunks`: one chunk is decoded on a thread pool while the
+previous one goes through the model and its rows are written, so decoding (GIL-free in libpng
+and Pillow), the forward pass (torch's own threads) and the rows' commit overlap."""
 
 from __future__ import annotations
 
-import os
+import io
+import struct
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
+from PIL import Image
 
+from cnnlab.datasets.archives import batch_archive, batch_errors
 from cnnlab.datasets.signature import check_images, of_checkpoint
-from cnnlab.engine.archives import iter_members
 from cnnlab.engine.predict import Predictor
 from cnnlab.errors import BadInput
 
 CHUNK = 512
-DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Items one decoding task takes: a task per image costs more in futures than its decode.
+DECODE_TASK = 64
 
 Item = tuple[int, str, "bytes | np.ndarray | None", "str | None"]  # index, file, input, error
+Decoded: TypeAlias = (
+    "np.ndarray | str | None"  # pixels, why they could not be had, or None (item's error)
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A PNG's colour type that is already the model's channels at 8 bits: greyscale, RGB.
+PNG_COLOUR_TYPE = {1: 0, 3: 2}
+PNG_MODE = {1: "L", 3: "RGB"}
 
 
-def archive_items(path: Path, start: int, max_files: int | None = None) -> Iterator[Item]:
-    """The archive's files from index ``start`` on (earlier ones are skipped unread where the
-    format allows; their rows exist)."""
-    for index, member in enumerate(iter_members(path, max_files)):
-        if index >= start:
-            yield index, member.name, member.data, member.error
+@dataclass
+class Timings:
+    """Seconds of a run spent in each stage, as the worker's main thread saw them: decoding
+    runs ahead on a pool and rows are written on a thread of their own, so ``decode`` and
+    ``write`` are the waits for them."""
+
+    setup: float = 0.0  # the model, the receipt, the input at hand
+    read: float = 0.0
+    decode: float = 0.0
+    score: float = 0.0  # the forward pass and the rows
+    write: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def line(self, count: int) -> str:
+        total = time.perf_counter() - self.started
+        return (
+            f"{count} inputs in {total:.2f} s (setup {self.setup:.2f}, read {self.read:.2f}, "
+            f"waiting for decode {self.decode:.2f}, score {self.score:.2f}, "
+            f"write {self.write:.2f})"
+        )
+
+
+def archive_items(path: Path, start: int, max_files: int) -> Iterator[Item]:
+    """The archive's files from index ``start`` on (a zip's earlier ones are not read; their
+    rows exist). A file with a problem of its own (too large, …) comes with it as its error; a
+    hostile or damaged archive stops the run (:class:`BadArchive`)."""
+    archive = batch_archive(path, max_files)
+    with batch_errors():
+        for index, entry, data in archive.members(start):
+            yield index, entry.path, data, entry.problem
 
 
 def dataset_items(ref: str, images: torch.Tensor, start: int) -> Iterator[Item]:
@@ -49,14 +91,67 @@ def chunks(items: Iterator[Item], size: int | None = None) -> Iterator[list[Item
         yield chunk
 
 
-@torch.inference_mode()
+def scored_chunks(
+    predictor: Predictor,
+    items: Iterator[Item],
+    top_k: int,
+    size: int | None = None,
+    timings: Timings | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Each chunk's rows (:func:`predict_chunk`), the next chunk decoding meanwhile."""
+    timings = timings or Timings()
+    source = chunks(items, size)
+
+    def next_chunk() -> list[Item] | None:
+        started = time.perf_counter()
+        chunk = next(source, None)
+        timings.read += time.perf_counter() - started
+        return chunk
+
+    with _split_threads() as decoders, ThreadPoolExecutor(decoders, "decode") as pool:
+        chunk = next_chunk()
+        pending = None if chunk is None else _decode_async(pool, predictor, chunk)
+        while chunk is not None and pending is not None:
+            ahead = next_chunk()
+            following = None if ahead is None else _decode_async(pool, predictor, ahead)
+            started = time.perf_counter()
+            decoded = [image for part in pending for image in part.result()]
+            timings.decode += time.perf_counter() - started
+            started = time.perf_counter()
+            rows = _rows(predictor, chunk, decoded, top_k)
+            timings.score += time.perf_counter() - started
+            yield rows
+            chunk, pending = ahead, following
+
+
+@contextmanager
+def _split_threads() -> Iterator[int]:
+    """The process's torch threads shared between decoding (the number given) and the forward
+    pass (the rest, torch's own threads meanwhile): decoding and the forward pass run at the
+    same time, and more threads than cores slow both down (2 cores: one each)."""
+    threads = torch.get_num_threads()
+    decoders = max(1, threads // 3)
+    torch.set_num_threads(max(1, threads - decoders))
+    try:
+        yield decoders
+    finally:
+        torch.set_num_threads(threads)
+
+
 def predict_chunk(predictor: Predictor, chunk: list[Item], top_k: int) -> list[dict[str, Any]]:
     """One row per item, in order: a decoded image's class, probability and ``top_k``
     (``[class, probability]`` pairs), or its ``error``."""
+    return _rows(predictor, chunk, [decode_item(predictor, item) for item in chunk], top_k)
+
+
+@torch.inference_mode()
+def _rows(
+    predictor: Predictor, chunk: list[Item], images: list[Decoded], top_k: int
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     decoded: list[np.ndarray] = []
     where: list[int] = []
-    for (index, name, _, error), image in zip(chunk, _decode_all(predictor, chunk), strict=True):
+    for (index, name, _, error), image in zip(chunk, images, strict=True):
         row: dict[str, Any] = {"index": index, "file": name[-1000:]}
         if isinstance(image, str):
             error = image
@@ -79,25 +174,58 @@ def predict_chunk(predictor: Predictor, chunk: list[Item], top_k: int) -> list[d
     return rows
 
 
-def _decode(predictor: Predictor, item: Item) -> np.ndarray | str | None:
+def decode_item(predictor: Predictor, item: Item) -> np.ndarray | str | None:
     """An item's pixels (C×H×W uint8), why it cannot be used, or None if it carries an error."""
     index, _, data, error = item
     if error is not None:
         return None
     if isinstance(data, np.ndarray):
         return data
+    data = data or b""
+    fast = _png_at_size(predictor, data)
+    if fast is not None:
+        return fast
     try:
-        return predictor.image_to_chw(index, data or b"")
+        return predictor.image_to_chw(index, data)
     except BadInput as exc:
         return exc.message.split(": ", 1)[-1]
 
 
-def _decode_all(predictor: Predictor, chunk: list[Item]) -> list[np.ndarray | str | None]:
-    """Every item decoded, on :data:`DECODE_THREADS` threads (Pillow decodes without the GIL)."""
-    if len(chunk) < 2 * DECODE_THREADS or isinstance(chunk[0][2], np.ndarray):
-        return [_decode(predictor, item) for item in chunk]
-    with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        return list(pool.map(lambda item: _decode(predictor, item), chunk))
+def _png_at_size(predictor: Predictor, data: bytes) -> np.ndarray | None:
+    """A PNG already in the model's channels (8-bit) and size, for a built-in's model: decoded
+    straight to its pixels, the same as :meth:`Predictor.image_to_chw` gives, without its size
+    guards (the header's size is the model's) or conversions. None: that general path decides,
+    and names what is wrong with a broken file."""
+    c, h, w = predictor.shape
+    if predictor.resize is not None or len(data) < 33 or not data.startswith(PNG_MAGIC):
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if data[12:16] != b"IHDR" or (height, width, depth) != (h, w, 8):
+        return None
+    if colour != PNG_COLOUR_TYPE.get(c):
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG",)) as img:
+            if img.mode != PNG_MODE[c] or img.size != (w, h):
+                return None
+            pixels = np.asarray(img, dtype=np.uint8)
+    except Exception:  # a broken file: the general path names it
+        return None
+    return pixels.reshape(h, w, c).transpose(2, 0, 1)
+
+
+def _decode_async(
+    pool: ThreadPoolExecutor, predictor: Predictor, chunk: list[Item]
+) -> list[Future[list[Decoded]]]:
+    """The chunk's items decoded on the pool, :data:`DECODE_TASK` at a time."""
+
+    def decode(part: list[Item]) -> list[Decoded]:
+        return [decode_item(predictor, item) for item in part]
+
+    return [
+        pool.submit(decode, chunk[at : at + DECODE_TASK])
+        for at in range(0, len(chunk), DECODE_TASK)
+    ]
 
 
 def check_dataset_images(

@@ -1,8 +1,9 @@
 """The one way evaluations, comparisons and batch predictions read labelled data.
 
-``ref`` names a set of labelled images: today a built-in dataset, meaning its test split. Every
-reader of evaluation data goes through :func:`load_labelled`, so another kind of set (a user's
-uploaded version, ``NAME@V``) is added here and nowhere else.
+``ref`` names a set of labelled images: a built-in dataset or a user's uploaded version
+(``NAME@V``, pinned at submit and put in scope by whoever reads it:
+:func:`cnnlab.datasets.catalog.uploads_in_scope`), meaning its test split. Every reader of
+evaluation data goes through :func:`load_labelled`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from cnnlab.datasets.catalog import DATASETS, cache_key, get_meta, locate
 from cnnlab.engine.splits import train_val_indices
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, SpecError
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
 
@@ -46,13 +47,17 @@ class LabelledSet:
 
 
 def check_ref(ref: str) -> str:
-    """``ref`` if it names a set this server knows (422 otherwise), before any pixel is read."""
-    if ref not in DATASETS:
+    """``ref`` if it names a set this server knows (a built-in, or an upload in scope; 422
+    otherwise), before any pixel is read."""
+    try:
+        get_meta(ref)
+    except SpecError:
         raise UnknownEvaluationSet(
-            f"dataset: {ref!r} is not a dataset; one of {sorted(DATASETS)} (its test split)",
+            f"dataset: {ref!r} is not a dataset; one of {sorted(DATASETS)} or your uploads "
+            "(NAME or NAME@V), meaning its test split",
             field="dataset",
             choices=sorted(DATASETS),
-        )
+        ) from None
     return ref
 
 
@@ -62,7 +67,7 @@ def class_names(ref: str) -> list[str]:
 
 
 def load_labelled(ref: str, settings: Settings) -> LabelledSet:
-    """The labelled images ``ref`` names: a built-in dataset's test split."""
+    """The labelled images ``ref`` names: a built-in's or an upload's test split."""
     from cnnlab.datasets.loading import load_split
 
     split = load_split(check_ref(ref), train=False, settings=settings)

@@ -32,7 +32,7 @@ later write refused. Sending messages to the workers is the caller's: the API an
 pass an :data:`Enqueue`, so nothing here imports them.
 """
 
-from cnnlab.lifecycle.batches import record_batch_rows, rows_done
+from cnnlab.lifecycle.batches import record_batch_rows, record_progress, rows_done
 from cnnlab.lifecycle.cancel import cancel_job
 from cnnlab.lifecycle.leases import (
     Claim,
@@ -91,6 +91,7 @@ __all__ = [
     "prune_if_due",
     "record_batch_rows",
     "record_epoch",
+    "record_progress",
     "record_receipt",
     "refresh_search",
     "renew_lease",

@@ -1,13 +1,14 @@
-"""What a worker writes while it runs a batch prediction: its result rows, chunk by chunk,
+"""What a worker writes while it scores: a batch prediction's result rows, chunk by chunk,
 under the attempt's fence, so a job taken over (or resumed after a kill) never writes a row
-twice and picks up after the last chunk that committed."""
+twice and picks up after the last chunk that committed; an evaluation's or comparison's
+progress."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.lifecycle.leases import DEFAULT_LEASE_SECONDS, held
@@ -38,12 +39,35 @@ def record_batch_rows(
     )
     if not fenced.rowcount:  # type: ignore[attr-defined]
         return False
-    # One executemany of plain rows: the ORM's per-object bookkeeping costs more than the insert.
+    # One executemany of plain rows on the table itself: the ORM's bulk insert spends more per
+    # row in its bookkeeping than the insert costs.
     session.execute(
-        insert(BatchPredictionRow),
+        insert(BATCH_ROWS),
         [{**_EMPTY_ROW, **row, "job_id": job_id} for row in rows],
     )
     return True
 
 
+def record_progress(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    done: int,
+    total: int,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> bool:
+    """Images scored so far of ``total``, and the lease renewed, only while this attempt holds
+    the job (False: taken over)."""
+    written = session.execute(
+        update(Job)
+        .where(held(job_id, attempt))
+        .values(
+            progress={"done": done, "total": total},
+            lease_expires_at=utcnow() + timedelta(seconds=lease_seconds),
+        )
+    )
+    return bool(written.rowcount)  # type: ignore[attr-defined]
+
+
+BATCH_ROWS = cast(Table, BatchPredictionRow.__table__)
 _EMPTY_ROW = {"class_name": None, "probability": None, "top_k": None, "error": None}

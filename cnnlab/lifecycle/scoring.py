@@ -8,11 +8,12 @@ classes and image shape are checked against the version's signature before anyth
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cnnlab.datasets.catalog import get_meta
+from cnnlab.datasets.catalog import get_meta, uploads_in_scope
 from cnnlab.datasets.signature import check_images
 from cnnlab.engine.evaluation_data import check_ref
 from cnnlab.lifecycle.scoring_specs import (
@@ -21,6 +22,7 @@ from cnnlab.lifecycle.scoring_specs import (
     add_scoring_job,
     check_dataset,
     comparison_spec,
+    pin_dataset,
     resolve_version,
 )
 from cnnlab.lifecycle.submit import Enqueue, send_after_commit
@@ -44,7 +46,9 @@ def submit_evaluation(
     """Score one version of ``name`` on ``dataset``'s labelled images."""
     model_id = registry.model_id_of(session, owner_id, name)
     version, signature = resolve_version(session, owner_id, name, ref)
-    check_dataset(signature, dataset)
+    dataset, metas = pin_dataset(session, owner_id, dataset)
+    with uploads_in_scope(metas):
+        check_dataset(signature, dataset)
     spec = {"model": name, **version, "dataset": dataset, "device": DEVICE}
     return _add(session, owner_id, "evaluate", model_id, spec, enqueue, max_active)
 
@@ -74,30 +78,36 @@ def submit_batch_prediction(
     ref: dict[str, Any],
     *,
     dataset: str | None = None,
-    archive: bytes | None = None,
+    archive: tuple[Path, str] | None = None,
     top_k: int = 5,
     settings: Settings,
     enqueue: Enqueue | None,
     max_active: int | None = None,
 ) -> Job:
-    """Predict every image of ``archive`` (the bytes of a zip or tar) or of ``dataset``."""
+    """Predict every image of ``archive`` (a zip or tar file and its sha256, stored as the
+    job's input and counted in the owner's storage until the job ends) or of ``dataset``."""
 
     if (dataset is None) == (archive is None):
         raise registry.InvalidInput("dataset", "give an archive of images or a dataset, not both")
     if not 1 <= top_k <= MAX_TOP_K:
         raise registry.InvalidInput("top_k", f"from 1 to {MAX_TOP_K}")
-    check_storage(session, owner_id, settings)
+    size = archive[0].stat().st_size if archive is not None else 0
+    check_storage(
+        session, owner_id, settings, adding=size, writing="batch archive" if size else None
+    )
     model_id = registry.model_id_of(session, owner_id, name)
     version, signature = resolve_version(session, owner_id, name, ref)
-    if dataset is not None and signature is not None:
-        check_images(signature, get_meta(check_ref(dataset)).shape, f"dataset {dataset!r}")
-    source: dict[str, Any] = (
-        {"dataset": dataset} if dataset else {"archive_bytes": len(archive or b"")}
-    )
+    if dataset is not None:
+        dataset, metas = pin_dataset(session, owner_id, dataset)
+        with uploads_in_scope(metas):
+            check_ref(dataset)
+            if signature is not None:
+                check_images(signature, get_meta(dataset).shape, f"dataset {dataset!r}")
+    source: dict[str, Any] = {"dataset": dataset} if dataset else {"archive_bytes": size}
     spec = {"model": name, **version, **source, "top_k": top_k, "device": DEVICE}
     job = _add(session, owner_id, "batch_predict", model_id, spec, enqueue, max_active)
     if archive is not None:
-        add_input(session, job.id, archive)
+        add_input(session, job.id, *archive)
     return job
 
 

@@ -10,11 +10,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cnnlab.datasets.catalog import get_meta
+from cnnlab.datasets.catalog import DATASETS, get_meta, uploads_in_scope
 from cnnlab.datasets.signature import check_images, label_map
 from cnnlab.engine.evaluation_data import check_ref, class_names
 from cnnlab.lifecycle import quota
+from cnnlab.lifecycle.datasets import meta_of
 from cnnlab.status import JobStatus
+from cnnlab.store import datasets
 from cnnlab.store import model_versions as registry
 from cnnlab.store.tables import Job
 
@@ -46,8 +48,19 @@ def resolve_version(
     return record, registry.signature_of(session, found.version_id)
 
 
+def pin_dataset(session: Session, owner_id: int, dataset: str) -> tuple[str, dict[str, Any]]:
+    """``dataset`` as the job's spec records it: a built-in as it is, an upload of the owner's
+    pinned to ``NAME@V`` (a queued job scores the version it was checked against); and the
+    metas to put in scope while checking it (:func:`uploads_in_scope`)."""
+    if dataset in DATASETS:
+        return dataset, {}
+    resolved = datasets.resolve(session, owner_id, dataset)
+    return resolved.ref, {resolved.ref: meta_of(resolved.ref, resolved.version)}
+
+
 def check_dataset(signature: dict[str, Any] | None, dataset: str) -> None:
-    """The set's classes must be the model's (a subset is fine) and its images its shape."""
+    """The set's classes must be the model's (a subset is fine) and its images its shape (an
+    upload's meta in scope)."""
 
     check_ref(dataset)
     if signature is None:
@@ -88,8 +101,10 @@ def comparison_spec(
     model_id = registry.model_id_of(session, owner_id, name)
     a_version, a_signature = resolve_version(session, owner_id, name, a)
     b_version, b_signature = resolve_version(session, owner_id, name, b)
-    check_dataset(a_signature, dataset)
-    check_dataset(b_signature, dataset)
+    dataset, metas = pin_dataset(session, owner_id, dataset)
+    with uploads_in_scope(metas):
+        check_dataset(a_signature, dataset)
+        check_dataset(b_signature, dataset)
     spec = {"model": name, "a": a_version, "b": b_version, "dataset": dataset, "device": DEVICE}
     if promote is not None:
         spec["promote"] = promote

@@ -12,6 +12,7 @@ from cnnlab.lifecycle.ranking import best_trial
 from cnnlab.lifecycle.views import job_view, search_view
 from cnnlab.lifecycle.winners import register_winner
 from cnnlab.status import ENDED, JobStatus, SearchStatus
+from cnnlab.store.job_inputs import drop_input
 from cnnlab.store.tables import Job, Search, utcnow
 from cnnlab.webhooks import outbox
 
@@ -48,6 +49,7 @@ def move(
         return False
     if JobStatus(to).ended:
         outbox.job_ended(session, job_id, JobStatus(to), job_view)  # in this transaction
+        drop_input(session, job_id)  # a batch's archive: read by now, or never to be
     if search_id is not None:
         refresh_search(session, search_id)
     return True

@@ -33,6 +33,7 @@ from cnnlab.store.tables import (
     BlobChunk,
     Dataset,
     DatasetVersion,
+    JobInput,
     new_id,
     utcnow,
 )
@@ -135,9 +136,12 @@ def write_blob(session: Session, checksum: str, out: IO[bytes]) -> int:
 
 
 def delete_unused_blobs(session: Session, checksums: set[str]) -> None:
-    """Remove those of ``checksums`` no version refers to any more (as archive or decoded)."""
+    """Remove those of ``checksums`` no version refers to any more (as archive or decoded), nor
+    a job's input (a batch prediction's archive)."""
     for checksum in checksums:
         used = session.scalar(
+            select(func.count()).select_from(JobInput).where(JobInput.checksum == checksum)
+        ) or session.scalar(
             select(func.count())
             .select_from(DatasetVersion)
             .where(

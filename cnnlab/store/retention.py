@@ -22,6 +22,7 @@ from cnnlab.settings import Settings
 from cnnlab.status import ENDED, SearchStatus
 from cnnlab.store import datasets
 from cnnlab.store.errors import Conflict, NotFound
+from cnnlab.store.job_inputs import input_bytes_of
 from cnnlab.store.jobs import get_job
 from cnnlab.store.tables import (
     Checkpoint,
@@ -59,10 +60,11 @@ class StorageUsage:
     checkpoint_bytes: int
     model_bytes: int
     dataset_bytes: int = 0  # uploaded archives and their decoded tensors
+    input_bytes: int = 0  # archives of batch predictions that have not ended
 
     @property
     def used_bytes(self) -> int:
-        return self.checkpoint_bytes + self.model_bytes + self.dataset_bytes
+        return self.checkpoint_bytes + self.model_bytes + self.dataset_bytes + self.input_bytes
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def _checkpoint_bytes(session: Session, job_ids: object) -> int:
 
 def storage_used(session: Session, owner_id: int) -> StorageUsage:
     """The owner's stored bytes: checkpoints (the length of each blob, not its contents, is
-    read), model versions (their recorded size) and uploaded datasets (theirs)."""
+    read), model versions (their recorded size), uploaded datasets (theirs) and the archives of
+    batch predictions not ended yet."""
     owned_jobs = select(Job.id).where(Job.owner_id == owner_id).scalar_subquery()
     models = select(func.coalesce(func.sum(ModelVersion.size_bytes), 0)).where(
         ModelVersion.model_id.in_(
@@ -96,6 +99,7 @@ def storage_used(session: Session, owner_id: int) -> StorageUsage:
         checkpoint_bytes=_checkpoint_bytes(session, owned_jobs),
         model_bytes=int(session.scalar(models) or 0),
         dataset_bytes=datasets.stored_bytes(session, owner_id),
+        input_bytes=input_bytes_of(session, owner_id),
     )
 
 

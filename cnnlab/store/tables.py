@@ -205,6 +205,8 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None]
     # The receipt: versions, device, dataset and seed, written when a worker starts it.
     environment: Mapped[dict[str, Any] | None]
+    # An evaluation's or comparison's images scored so far, while it runs: {"done", "total"}.
+    progress: Mapped[dict[str, Any] | None]
     # The inputs its model takes and the classes it answers (a train job's, from its dataset).
     signature: Mapped[dict[str, Any] | None]
     # The owner's words for it: set at submit, editable (PATCH /v1/jobs/{id}).
@@ -247,12 +249,15 @@ class JobTag(Base):
 
 class JobInput(Base):
     """The input a job was given as bytes (a batch prediction's archive of images), so a worker
-    on any machine can read it."""
+    on any machine can read it: a blob (``checksum``), kept until the job ends, and counted in
+    its owner's storage meanwhile."""
 
     __tablename__ = "job_inputs"
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    checksum: Mapped[str | None] = mapped_column(String(64))  # sha256, hex
+    # Inputs stored before blobs: the bytes themselves.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

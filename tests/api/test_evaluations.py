@@ -4,8 +4,10 @@ task in this process (worker processes run it in tests/faults)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import uuid
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -260,6 +262,16 @@ def test_not_an_archive_is_refused(client: ApiClient, alice: Caller, model: str)
     assert r.status_code == 422 and r.json()["detail"]["type"] == "invalid_archive"
 
 
+def test_a_hostile_archive_refuses_the_batch(client: ApiClient, alice: Caller, model: str) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("images/000.png", _archive(1, bad=False))
+        zf.writestr("../../etc/cron.d/x.png", b"x")
+    r = _post_archive(client, alice, model, buf.getvalue())
+    assert r.status_code == 422 and r.json()["detail"]["type"] == "invalid_archive"
+    assert "climbs out" in r.json()["detail"]["message"]
+
+
 def test_evaluations_are_not_listed_as_training_jobs(
     client: ApiClient, alice: Caller, model: str
 ) -> None:
@@ -398,3 +410,206 @@ def test_an_archive_larger_than_the_apps_body_limit_is_taken(
     r = _post_archive(client, alice, model, data)
     assert r.status_code == 202, r.text
     assert r.json()["spec"]["archive_bytes"] == len(data)
+
+
+def _events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def test_a_comparisons_progress_is_written_as_it_runs_and_streamed(
+    client: ApiClient, alice: Caller, bob: Caller, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnnlab import lifecycle
+    from worker import scoring
+
+    written: list[tuple[int, int]] = []
+    record = lifecycle.record_progress
+
+    def spy(session: Any, job_id: str, attempt: int, done: int, total: int, *a: Any) -> bool:
+        written.append((done, total))
+        return record(session, job_id, attempt, done, total, *a)
+
+    monkeypatch.setattr(lifecycle, "record_progress", spy)
+    monkeypatch.setattr(scoring, "PROGRESS_S", 0.0)
+    body = {"a": 1, "b": 1, "dataset": "mnist"}
+    job = client.post(f"/v1/models/{model}/comparisons", json=body, headers=alice.headers).json()
+    assert job["progress"] is None
+    _run(job)
+    # Each model's images (50 in the test split), the first model's done half-way.
+    assert written == [(50, 100), (100, 100)]
+    got = client.get(f"/v1/comparisons/{job['id']}", headers=alice.headers).json()
+    assert got["progress"] == {"done": 100, "total": 100}
+    r = client.get(f"/v1/comparisons/{job['id']}/events", headers=alice.headers)
+    assert r.status_code == 200
+    events = _events(r.text)
+    assert [name for name, _ in events] == ["progress", "status"]
+    assert events[0][1] == {"done": 100, "total": 100} and events[1][1]["status"] == "succeeded"
+    assert client.get(f"/v1/comparisons/{job['id']}/events", headers=bob.headers).status_code == 404
+    evaluation = f"/v1/evaluations/{job['id']}/events"  # a comparison is not an evaluation
+    assert client.get(evaluation, headers=alice.headers).status_code == 404
+
+
+def test_an_evaluations_progress_events_follow_its_writes() -> None:
+    from api.routes.events import Position, scoring_frames
+
+    running = {"status": "running", "progress": {"done": 1000, "total": 3000}}
+    frames, position = scoring_frames(running, Position())
+    assert [f.split("\n")[1] for f in frames] == ["event: status", "event: progress"]
+    assert scoring_frames(running, position)[0] == []  # nothing new
+    later = {**running, "progress": {"done": 2000, "total": 3000}}
+    frames, position = scoring_frames(later, position)
+    assert len(frames) == 1 and '"done": 2000' in frames[0] and position.id == "2000-running"
+
+
+def _uploaded(
+    client: ApiClient, caller: Caller, tmp_path: Path, names: tuple[str, ...], name: str = "parts"
+) -> dict[str, Any]:
+    """A ready upload of real images in class folders ``names``, 28×28 like the model's input."""
+    from tests.utils.image_archives import make_zip, write_class_folders
+    from worker.datasets import run_ingest
+
+    folder = write_class_folders(tmp_path / name, per_class=10, classes=range(3), names=names)
+    r = client.post(
+        "/v1/datasets",
+        params={"name": name, "image_size": 28},
+        content=make_zip(folder).read_bytes(),
+        headers={**caller.headers, "Content-Type": "application/zip"},
+    )
+    assert r.status_code == 202, r.text
+    with session_scope() as s:
+        from cnnlab.store.tables import DatasetVersion
+
+        version_id = s.scalars(
+            select(DatasetVersion.id).where(DatasetVersion.checksum == r.json()["checksum"])
+        ).first()
+    assert version_id is not None
+    run_ingest(version_id, "w/1")
+    got = client.get(f"/v1/datasets/{name}/versions/1", headers=caller.headers).json()
+    assert got["status"] == "ready", got
+    return dict(got)
+
+
+def test_an_uploaded_versions_test_split_is_evaluated_compared_and_predicted(
+    client: ApiClient, alice: Caller, bob: Caller, model: str, tmp_path: Path
+) -> None:
+    version = _uploaded(client, alice, tmp_path, ("0", "1", "2"))  # a subset of the digits
+    tested = int(version["counts"]["test"])
+    assert tested > 0
+    r = client.post(
+        f"/v1/models/{model}/evaluations",
+        json={"version": 1, "dataset": "parts"},
+        headers=alice.headers,
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["spec"]["dataset"] == "parts@1"  # pinned at submit
+    _run(r.json())
+    got = client.get(f"/v1/evaluations/{r.json()['id']}", headers=alice.headers).json()
+    assert got["status"] == "succeeded", got
+    assert got["result"]["count"] == tested and got["result"]["dataset"] == "parts@1"
+    assert got["progress"] == {"done": tested, "total": tested}
+    assert sum(map(sum, got["result"]["confusion"]["matrix"])) == tested
+    body = {"a": 1, "b": 1, "dataset": "parts@1"}
+    r = client.post(f"/v1/models/{model}/comparisons", json=body, headers=alice.headers)
+    assert r.status_code == 202, r.text
+    _run(r.json())
+    got = client.get(f"/v1/comparisons/{r.json()['id']}", headers=alice.headers).json()
+    assert got["status"] == "succeeded" and got["result"]["a"]["count"] == tested, got
+    r = client.post(
+        f"/v1/models/{model}/batch-predictions", json={"dataset": "parts"}, headers=alice.headers
+    )
+    assert r.status_code == 202, r.text
+    _run(r.json())
+    got = client.get(f"/v1/batch-predictions/{r.json()['id']}", headers=alice.headers).json()
+    assert got["status"] == "succeeded" and got["result"]["count"] == tested, got
+    # Bob has no dataset of that name: his model is not even asked.
+    r = client.post(
+        f"/v1/models/{model}/evaluations",
+        json={"version": 1, "dataset": "parts"},
+        headers=bob.headers,
+    )
+    assert r.status_code == 404  # Alice's model and Alice's dataset: neither is his
+
+
+def test_an_upload_whose_classes_the_model_lacks_is_refused_naming_them(
+    client: ApiClient, alice: Caller, model: str, tmp_path: Path
+) -> None:
+    _uploaded(client, alice, tmp_path, ("0", "cat", "dog"), name="pets")
+    for path, body in (
+        ("evaluations", {"version": 1, "dataset": "pets"}),
+        ("comparisons", {"a": 1, "b": 1, "dataset": "pets@1"}),
+    ):
+        r = client.post(f"/v1/models/{model}/{path}", json=body, headers=alice.headers)
+        assert r.status_code == 422, r.text
+        assert "cat" in r.json()["detail"]["message"] and "dog" in r.json()["detail"]["message"]
+    r = client.post(
+        f"/v1/models/{model}/evaluations",
+        json={"version": 1, "dataset": "pets@2"},
+        headers=alice.headers,
+    )
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset"
+
+
+def test_another_users_upload_is_not_found_for_scoring(
+    client: ApiClient, alice: Caller, bob: Caller, model: str, db_url: str,
+    trained: TrainedModel, tmp_path: Path,
+) -> None:  # fmt: skip
+    _uploaded(client, alice, tmp_path, ("0", "1", "2"))
+    _register(client, bob, db_url, trained, "bobs")  # Bob's own model, Alice's dataset's name
+    r = client.post(
+        "/v1/models/bobs/evaluations", json={"version": 1, "dataset": "parts"}, headers=bob.headers
+    )
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "dataset", r.text
+    assert "unknown dataset" in r.json()["detail"]["message"]
+
+
+def test_a_batch_archive_counts_in_storage_until_its_job_ends(
+    client: ApiClient, alice: Caller, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.main import create_app
+    from cnnlab.settings import get_settings
+    from cnnlab.store.tables import Blob, JobInput
+
+    buf = io.BytesIO(_archive(10, bad=False))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.comment = uuid.uuid4().hex.encode()  # bytes of its own: blobs are shared by content
+    data = buf.getvalue()
+    checksum = hashlib.sha256(data).hexdigest()
+
+    def storage(c: ApiClient) -> dict[str, Any]:
+        return dict(c.get("/v1/me", headers=alice.headers).json()["storage"])
+
+    def stored() -> tuple[int, int]:
+        """The archive's inputs and blobs."""
+        with session_scope() as s:
+            inputs = s.scalars(select(JobInput.job_id).where(JobInput.checksum == checksum))
+            blobs = s.scalars(select(Blob.checksum).where(Blob.checksum == checksum))
+            return len(list(inputs)), len(list(blobs))
+
+    used = storage(client)["used_bytes"]
+    monkeypatch.setenv("CNNLAB_MAX_STORAGE_BYTES", str(used + len(data) + 100))
+    get_settings.cache_clear()
+    with ApiClient(create_app()) as limited:
+        first = _post_archive(limited, alice, model, data)
+        assert first.status_code == 202, first.text
+        assert storage(limited)["input_bytes"] == len(data)
+        assert storage(limited)["used_bytes"] == used + len(data)
+        assert stored() == (1, 1)
+        full = _post_archive(limited, alice, model, data)
+        assert full.status_code == 422 and full.json()["detail"]["type"] == "storage_quota"
+        assert stored() == (1, 1)  # the refused one left nothing
+        cancel = limited.post(
+            f"/v1/batch-predictions/{first.json()['id']}/cancel", headers=alice.headers
+        )
+        assert cancel.status_code == 202 and cancel.json()["status"] == "cancelled"
+        assert stored() == (0, 0) and storage(limited)["used_bytes"] == used
+        second = _post_archive(limited, alice, model, data)
+        assert second.status_code == 202, second.text
+        _run(second.json())
+        got = limited.get(f"/v1/batch-predictions/{second.json()['id']}", headers=alice.headers)
+        assert got.json()["status"] == "succeeded" and got.json()["result"]["count"] == 10
+        assert stored() == (0, 0) and storage(limited)["input_bytes"] == 0

@@ -23,6 +23,7 @@ def test_me_counts_storage_and_active_jobs(
             "checkpoint_bytes": 0,
             "model_bytes": 0,
             "dataset_bytes": 0,
+            "input_bytes": 0,
             "limit_bytes": get_settings().max_storage_bytes,
         },
         "active_jobs": {"count": 0, "limit": ApiSettings().max_active_jobs},

@@ -3,6 +3,7 @@ after the last chunk that committed and no input gets two rows; cancelled mid-wa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -61,10 +62,13 @@ def _model() -> str:
     return "batch"
 
 
-def _batch(name: str, data: bytes) -> str:
+def _batch(name: str, data: bytes, folder: Path) -> str:
+    path = folder / "batch.zip"
+    path.write_bytes(data)
+    archive = (path, hashlib.sha256(data).hexdigest())
     with session_scope() as s:
         job = lifecycle.submit_batch_prediction(
-            s, owner(), name, {"version": 1}, archive=data, settings=get_settings(),
+            s, owner(), name, {"version": 1}, archive=archive, settings=get_settings(),
             enqueue=enqueue_job,
         )  # fmt: skip
         return job.id
@@ -81,7 +85,7 @@ def test_a_killed_batch_resumes_without_duplicate_rows(mnist_home: Path, tmp_pat
     data = _archive(IMAGES)
     with workers(tmp_path, 1, worker_env(CNNLAB_BATCH_CHUNK="8")) as (worker,):
         name = _model()
-        job_id = _batch(name, data)
+        job_id = _batch(name, data, tmp_path)
         _midway(job_id)
         killed = row(job_id)
         os.kill(killed.pid, signal.SIGKILL)
@@ -100,7 +104,7 @@ def test_a_running_batch_is_cancelled(mnist_home: Path, tmp_path: Path) -> None:
     data = _archive(IMAGES)
     with workers(tmp_path, 1, worker_env(CNNLAB_BATCH_CHUNK="1")):
         name = _model()
-        job_id = _batch(name, data)
+        job_id = _batch(name, data, tmp_path)
         _midway(job_id)
         with session_scope() as s:
             lifecycle.cancel_job(s, owner(), job_id)
