@@ -27,7 +27,7 @@ from cnnlab.store import jobs
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JOB_KIND_TRAIN, JobStatus
 from worker.app import TRAIN_TASK
-from worker.leases import Lease, TimeLimit, finish, stop_poller
+from worker.leases import Lease, TimeLimit, stop_poller
 from worker.queue import enqueue_job
 
 if TYPE_CHECKING:
@@ -117,12 +117,19 @@ def pack_size(spec: dict[str, Any]) -> int:
     return settings.pack_trials if device.type == "cuda" or settings.pack_on_cpu else 1
 
 
-def _end(lease: Lease, status: JobStatus, fields: dict[str, Any]) -> JobStatus | None:
-    # A pruned trial was ended by the epoch that pruned it (lifecycle.prune_if_due); its lease
-    # ended with it.
-    if lease.pruned:
-        status = JobStatus.pruned
-    elif lease.lost or not finish(lease.job_id, status, lease.attempt, **fields):
+def _end(lease: Lease, trained: JobStatus, fields: dict[str, Any]) -> JobStatus | None:
+    """Report what happened to the attempt; the lifecycle says how the job ends."""
+    with session_scope() as session:
+        status = lifecycle.end_attempt(
+            session,
+            lease.job_id,
+            lease.attempt,
+            trained,
+            pruned=lease.pruned,
+            lost=lease.lost,
+            **fields,
+        )
+    if status is None:
         logger.warning("job %s was taken over by another worker; this attempt stops", lease.job_id)
         return None
     logger.info("job %s %s", lease.job_id, status)
@@ -300,8 +307,6 @@ def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
 def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -> Outcome:
     """The status a finished training gives its job, and the fields to record with it (its
     test accuracy, its per-class report, where early stopping ended it)."""
-    if lease.pruned:
-        return JobStatus.pruned, {}
     if result.cancelled and limit.reached:
         raise limit.error(result.epochs[-1].epoch if result.epochs else 0)
     if result.cancelled:
