@@ -48,7 +48,8 @@ class Check:
 
 def check_data(settings: Settings) -> list[Check]:
     """Each dataset available (with its sizes), missing (where it was looked for), or damaged."""
-    from cnnlab.datasets.catalog import DATASETS, describe
+    from cnnlab.datasets.catalog import DATASETS
+    from cnnlab.datasets.sizes import describe
 
     checks: list[Check] = []
     for name in DATASETS:
