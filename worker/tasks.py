@@ -212,8 +212,7 @@ def _train_ready(
 ) -> list[Trained]:
     from cnnlab.engine.training import fit
 
-    for lease, spec in zip(leases, specs, strict=True):
-        _record_receipt(lease, spec)
+    receipts = [_record_receipt(lease, spec) for lease, spec in zip(leases, specs, strict=True)]
     # A pack trains its trials in about the time they take one after another, at most.
     limits = [TimeLimit(s, scale=len(specs)) for s in seconds]
     stops = [stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
@@ -226,22 +225,25 @@ def _train_ready(
             should_stop=stops[0],
             resume=resumes[0],
             init=init,
+            environment=receipts[0],
         )
         if alone.warm_start is not None:
             logger.info("job %s started from %s", leases[0].job_id, alone.warm_start)
-        return [_ended(leases[0], limits[0], alone, specs[0])]
+        return [_ended(leases[0], limits[0], alone)]
 
     from cnnlab.engine.packed import PackedTrial, fit_packed
 
     trials = [
-        PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
-        for spec, lease, stop, resume in zip(specs, leases, stops, resumes, strict=True)
+        PackedTrial(spec, _on_epoch(lease), stop, resume, receipt)
+        for spec, lease, stop, resume, receipt in zip(
+            specs, leases, stops, resumes, receipts, strict=True
+        )
     ]
     outcomes: list[Trained] = []
-    for lease, limit, spec, result in zip(leases, limits, specs, fit_packed(trials), strict=True):
+    for lease, limit, result in zip(leases, limits, fit_packed(trials), strict=True):
         try:
             outcomes.append(
-                result if isinstance(result, CnnlabError) else _ended(lease, limit, result, spec)
+                result if isinstance(result, CnnlabError) else _ended(lease, limit, result)
             )
         except CnnlabError as exc:
             outcomes.append(exc)
@@ -304,7 +306,7 @@ def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     return on_epoch
 
 
-def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -> Outcome:
+def _ended(lease: Lease, limit: TimeLimit, result: FitResult) -> Outcome:
     """The status a finished training gives its job, and the fields to record with it (its
     test accuracy, its per-class report, where early stopping ended it)."""
     if result.cancelled and limit.reached:
@@ -313,7 +315,7 @@ def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -
         return JobStatus.cancelled, {}
     fields: dict[str, Any] = {
         "test_accuracy": result.test_accuracy,
-        "result": _report(lease.job_id, spec, result),
+        "result": _report(lease.job_id, result),
     }
     if result.stopped_early_at is not None:
         logger.info("job %s stopped early at epoch %d", lease.job_id, result.stopped_early_at)
@@ -321,35 +323,36 @@ def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -
     return JobStatus.succeeded, fields
 
 
-def _record_receipt(lease: Lease, spec: TrainSpec) -> None:
-    """The job's receipt and its model's signature, written as the attempt starts."""
+def _record_receipt(lease: Lease, spec: TrainSpec) -> dict[str, Any] | None:
+    """The job's receipt and its model's signature, written as the attempt starts; the receipt
+    is handed on to training, which keeps it in the checkpoints."""
     from cnnlab.datasets.catalog import get_meta
     from cnnlab.datasets.signature import of_meta
     from cnnlab.engine.training import resolve_device, run_receipt
     from cnnlab.settings import get_settings
 
     try:
-        environment = run_receipt(spec, resolve_device(spec.device), get_settings())
+        device = resolve_device(spec.device, deterministic=spec.deterministic)
+        environment = run_receipt(spec, device, get_settings())
         signature = of_meta(get_meta(spec.dataset))
     except CnnlabError:
-        return  # training reports what is wrong
+        return None  # training reports what is wrong
     with session_scope() as session:
         lifecycle.record_receipt(session, lease.job_id, lease.attempt, environment, signature)
+    return environment
 
 
-def _report(job_id: str, spec: TrainSpec, result: FitResult) -> dict[str, Any] | None:
+def _report(job_id: str, result: FitResult) -> dict[str, Any] | None:
     """Per-class metrics and confusion of the best weights on the validation and test images
-    (:func:`cnnlab.engine.evaluation.job_report`); None, with a warning, if they fail."""
+    training evaluated them on (:func:`cnnlab.engine.evaluation.job_report`); None, with a
+    warning, if they fail."""
     from cnnlab.engine.evaluation import job_report
-    from cnnlab.engine.evaluation_data import load_labelled, validation_set
-    from cnnlab.engine.training import resolve_device
-    from cnnlab.settings import get_settings
 
-    settings = get_settings()
+    if result.evaluated is None:
+        return None
+    val, test = result.evaluated.validation, result.evaluated.test
     try:
-        val = validation_set(spec, settings)
-        test = load_labelled(spec.dataset, settings) if result.test_accuracy is not None else None
-        return job_report(result.best_checkpoint, val, test, resolve_device(spec.device))
+        return job_report(result.best_checkpoint, val, test, val.images.device)
     except Exception:
         logger.warning("job %s: its per-class report could not be made", job_id, exc_info=True)
         return None
