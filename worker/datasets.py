@@ -20,9 +20,13 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from celery import shared_task
 
 from cnnlab.datasets.catalog import DATASETS, DatasetMeta
+from cnnlab.datasets.ingest import IngestOptions, ingest, save_ingested
+from cnnlab.datasets.loading import decoded_path
+from cnnlab.engine.samples import class_grid_png
 from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import LeaseSettings
 from cnnlab.lifecycle import datasets as lifecycle
@@ -105,8 +109,6 @@ def run_ingest(
 
 
 def _decode(held: lifecycle.IngestClaim, tmp: Path, config: LeaseSettings) -> Ingested:
-    from cnnlab.datasets.ingest import IngestOptions, ingest
-
     archive = tmp / "archive"
     with session_scope() as session, open(archive, "wb") as out:
         store.write_blob(session, held.checksum, out)
@@ -134,9 +136,6 @@ def _decode(held: lifecycle.IngestClaim, tmp: Path, config: LeaseSettings) -> In
 
 def _save(ingested: Ingested, tmp: Path, settings: Settings) -> tuple[Path, str]:
     """The decoded tensors' file, moved into this worker's cache under their sha256."""
-    from cnnlab.datasets.ingest import save_ingested
-    from cnnlab.datasets.loading import decoded_path
-
     staged = tmp / "decoded"
     save_ingested(ingested, staged)
     checksum = store.sha256_file(staged)
@@ -148,10 +147,6 @@ def _save(ingested: Ingested, tmp: Path, settings: Settings) -> tuple[Path, str]
 
 def _samples(ingested: Ingested, tmp: Path) -> tuple[Path, str]:
     """The sample grid (a few training images per class) as a file, and its checksum."""
-    import torch
-
-    from cnnlab.engine.samples import class_grid_png
-
     train = torch.nonzero(ingested.split != 2).flatten()
     png = class_grid_png(ingested.images[train], ingested.labels[train], list(ingested.classes))
     path = tmp / "samples.png"

@@ -1,8 +1,8 @@
 """The training task: a thin adapter between the job rows and :func:`cnnlab.engine.training.fit`.
 
 Every database touch is its own short session through :mod:`cnnlab.lifecycle`; no session is
-held while training and no ORM object leaves one. Torch and the training code are imported when a
-job runs, so importing this module (the worker's parent process does) stays cheap.
+held while training and no ORM object leaves one. The training code is imported with this module:
+the worker's parent process loads it once and its pool processes inherit it.
 
 The message only wakes a worker; the job row decides. The worker claims the job (a queued one, or
 a running one whose lease expired because its worker died), renews the lease while it trains, and
@@ -21,21 +21,29 @@ from typing import TYPE_CHECKING, Any
 from celery import shared_task
 
 from cnnlab import lifecycle
+from cnnlab.datasets.catalog import get_meta, uploads_in_scope
+from cnnlab.datasets.signature import of_meta
+from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.checkpoints import CheckpointDoc
+from cnnlab.engine.evaluation import job_report
+from cnnlab.engine.packed import PackedTrial, fit_packed
+from cnnlab.engine.training import EpochReport, FitResult, fit, resolve_device, run_receipt
 from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import LeaseSettings
+from cnnlab.settings import get_settings
+from cnnlab.spec.budget import checked_time_limit
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JOB_KIND_TRAIN, JobStatus
 from worker.app import TRAIN_TASK
+from worker.datasets import uploaded_datasets
 from worker.leases import Lease, TimeLimit, stop_poller
 from worker.queue import enqueue_job
+from worker.scoring import run_scoring
 
 if TYPE_CHECKING:
     from celery import Task
-
-    from cnnlab.engine.checkpoints import CheckpointDoc
-    from cnnlab.engine.training import EpochReport, FitResult
-    from cnnlab.spec.train import TrainSpec
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +75,6 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
         logger.info("job %s is not claimable (held elsewhere or ended); skipping", job_id)
         return None
     if held.kind != JOB_KIND_TRAIN:
-        from worker.scoring import run_scoring
-
         return run_scoring(job_id, held, worker_id, config)
     claims = [(job_id, held)]
     size = pack_size(held.spec)
@@ -104,9 +110,6 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
 def pack_size(spec: dict[str, Any]) -> int:
     """How many trials this worker trains packed with ``spec``'s: ``CNNLAB_PACK_TRIALS`` on a
     GPU (and on a CPU with ``CNNLAB_PACK_ON_CPU``), else 1."""
-    from cnnlab.engine.training import resolve_device
-    from cnnlab.settings import get_settings
-
     settings = get_settings()
     if settings.pack_trials < 2:
         return 1
@@ -178,10 +181,6 @@ Trained = Outcome | CnnlabError
 
 def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained]:
     """Each job's outcome; a job whose spec fails the budget check now is not trained."""
-    from cnnlab.datasets.catalog import uploads_in_scope
-    from cnnlab.spec.train import TrainSpec
-    from worker.datasets import uploaded_datasets
-
     specs = [TrainSpec.model_validate(d) for d in spec_dicts]
     # A pack's trials share one dataset; an upload's tensors are fetched to this worker first.
     with uploads_in_scope(uploaded_datasets(leases[0].job_id, specs[0].dataset)):
@@ -210,8 +209,6 @@ def _checked(leases: list[Lease], specs: list[TrainSpec]) -> list[Trained]:
 def _train_ready(
     leases: list[Lease], specs: list[TrainSpec], seconds: list[float | None]
 ) -> list[Trained]:
-    from cnnlab.engine.training import fit
-
     receipts = [_record_receipt(lease, spec) for lease, spec in zip(leases, specs, strict=True)]
     # A pack trains its trials in about the time they take one after another, at most.
     limits = [TimeLimit(s, scale=len(specs)) for s in seconds]
@@ -230,8 +227,6 @@ def _train_ready(
         if alone.warm_start is not None:
             logger.info("job %s started from %s", leases[0].job_id, alone.warm_start)
         return [_ended(leases[0], limits[0], alone)]
-
-    from cnnlab.engine.packed import PackedTrial, fit_packed
 
     trials = [
         PackedTrial(spec, _on_epoch(lease), stop, resume, receipt)
@@ -253,8 +248,6 @@ def _train_ready(
 def _init_weights(job_id: str, spec: TrainSpec) -> CheckpointDoc | None:
     """The checkpoint ``spec.init`` names (pinned to a version at submit), read in a short
     session of its own."""
-    from cnnlab.engine import checkpoints as checkpoint
-
     if spec.init is None:
         return None
     with session_scope() as session:
@@ -263,8 +256,6 @@ def _init_weights(job_id: str, spec: TrainSpec) -> CheckpointDoc | None:
 
 
 def _resume(job_id: str) -> CheckpointDoc | None:
-    from cnnlab.engine import checkpoints as checkpoint
-
     with session_scope() as session:
         blob = jobs.resume_checkpoint(session, job_id)
     resume = checkpoint.loads(blob) if blob is not None else None
@@ -276,8 +267,6 @@ def _resume(job_id: str) -> CheckpointDoc | None:
 def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     """Record each epoch under this attempt's fence, then let the search's pruner decide;
     True stops the job's training (taken over, or pruned)."""
-    from cnnlab.engine import checkpoints as checkpoint
-
     job_id = lease.job_id
 
     def on_epoch(report: EpochReport) -> bool:
@@ -326,11 +315,6 @@ def _ended(lease: Lease, limit: TimeLimit, result: FitResult) -> Outcome:
 def _record_receipt(lease: Lease, spec: TrainSpec) -> dict[str, Any] | None:
     """The job's receipt and its model's signature, written as the attempt starts; the receipt
     is handed on to training, which keeps it in the checkpoints."""
-    from cnnlab.datasets.catalog import get_meta
-    from cnnlab.datasets.signature import of_meta
-    from cnnlab.engine.training import resolve_device, run_receipt
-    from cnnlab.settings import get_settings
-
     try:
         device = resolve_device(spec.device, deterministic=spec.deterministic)
         environment = run_receipt(spec, device, get_settings())
@@ -346,8 +330,6 @@ def _report(job_id: str, result: FitResult) -> dict[str, Any] | None:
     """Per-class metrics and confusion of the best weights on the validation and test images
     training evaluated them on (:func:`cnnlab.engine.evaluation.job_report`); None, with a
     warning, if they fail."""
-    from cnnlab.engine.evaluation import job_report
-
     if result.evaluated is None:
         return None
     val, test = result.evaluated.validation, result.evaluated.test
@@ -362,9 +344,6 @@ def _time_limit_seconds(spec: TrainSpec) -> float | CnnlabError | None:
     """How long this attempt may train (:func:`cnnlab.spec.budget.checked_time_limit`; None: no
     limit), or the error that refuses it: the spec is past this server's limits now (a drawn
     trial, a retry, limits lowered since), or its data or model is at fault."""
-    from cnnlab.settings import get_settings
-    from cnnlab.spec.budget import checked_time_limit
-
     try:
         return checked_time_limit(spec, get_settings())
     except CnnlabError as exc:

@@ -15,6 +15,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -26,7 +27,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ApiSettingsDep, Db, DbDep, SettingsDep, UserDep
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.schemas import ErrorResponse, without_pixels
+from api.scoring_plots import mistakes_png, reliability_png
 from cnnlab import lifecycle
+from cnnlab.engine.archives import count_members
 from cnnlab.lifecycle.scoring_specs import version_ref
 from cnnlab.status import JobStatus
 from cnnlab.store import jobs as store
@@ -271,8 +274,6 @@ async def create_batch_prediction(
 async def _receive_archive(request: Request, max_bytes: int, max_files: int) -> bytes:
     """The body streamed to a temporary file (bounded: 413 as soon as it passes ``max_bytes``),
     checked to be an archive of at most ``max_files`` files, then its bytes."""
-    from cnnlab.engine.archives import count_members
-
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -286,7 +287,6 @@ async def _receive_archive(request: Request, max_bytes: int, max_files: int) -> 
         f.flush()
         if size == 0:
             raise InvalidRequest("body", "an archive of images (zip or tar) is expected")
-        from pathlib import Path
 
         path = Path(f.name)
         count = await run_in_threadpool(count_members, path, max_files)
@@ -347,8 +347,6 @@ def _result_of(job: Job, what: str) -> dict[str, Any]:
 )
 async def evaluation_reliability(evaluation_id: str, db: DbDep, user: UserDep) -> Response:
     """Accuracy against confidence, bin by bin, and the expected calibration error."""
-    from api.scoring_plots import reliability_png
-
     result = _result_of(await db.read(_get_evaluation, user.id, evaluation_id), "evaluation")
     png = await run_in_threadpool(reliability_png, result["reliability"], result["ece"])
     return Response(content=png, media_type="image/png")
@@ -361,8 +359,6 @@ async def evaluation_reliability(evaluation_id: str, db: DbDep, user: UserDep) -
 )
 async def evaluation_mistakes(evaluation_id: str, db: DbDep, user: UserDep) -> Response:
     """The most confident wrong predictions, with true and predicted class names."""
-    from api.scoring_plots import mistakes_png
-
     result = _result_of(await db.read(_get_evaluation, user.id, evaluation_id), "evaluation")
     png = await run_in_threadpool(mistakes_png, result.get("mistakes", []))
     return Response(content=png, media_type="image/png")

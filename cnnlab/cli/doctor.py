@@ -9,6 +9,7 @@ status is 1 when any check found a problem. Reads the same settings as the servi
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -261,8 +262,6 @@ def _existing(path: Path) -> Path:
 
 
 def _writable(path: Path) -> bool:
-    import os
-
     target = _existing(path)
     return os.access(target, os.W_OK)
 
