@@ -36,6 +36,7 @@ from cnnlab.store import datasets as store
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import Job
 from worker.app import INGEST_TASK
+from worker.leases import claim_with
 
 if TYPE_CHECKING:
     from celery import Task
@@ -66,14 +67,7 @@ def run_ingest(
     """Claim, decode and finish one version; its final status (None: not ours to do)."""
     config = config or LeaseSettings()
     settings = get_settings()
-    with session_scope() as session:
-        held = lifecycle.claim_ingest(
-            session,
-            version_id,
-            worker_id,
-            lease_seconds=config.lease_seconds,
-            max_attempts=config.max_attempts,
-        )
+    held = claim_with(lifecycle.claim_ingest, version_id, worker_id, config)
     if held is None:
         logger.info("dataset version %s is not claimable; skipping", version_id)
         return None

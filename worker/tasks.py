@@ -38,7 +38,7 @@ from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JOB_KIND_TRAIN, JobStatus
 from worker.app import TRAIN_TASK
 from worker.datasets import uploaded_datasets
-from worker.leases import Lease, TimeLimit, stop_poller
+from worker.leases import Lease, TimeLimit, claim_with, stop_poller
 from worker.queue import enqueue_job
 from worker.scoring import run_scoring
 
@@ -63,14 +63,7 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
     (:func:`pack_size`); returns its final status (None: not ours to run, or taken over by
     another worker while this one ran it)."""
     config = config or LeaseSettings()
-    with session_scope() as session:
-        held = lifecycle.claim(
-            session,
-            job_id,
-            worker_id,
-            lease_seconds=config.lease_seconds,
-            max_attempts=config.max_attempts,
-        )
+    held = claim_with(lifecycle.claim, job_id, worker_id, config)
     if held is None:
         logger.info("job %s is not claimable (held elsewhere or ended); skipping", job_id)
         return None
@@ -79,15 +72,7 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
     claims = [(job_id, held)]
     size = pack_size(held.spec)
     if size > 1:
-        with session_scope() as session:
-            claims += lifecycle.claim_siblings(
-                session,
-                job_id,
-                worker_id,
-                limit=size - 1,
-                lease_seconds=config.lease_seconds,
-                max_attempts=config.max_attempts,
-            )
+        claims += claim_with(lifecycle.claim_siblings, job_id, worker_id, config, limit=size - 1)
     leases = [Lease(claimed, c.attempt, config) for claimed, c in claims]
     for lease in leases:
         logger.info("job %s started on %s (attempt %d)", lease.job_id, worker_id, lease.attempt)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ApiSettingsDep, Db, DbDep, SettingsDep, UserDep
+from api.deps import AliasQuery, ApiSettingsDep, Db, DbDep, SettingsDep, UserDep, VersionQuery
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.schemas import ErrorResponse, without_pixels
 from api.scoring_plots import mistakes_png, reliability_png
@@ -229,8 +229,8 @@ async def create_batch_prediction(
     user: UserDep,
     limits: ApiSettingsDep,
     settings: SettingsDep,
-    alias: Annotated[str | None, Query(description="the alias to use")] = None,
-    version: Annotated[int | None, Query(ge=1, description="the version to use")] = None,
+    alias: AliasQuery = None,
+    version: VersionQuery = None,
     top_k: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> ScoringRead:
     """Predict every image of an archive (zip or tar, streamed as the raw body) or of a dataset
