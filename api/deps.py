@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -101,3 +101,9 @@ async def get_current_user(
 
 
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+MAX_VERSION = 2**31 - 1  # a model version number fits the database's integer
+# Which version of a model a route uses: by alias or by number (neither: the version alias
+# `production` points at, else the newest).
+AliasQuery = Annotated[str | None, Query(description="the alias to use")]
+VersionQuery = Annotated[int | None, Query(ge=1, le=MAX_VERSION, description="the version to use")]

@@ -18,6 +18,8 @@ from typing import Any
 from api.deps import Db
 from api.ratelimit import Overloaded
 from api.settings import ApiSettings
+from cnnlab.engine.checkpoints import loads
+from cnnlab.engine.export import MEDIA_TYPES, SUFFIXES, ExportFormat, export, export_metadata
 from cnnlab.lru import LRU
 from cnnlab.store import model_versions as registry
 
@@ -31,8 +33,6 @@ class ExportedFile:
 
 
 def _checkpoint(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
-    from cnnlab.engine.checkpoints import loads
-
     data = db.call_read(registry.version_data, owner_id, name, version)
     return loads(data)
 
@@ -44,8 +44,6 @@ def _extra(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
 
 def metadata(db: Db, owner_id: int, name: str, version: int) -> dict[str, Any]:
     """What a caller of the exported file needs (the file holds the same in its metadata)."""
-    from cnnlab.engine.export import export_metadata
-
     extra = _extra(db, owner_id, name, version)
     return export_metadata(_checkpoint(db, owner_id, name, version), **extra)
 
@@ -89,8 +87,6 @@ def export_cached(
 
 def export_version(db: Db, owner_id: int, name: str, version: int, fmt: str) -> ExportedFile:
     """The version's model as an ONNX or TorchScript file (seconds of CPU: run it in a thread)."""
-    from cnnlab.engine.export import MEDIA_TYPES, SUFFIXES, ExportFormat, export, export_metadata
-
     kind = ExportFormat(fmt)
     extra = _extra(db, owner_id, name, version)
     ckpt = _checkpoint(db, owner_id, name, version)

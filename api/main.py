@@ -23,6 +23,8 @@ from api.security import SecurityHeaders
 from api.settings import ApiSettings
 from cnnlab import __version__
 from cnnlab.settings import Settings, get_settings
+from cnnlab.spec.train import TrainSpec
+from cnnlab.spec.validate import check_model
 from cnnlab.store.db import dispose_engine
 
 DESCRIPTION = """Train small CNNs on MNIST, Fashion-MNIST and CIFAR-10 as jobs; run grid searches;
@@ -42,8 +44,6 @@ _WARM_MODULES = (
 def _warm_imports() -> None:
     for name in _WARM_MODULES:
         importlib.import_module(name)
-    from cnnlab.spec.train import TrainSpec
-    from cnnlab.spec.validate import check_model
 
     # The first model built on the meta device imports torch._dynamo: seconds otherwise paid by
     # the first submitted job or search.

@@ -23,8 +23,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cnnlab.settings import get_settings
 from cnnlab.store.db import read_scope
 from cnnlab.store.tables import EpochMetric, Job, JobStatus
+from cnnlab.store.workers import live_workers
+from worker.app import QUEUES
+from worker.queue import queue_for
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Requests that matched no route share one label, so scanners cannot add series.
@@ -102,11 +106,6 @@ class ServiceState(Collector):
         )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from cnnlab.settings import get_settings
-        from cnnlab.store.workers import live_workers
-        from worker.app import QUEUES
-        from worker.queue import queue_for
-
         with read_scope(self.database_url) as session:
             counts = dict(
                 session.execute(select(Job.status, func.count()).group_by(Job.status)).all()

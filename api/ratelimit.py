@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
+import redis.asyncio
+
 from cnnlab.errors import CnnlabError
 from cnnlab.lru import LRU
 from cnnlab.settings import Settings
@@ -160,8 +162,6 @@ class RedisTokenBuckets:
             return self.local.take(key)
         try:
             if self._script is None:
-                import redis.asyncio
-
                 self._client = redis.asyncio.Redis.from_url(
                     self.url, socket_timeout=1.0, socket_connect_timeout=1.0
                 )

@@ -32,6 +32,7 @@ from bench.service import (
     _wait_status,
     running_stack,
 )
+from cnnlab.settings import Settings
 from cnnlab.testing.stack import wait_until
 
 IMAGES = 10_000
@@ -68,7 +69,6 @@ def _train_and_register(service: Service, client: httpx.Client) -> None:
 def _pngs(service: Service) -> list[bytes]:
     """Fashion-MNIST's test images as PNG files, as a user would have them on disk."""
     from cnnlab.datasets.loading import load_split
-    from cnnlab.settings import Settings
 
     home = service.stack.env["CNNLAB_HOME"]
     test = load_split("fashion_mnist", train=False, settings=Settings(home=home))

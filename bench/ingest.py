@@ -48,6 +48,9 @@ import numpy as np
 
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import ProcessRun, RunFailed, run_timed
+from cnnlab.architectures.registry import create_architecture
+from cnnlab.spec.train import TrainSpec
+from cnnlab.threads import yield_idle_threads
 
 PER_CLASS = 1000
 CLASSES = 10
@@ -187,17 +190,13 @@ def _epoch_record(epoch: int, seconds: float, images: int, accuracy: float) -> d
 def train_cnnlab(cache: Path, epochs: int, device_name: str, seed: int) -> None:
     """cnnlab's way, as a worker runs it: the ingested uint8 tensors on the device,
     the engine's epoch loop (batches sliced, normalised there, channels-last)."""
-    from cnnlab.threads import yield_idle_threads
-
     yield_idle_threads()  # before torch loads, as cnnlab's processes do
     import torch
 
-    from cnnlab.architectures.registry import create_architecture
     from cnnlab.datasets.ingest import load_ingested
     from cnnlab.datasets.loading import ImageSet
     from cnnlab.engine.loop import Lane, Normalize, Recipe, evaluate, run_epoch
     from cnnlab.engine.training import keep_freed_memory, resolve_device, single_step
-    from cnnlab.spec.train import TrainSpec
 
     keep_freed_memory()
     ingested = load_ingested(cache)
@@ -269,7 +268,6 @@ def train_user_loop(root: Path, cache: Path, epochs: int, device_name: str, seed
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Subset
 
-    from cnnlab.architectures.registry import create_architecture
     from cnnlab.datasets.ingest import load_ingested
 
     ingested = load_ingested(cache)  # only which files are training and which validation

@@ -32,6 +32,9 @@ from typing import Any
 from bench.reference import DEBIAN_FASHION_MNIST, stage_fashion_mnist
 from bench.search import _train_one_after_another, _warm_cache
 from bench.search_bodies import grid_points, train_spec
+from cnnlab.settings import Settings
+from cnnlab.spec.train import TrainSpec
+from cnnlab.threads import yield_idle_threads
 
 LANES = 2
 
@@ -41,15 +44,11 @@ def _fit_all(
 ) -> None:
     """A warm process: import torch, load the cache, wait for the other lanes, then train
     ``specs`` one after another; puts the seconds spent in :func:`fit`."""
-    from cnnlab.threads import yield_idle_threads
-
     yield_idle_threads()
     import torch
 
     from cnnlab.datasets.loading import load_split
     from cnnlab.engine.training import fit
-    from cnnlab.settings import Settings
-    from cnnlab.spec.train import TrainSpec
 
     torch.set_num_threads(threads)
     settings = Settings(home=Path(home), data_dir=Path(data_dir))

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.reference import BATCH_SIZE, DEBIAN_FASHION_MNIST, VAL_SIZE, stage_fashion_mnist
+from cnnlab.settings import Settings
+from cnnlab.spec.train import TrainSpec
 
 LRS = (0.02, 0.05, 0.1, 0.2)
 MOMENTA = (0.0, 0.9)
@@ -29,8 +31,6 @@ DEFAULT_BATCHES = 40  # per trial: 8 trials × 40 = 320 batches a side
 
 
 def specs(device: str) -> list[Any]:
-    from cnnlab.spec.train import TrainSpec
-
     return [
         TrainSpec.model_validate(
             {
@@ -58,7 +58,6 @@ def run(
     from cnnlab.datasets.loading import load_split
     from cnnlab.engine.packed import PackedTrial, can_pack, fit_packed
     from cnnlab.engine.training import FitResult, fit, resolve_device
-    from cnnlab.settings import Settings
 
     trials = specs(device)
     assert can_pack(trials)

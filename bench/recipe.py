@@ -33,6 +33,9 @@ import numpy as np
 from bench.reference import DEBIAN_FASHION_MNIST, IDX_FILES, stage_fashion_mnist
 from bench.runner import ProcessRun, run_timed
 from bench.training import cnnlab_spec
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.settings import Settings
+from cnnlab.spec.train import TrainSpec
 
 PARTS = ("recipe", "warm", "augment")
 
@@ -148,8 +151,6 @@ def _pick(labels: np.ndarray, classes: range, per_class: int | None, seed: int) 
 
 def _warm_start(work: Path, data_dir: Path) -> dict[str, Any]:
     from cnnlab.engine.training import fit
-    from cnnlab.settings import Settings
-    from cnnlab.spec.train import TrainSpec
 
     raw = data_dir / "FashionMNIST" / "raw"
     x_train, y_train, x_test, y_test = (_read_idx(raw / name) for name in IDX_FILES)
@@ -213,8 +214,6 @@ AUGMENT_BATCHES = 20
 
 def _augment_cost(work: Path, data_dir: Path, repeat: int) -> dict[str, Any]:
     from cnnlab.engine.training import fit
-    from cnnlab.settings import Settings
-    from cnnlab.spec.train import TrainSpec
 
     settings = Settings(home=work / "home-augment", data_dir=data_dir)
     # Validation is part of each epoch's time: keep it small, the same on both sides.
@@ -253,13 +252,11 @@ def _step_times(settings: Any) -> dict[str, list[float]]:
     recipe's augmentation and without, alternated step by step."""
     import torch
 
-    from cnnlab.datasets.catalog import get_meta
     from cnnlab.datasets.loading import load_split
     from cnnlab.engine import checkpoints
     from cnnlab.engine.augment import augment, generator
     from cnnlab.engine.loop import Normalize
     from cnnlab.engine.training import make_optimizer
-    from cnnlab.spec.train import TrainSpec
 
     spec = TrainSpec.model_validate({**RECIPE, "device": "cpu"})
     meta = get_meta(spec.dataset)

@@ -51,6 +51,7 @@ from typing import Any
 
 import httpx
 
+from bench import reference
 from bench.reference import DEBIAN_FASHION_MNIST, TRAIN_SIZE, stage_fashion_mnist
 from bench.runner import RunFailed, run_timed
 from bench.search_bodies import (
@@ -70,6 +71,7 @@ from bench.search_bodies import (
 )
 from bench.search_report import _brief, _tag
 from bench.search_stats import SearchRun, asha_verdict, figures, medians, summarize
+from cnnlab.settings import Settings
 from cnnlab.status import ENDED_NAMES
 from cnnlab.testing.procs import WORKER_READY, Proc
 from cnnlab.testing.stack import (
@@ -81,6 +83,7 @@ from cnnlab.testing.stack import (
     started,
     wait_until,
 )
+from worker.commands import default_workers
 
 
 @dataclass
@@ -150,7 +153,6 @@ def run_search(service: Service, body: dict[str, Any]) -> SearchRun:
 def _warm_cache(data_dir: Path, home: Path) -> Path:
     """Decode Fashion-MNIST into ``home``'s tensor cache, as a service's first job would."""
     from cnnlab.datasets.loading import load_split
-    from cnnlab.settings import Settings
 
     settings = Settings(home=home, data_dir=data_dir)
     for train in (True, False):
@@ -320,8 +322,6 @@ def _asha(repeat: int, work: Path, data_dir: Path, cache: Path) -> dict[str, Any
 
 
 def _default_workers() -> int:
-    from worker.commands import default_workers
-
     return default_workers(os.cpu_count() or 1)
 
 
@@ -330,8 +330,6 @@ def notebook_grid(data_dir: Path, epochs: int, device: str) -> None:
     for each point (its lr and batch size), one model after another, then a summary line naming
     the best and the seconds of the test passes the notebook would not run (bench.reference
     tests every model; the notebook tests the best)."""
-    from bench import reference
-
     records: list[dict[str, Any]] = []
     emit = reference._emit
 

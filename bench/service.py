@@ -19,6 +19,7 @@ checkout, as ``python -m bench`` in the repository's root.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import statistics
@@ -180,8 +181,6 @@ def _timed(fn: Callable[[], object], n: int, warmup: int = 5) -> list[float]:
 
 
 def _png(pixels: np.ndarray) -> bytes:
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()

@@ -11,6 +11,7 @@ from celery import Celery
 from kombu import Queue
 
 from cnnlab.settings import EMBEDDED_BROKER, Settings, get_settings
+from worker.broker import EmbeddedTransport, broker_url
 
 TRAIN_TASK = "cnnlab.train_job"
 INGEST_TASK = "cnnlab.ingest_dataset"
@@ -44,8 +45,6 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
     )
     if settings.broker_url == EMBEDDED_BROKER:
-        from worker.broker import EmbeddedTransport, broker_url
-
         app.conf.broker_url = broker_url(settings.home)
         app.conf.broker_transport = EmbeddedTransport
     else:

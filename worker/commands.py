@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from cnnlab.threads import yield_idle_threads
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 # Seconds a stopping worker may spend finishing its job before it is cold-stopped, then killed.
@@ -114,7 +116,6 @@ def default_workers(cores: int) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cnnlab.store.migrate import upgrade
-    from cnnlab.threads import yield_idle_threads
     from worker.process import visible_gpus
 
     cores = os.cpu_count() or 1

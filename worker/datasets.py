@@ -20,9 +20,13 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from celery import shared_task
 
 from cnnlab.datasets.catalog import DATASETS, DatasetMeta
+from cnnlab.datasets.ingest import IngestOptions, ingest, save_ingested
+from cnnlab.datasets.loading import decoded_path
+from cnnlab.engine.samples import class_grid_png
 from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import LeaseSettings
 from cnnlab.lifecycle import datasets as lifecycle
@@ -32,6 +36,7 @@ from cnnlab.store import datasets as store
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import Job
 from worker.app import INGEST_TASK
+from worker.leases import claim_with
 
 if TYPE_CHECKING:
     from celery import Task
@@ -62,14 +67,7 @@ def run_ingest(
     """Claim, decode and finish one version; its final status (None: not ours to do)."""
     config = config or LeaseSettings()
     settings = get_settings()
-    with session_scope() as session:
-        held = lifecycle.claim_ingest(
-            session,
-            version_id,
-            worker_id,
-            lease_seconds=config.lease_seconds,
-            max_attempts=config.max_attempts,
-        )
+    held = claim_with(lifecycle.claim_ingest, version_id, worker_id, config)
     if held is None:
         logger.info("dataset version %s is not claimable; skipping", version_id)
         return None
@@ -107,8 +105,6 @@ def run_ingest(
 def _decode(
     held: lifecycle.IngestClaim, tmp: Path, config: LeaseSettings, settings: Settings
 ) -> Ingested:
-    from cnnlab.datasets.ingest import IngestOptions, ingest
-
     archive = tmp / "archive"
     with session_scope() as session, open(archive, "wb") as out:
         store.write_blob(session, held.checksum, out)
@@ -143,9 +139,6 @@ def _decode(
 
 def _save(ingested: Ingested, tmp: Path, settings: Settings) -> tuple[Path, str]:
     """The decoded tensors' file, moved into this worker's cache under their sha256."""
-    from cnnlab.datasets.ingest import save_ingested
-    from cnnlab.datasets.loading import decoded_path
-
     staged = tmp / "decoded"
     save_ingested(ingested, staged)
     checksum = store.sha256_file(staged)
@@ -157,10 +150,6 @@ def _save(ingested: Ingested, tmp: Path, settings: Settings) -> tuple[Path, str]
 
 def _samples(ingested: Ingested, tmp: Path) -> tuple[Path, str]:
     """The sample grid (a few training images per class) as a file, and its checksum."""
-    import torch
-
-    from cnnlab.engine.samples import class_grid_png
-
     train = torch.nonzero(ingested.split != 2).flatten()
     png = class_grid_png(ingested.images[train], ingested.labels[train], list(ingested.classes))
     path = tmp / "samples.png"

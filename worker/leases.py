@@ -1,6 +1,6 @@
 """A worker's hold on the job it runs: the lease kept alive from a thread, the polls that stop
-training (cancelled, taken over, past its time limit), and the fenced finish. Shared by the
-training task and the scoring tasks."""
+training (cancelled, taken over, past its time limit), the claim and the fenced finish. Shared
+by the training task, the scoring tasks and the dataset task."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from cnnlab import lifecycle
 from cnnlab.errors import TimeLimitExceeded
@@ -99,6 +99,25 @@ def stop_poller(lease: Lease, limit: TimeLimit | None = None) -> Callable[[], bo
         return cancelled or lease.lost or (limit is not None and limit.check())
 
     return should_stop
+
+
+Held = TypeVar("Held")
+
+
+def claim_with(
+    claim: Callable[..., Held], key: str, worker_id: str, config: LeaseSettings, **options: Any
+) -> Held:
+    """What ``claim`` (a lifecycle claim: of a job, of its pack's siblings, of a dataset
+    version) gives ``worker_id`` for ``key`` on ``config``'s lease terms, in a short session."""
+    with session_scope() as session:
+        return claim(
+            session,
+            key,
+            worker_id,
+            lease_seconds=config.lease_seconds,
+            max_attempts=config.max_attempts,
+            **options,
+        )
 
 
 def finish(job_id: str, status: JobStatus, attempt: int, **fields: Any) -> bool:

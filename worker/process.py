@@ -18,11 +18,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from billiard.process import current_process
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from cnnlab.settings import get_settings
+from cnnlab.store.db import dispose_engine
 from cnnlab.threads import yield_idle_threads
 from worker.app import GPU_QUEUE, QUEUES, get_celery
+from worker.heartbeat import Heartbeat, gpu_names
 
 logger = logging.getLogger(__name__)
 
@@ -74,25 +77,20 @@ def plan_worker(
 
 
 def _pool_index() -> int:
-    from billiard.process import current_process
-
     return int(getattr(current_process(), "index", 0) or 0)
 
 
 def _connect_process_hooks(plan: WorkerPlan) -> None:
     def init_process(**_: object) -> None:
-        # Before torch is imported here: the device a process sees is fixed at CUDA init.
+        # Before torch is used here: the device a process sees is fixed at CUDA init. (The
+        # training code is loaded: the parent imported the task modules before forking.)
         if plan.gpus:
             os.environ["CUDA_VISIBLE_DEVICES"] = plan.gpus[_pool_index() % len(plan.gpus)]
-        from cnnlab.store.db import dispose_engine
-
         # A connection pool inherited through fork must not be shared with the parent.
         dispose_engine()
         import torch
 
         torch.set_num_threads(plan.threads)
-        import cnnlab.engine.training  # noqa: F401  (loaded once per process, not on the first job)
-
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES") or "none"
         logger.info("pool process ready: %d torch threads, GPU %s", plan.threads, gpu)
 
@@ -135,8 +133,6 @@ def _connect_webhooks() -> None:
 def _connect_heartbeat(plan: WorkerPlan) -> None:
     """Record this worker in ``workers`` from the main process while it runs (see
     :mod:`worker.heartbeat`); its first beat is written before Celery says it is ready."""
-    from worker.heartbeat import Heartbeat, gpu_names
-
     heartbeat = Heartbeat(plan.queues, gpu_names(sorted(set(plan.gpus))))
 
     def start(**_: object) -> None:

@@ -20,16 +20,29 @@ from typing import TYPE_CHECKING, Any
 
 from cnnlab import lifecycle
 from cnnlab.datasets.catalog import uploads_in_scope
+from cnnlab.datasets.signature import of_checkpoint
+from cnnlab.engine import batch, metrics
+from cnnlab.engine.checkpoints import loads
+from cnnlab.engine.environment import receipt
+from cnnlab.engine.evaluation import Stopped, report, score
+from cnnlab.engine.evaluation_data import load_labelled
+from cnnlab.engine.predict import Predictor
+from cnnlab.engine.training import resolve_device
 from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import Claim, LeaseSettings
+from cnnlab.settings import get_settings
+from cnnlab.store import model_versions as registry
+from cnnlab.store.batch_rows import row_counts
 from cnnlab.store.db import session_scope
-from cnnlab.store.tables import JobStatus
+from cnnlab.store.job_inputs import write_input
+from cnnlab.store.model_versions import data_by_id
+from cnnlab.store.tables import Job, JobStatus
+from worker.datasets import uploaded_datasets
 from worker.leases import Lease, finish, stop_poller
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnlab.engine import batch
     from cnnlab.engine.checkpoints import CheckpointDoc
     from cnnlab.settings import Settings
 
@@ -86,33 +99,23 @@ def _outcome(lease: Lease, held: Claim) -> tuple[JobStatus, dict[str, Any]]:
 def _uploads(job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     """The uploaded dataset version the job scores (its spec's pinned ``NAME@V``), its tensors
     fetched into this worker's cache; {} for a built-in or an archive."""
-    from worker.datasets import uploaded_datasets
 
     dataset = spec.get("dataset")
     return uploaded_datasets(job_id, dataset) if dataset else {}
 
 
 def _checkpoint(version_id: str) -> CheckpointDoc:
-    from cnnlab.engine.checkpoints import loads
-    from cnnlab.store.model_versions import data_by_id
-
     with session_scope() as session:
         data = data_by_id(session, version_id)
     return loads(data)
 
 
 def _settings() -> Settings:
-    from cnnlab.settings import get_settings
-
     return get_settings()
 
 
 def _receipt(lease: Lease, spec: dict[str, Any], ckpt: CheckpointDoc) -> Any:
     """Record the run's receipt and the model's signature; the device it runs on."""
-    from cnnlab.datasets.signature import of_checkpoint
-    from cnnlab.engine.environment import receipt
-    from cnnlab.engine.training import resolve_device
-
     device = resolve_device(str(spec.get("device", "auto")))
     dataset = spec.get("dataset")
     environment = receipt(
@@ -134,9 +137,6 @@ def _receipt(lease: Lease, spec: dict[str, Any], ckpt: CheckpointDoc) -> Any:
 def _scores(
     lease: Lease, ckpt: CheckpointDoc, data: Any, device: Any, progress: Callable[[int], None]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The model's scores on the set; ``progress(images done)`` between batches."""
-    from cnnlab.engine.evaluation import Stopped, score
-
     stop = stop_poller(lease)
     try:
         return score(ckpt, data, device, should_stop=stop, progress=lambda done, _: progress(done))
@@ -170,9 +170,6 @@ def _progress(lease: Lease, total: int, offset: int = 0) -> Callable[[int], None
 
 
 def _evaluate(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
-    from cnnlab.engine.evaluation import report
-    from cnnlab.engine.evaluation_data import load_labelled
-
     ckpt = _checkpoint(spec["version_id"])
     device = _receipt(lease, spec, ckpt)
     data = load_labelled(spec["dataset"], _settings())
@@ -187,9 +184,6 @@ def _evaluate(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compare(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
-    from cnnlab.engine import metrics
-    from cnnlab.engine.evaluation_data import load_labelled
-
     a_ckpt, b_ckpt = _checkpoint(spec["a"]["version_id"]), _checkpoint(spec["b"]["version_id"])
     device = _receipt(lease, spec, b_ckpt)
     data = load_labelled(spec["dataset"], _settings())
@@ -242,9 +236,6 @@ def _compare(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
 
 def _promote(lease: Lease, spec: dict[str, Any]) -> bool:
     """Point the comparison's alias at b, if this attempt still holds the job."""
-    from cnnlab.store import model_versions as registry
-    from cnnlab.store.tables import Job
-
     with session_scope() as session:
         if not lifecycle.holds(session, lease.job_id, lease.attempt):
             return False
@@ -257,11 +248,6 @@ def _promote(lease: Lease, spec: dict[str, Any]) -> bool:
 
 
 def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
-    from cnnlab.engine import batch
-    from cnnlab.engine.evaluation_data import load_labelled
-    from cnnlab.engine.predict import Predictor
-    from cnnlab.store.job_inputs import write_input
-
     timings = batch.Timings()
     ckpt = _checkpoint(spec["version_id"])
     device = _receipt(lease, spec, ckpt)
@@ -287,8 +273,6 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
         rows = batch.scored_chunks(predictor, items, top_k, settings.batch_chunk, timings)
         _write_rows(lease, stop, rows, timings)
     with session_scope() as session:
-        from cnnlab.store.batch_rows import row_counts
-
         total, failed = row_counts(session, lease.job_id)
     logger.info("batch job %s: %s", lease.job_id, timings.line(total - start))
     return {

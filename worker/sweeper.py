@@ -17,6 +17,7 @@ from cnnlab.lifecycle import LeaseSettings, datasets
 from cnnlab.lifecycle.gpu import fail_jobs_without_gpu_worker
 from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
+from worker.app import get_celery
 from worker.periodic import Periodic
 from worker.queue import enqueue_ingest, enqueue_job, queue_for
 
@@ -78,8 +79,6 @@ def _sweep_ingests(config: LeaseSettings) -> None:
 
 def waiting_messages(queue: str) -> int | None:
     """Messages waiting in ``queue`` on the broker (None when the broker cannot say)."""
-    from worker.app import get_celery
-
     try:
         with get_celery().connection_for_read() as conn:
             declared = conn.default_channel.queue_declare(queue=queue, passive=True)

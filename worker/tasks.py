@@ -1,8 +1,8 @@
 """The training task: a thin adapter between the job rows and :func:`cnnlab.engine.training.fit`.
 
 Every database touch is its own short session through :mod:`cnnlab.lifecycle`; no session is
-held while training and no ORM object leaves one. Torch and the training code are imported when a
-job runs, so importing this module (the worker's parent process does) stays cheap.
+held while training and no ORM object leaves one. The training code is imported with this module:
+the worker's parent process loads it once and its pool processes inherit it.
 
 The message only wakes a worker; the job row decides. The worker claims the job (a queued one, or
 a running one whose lease expired because its worker died), renews the lease while it trains, and
@@ -21,21 +21,29 @@ from typing import TYPE_CHECKING, Any
 from celery import shared_task
 
 from cnnlab import lifecycle
+from cnnlab.datasets.catalog import get_meta, uploads_in_scope
+from cnnlab.datasets.signature import of_meta
+from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.checkpoints import CheckpointDoc
+from cnnlab.engine.evaluation import job_report
+from cnnlab.engine.packed import PackedTrial, fit_packed
+from cnnlab.engine.training import EpochReport, FitResult, fit, resolve_device, run_receipt
 from cnnlab.errors import CnnlabError
 from cnnlab.lifecycle import LeaseSettings
+from cnnlab.settings import get_settings
+from cnnlab.spec.budget import checked_time_limit
+from cnnlab.spec.train import TrainSpec
 from cnnlab.store import jobs
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JOB_KIND_TRAIN, JobStatus
 from worker.app import TRAIN_TASK
-from worker.leases import Lease, TimeLimit, finish, stop_poller
+from worker.datasets import uploaded_datasets
+from worker.leases import Lease, TimeLimit, claim_with, stop_poller
 from worker.queue import enqueue_job
+from worker.scoring import run_scoring
 
 if TYPE_CHECKING:
     from celery import Task
-
-    from cnnlab.engine.checkpoints import CheckpointDoc
-    from cnnlab.engine.training import EpochReport, FitResult
-    from cnnlab.spec.train import TrainSpec
 
 logger = logging.getLogger(__name__)
 
@@ -55,33 +63,16 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
     (:func:`pack_size`); returns its final status (None: not ours to run, or taken over by
     another worker while this one ran it)."""
     config = config or LeaseSettings()
-    with session_scope() as session:
-        held = lifecycle.claim(
-            session,
-            job_id,
-            worker_id,
-            lease_seconds=config.lease_seconds,
-            max_attempts=config.max_attempts,
-        )
+    held = claim_with(lifecycle.claim, job_id, worker_id, config)
     if held is None:
         logger.info("job %s is not claimable (held elsewhere or ended); skipping", job_id)
         return None
     if held.kind != JOB_KIND_TRAIN:
-        from worker.scoring import run_scoring
-
         return run_scoring(job_id, held, worker_id, config)
     claims = [(job_id, held)]
     size = pack_size(held.spec)
     if size > 1:
-        with session_scope() as session:
-            claims += lifecycle.claim_siblings(
-                session,
-                job_id,
-                worker_id,
-                limit=size - 1,
-                lease_seconds=config.lease_seconds,
-                max_attempts=config.max_attempts,
-            )
+        claims += claim_with(lifecycle.claim_siblings, job_id, worker_id, config, limit=size - 1)
     leases = [Lease(claimed, c.attempt, config) for claimed, c in claims]
     for lease in leases:
         logger.info("job %s started on %s (attempt %d)", lease.job_id, worker_id, lease.attempt)
@@ -104,9 +95,6 @@ def run_job(job_id: str, worker_id: str, config: LeaseSettings | None = None) ->
 def pack_size(spec: dict[str, Any]) -> int:
     """How many trials this worker trains packed with ``spec``'s: ``CNNLAB_PACK_TRIALS`` on a
     GPU (and on a CPU with ``CNNLAB_PACK_ON_CPU``), else 1."""
-    from cnnlab.engine.training import resolve_device
-    from cnnlab.settings import get_settings
-
     settings = get_settings()
     if settings.pack_trials < 2:
         return 1
@@ -117,12 +105,19 @@ def pack_size(spec: dict[str, Any]) -> int:
     return settings.pack_trials if device.type == "cuda" or settings.pack_on_cpu else 1
 
 
-def _end(lease: Lease, status: JobStatus, fields: dict[str, Any]) -> JobStatus | None:
-    # A pruned trial was ended by the epoch that pruned it (lifecycle.prune_if_due); its lease
-    # ended with it.
-    if lease.pruned:
-        status = JobStatus.pruned
-    elif lease.lost or not finish(lease.job_id, status, lease.attempt, **fields):
+def _end(lease: Lease, trained: JobStatus, fields: dict[str, Any]) -> JobStatus | None:
+    """Report what happened to the attempt; the lifecycle says how the job ends."""
+    with session_scope() as session:
+        status = lifecycle.end_attempt(
+            session,
+            lease.job_id,
+            lease.attempt,
+            trained,
+            pruned=lease.pruned,
+            lost=lease.lost,
+            **fields,
+        )
+    if status is None:
         logger.warning("job %s was taken over by another worker; this attempt stops", lease.job_id)
         return None
     logger.info("job %s %s", lease.job_id, status)
@@ -171,10 +166,6 @@ Trained = Outcome | CnnlabError
 
 def _train(leases: list[Lease], spec_dicts: list[dict[str, Any]]) -> list[Trained]:
     """Each job's outcome; a job whose spec fails the budget check now is not trained."""
-    from cnnlab.datasets.catalog import uploads_in_scope
-    from cnnlab.spec.train import TrainSpec
-    from worker.datasets import uploaded_datasets
-
     specs = [TrainSpec.model_validate(d) for d in spec_dicts]
     # A pack's trials share one dataset; an upload's tensors are fetched to this worker first.
     with uploads_in_scope(uploaded_datasets(leases[0].job_id, specs[0].dataset)):
@@ -203,10 +194,7 @@ def _checked(leases: list[Lease], specs: list[TrainSpec]) -> list[Trained]:
 def _train_ready(
     leases: list[Lease], specs: list[TrainSpec], seconds: list[float | None]
 ) -> list[Trained]:
-    from cnnlab.engine.training import fit
-
-    for lease, spec in zip(leases, specs, strict=True):
-        _record_receipt(lease, spec)
+    receipts = [_record_receipt(lease, spec) for lease, spec in zip(leases, specs, strict=True)]
     # A pack trains its trials in about the time they take one after another, at most.
     limits = [TimeLimit(s, scale=len(specs)) for s in seconds]
     stops = [stop_poller(lease, limit) for lease, limit in zip(leases, limits, strict=True)]
@@ -219,22 +207,23 @@ def _train_ready(
             should_stop=stops[0],
             resume=resumes[0],
             init=init,
+            environment=receipts[0],
         )
         if alone.warm_start is not None:
             logger.info("job %s started from %s", leases[0].job_id, alone.warm_start)
-        return [_ended(leases[0], limits[0], alone, specs[0])]
-
-    from cnnlab.engine.packed import PackedTrial, fit_packed
+        return [_ended(leases[0], limits[0], alone)]
 
     trials = [
-        PackedTrial(spec, on_epoch=_on_epoch(lease), should_stop=stop, resume=resume)
-        for spec, lease, stop, resume in zip(specs, leases, stops, resumes, strict=True)
+        PackedTrial(spec, _on_epoch(lease), stop, resume, receipt)
+        for spec, lease, stop, resume, receipt in zip(
+            specs, leases, stops, resumes, receipts, strict=True
+        )
     ]
     outcomes: list[Trained] = []
-    for lease, limit, spec, result in zip(leases, limits, specs, fit_packed(trials), strict=True):
+    for lease, limit, result in zip(leases, limits, fit_packed(trials), strict=True):
         try:
             outcomes.append(
-                result if isinstance(result, CnnlabError) else _ended(lease, limit, result, spec)
+                result if isinstance(result, CnnlabError) else _ended(lease, limit, result)
             )
         except CnnlabError as exc:
             outcomes.append(exc)
@@ -244,8 +233,6 @@ def _train_ready(
 def _init_weights(job_id: str, spec: TrainSpec) -> CheckpointDoc | None:
     """The checkpoint ``spec.init`` names (pinned to a version at submit), read in a short
     session of its own."""
-    from cnnlab.engine import checkpoints as checkpoint
-
     if spec.init is None:
         return None
     with session_scope() as session:
@@ -254,8 +241,6 @@ def _init_weights(job_id: str, spec: TrainSpec) -> CheckpointDoc | None:
 
 
 def _resume(job_id: str) -> CheckpointDoc | None:
-    from cnnlab.engine import checkpoints as checkpoint
-
     with session_scope() as session:
         blob = jobs.resume_checkpoint(session, job_id)
     resume = checkpoint.loads(blob) if blob is not None else None
@@ -267,8 +252,6 @@ def _resume(job_id: str) -> CheckpointDoc | None:
 def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     """Record each epoch under this attempt's fence, then let the search's pruner decide;
     True stops the job's training (taken over, or pruned)."""
-    from cnnlab.engine import checkpoints as checkpoint
-
     job_id = lease.job_id
 
     def on_epoch(report: EpochReport) -> bool:
@@ -297,18 +280,16 @@ def _on_epoch(lease: Lease) -> Callable[[EpochReport], bool]:
     return on_epoch
 
 
-def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -> Outcome:
+def _ended(lease: Lease, limit: TimeLimit, result: FitResult) -> Outcome:
     """The status a finished training gives its job, and the fields to record with it (its
     test accuracy, its per-class report, where early stopping ended it)."""
-    if lease.pruned:
-        return JobStatus.pruned, {}
     if result.cancelled and limit.reached:
         raise limit.error(result.epochs[-1].epoch if result.epochs else 0)
     if result.cancelled:
         return JobStatus.cancelled, {}
     fields: dict[str, Any] = {
         "test_accuracy": result.test_accuracy,
-        "result": _report(lease.job_id, spec, result),
+        "result": _report(lease.job_id, result),
     }
     if result.stopped_early_at is not None:
         logger.info("job %s stopped early at epoch %d", lease.job_id, result.stopped_early_at)
@@ -316,35 +297,29 @@ def _ended(lease: Lease, limit: TimeLimit, result: FitResult, spec: TrainSpec) -
     return JobStatus.succeeded, fields
 
 
-def _record_receipt(lease: Lease, spec: TrainSpec) -> None:
-    """The job's receipt and its model's signature, written as the attempt starts."""
-    from cnnlab.datasets.catalog import get_meta
-    from cnnlab.datasets.signature import of_meta
-    from cnnlab.engine.training import resolve_device, run_receipt
-    from cnnlab.settings import get_settings
-
+def _record_receipt(lease: Lease, spec: TrainSpec) -> dict[str, Any] | None:
+    """The job's receipt and its model's signature, written as the attempt starts; the receipt
+    is handed on to training, which keeps it in the checkpoints."""
     try:
-        environment = run_receipt(spec, resolve_device(spec.device), get_settings())
+        device = resolve_device(spec.device, deterministic=spec.deterministic)
+        environment = run_receipt(spec, device, get_settings())
         signature = of_meta(get_meta(spec.dataset))
     except CnnlabError:
-        return  # training reports what is wrong
+        return None  # training reports what is wrong
     with session_scope() as session:
         lifecycle.record_receipt(session, lease.job_id, lease.attempt, environment, signature)
+    return environment
 
 
-def _report(job_id: str, spec: TrainSpec, result: FitResult) -> dict[str, Any] | None:
+def _report(job_id: str, result: FitResult) -> dict[str, Any] | None:
     """Per-class metrics and confusion of the best weights on the validation and test images
-    (:func:`cnnlab.engine.evaluation.job_report`); None, with a warning, if they fail."""
-    from cnnlab.engine.evaluation import job_report
-    from cnnlab.engine.evaluation_data import load_labelled, validation_set
-    from cnnlab.engine.training import resolve_device
-    from cnnlab.settings import get_settings
-
-    settings = get_settings()
+    training evaluated them on (:func:`cnnlab.engine.evaluation.job_report`); None, with a
+    warning, if they fail."""
+    if result.evaluated is None:
+        return None
+    val, test = result.evaluated.validation, result.evaluated.test
     try:
-        val = validation_set(spec, settings)
-        test = load_labelled(spec.dataset, settings) if result.test_accuracy is not None else None
-        return job_report(result.best_checkpoint, val, test, resolve_device(spec.device))
+        return job_report(result.best_checkpoint, val, test, val.images.device)
     except Exception:
         logger.warning("job %s: its per-class report could not be made", job_id, exc_info=True)
         return None
@@ -354,9 +329,6 @@ def _time_limit_seconds(spec: TrainSpec) -> float | CnnlabError | None:
     """How long this attempt may train (:func:`cnnlab.spec.budget.checked_time_limit`; None: no
     limit), or the error that refuses it: the spec is past this server's limits now (a drawn
     trial, a retry, limits lowered since), or its data or model is at fault."""
-    from cnnlab.settings import get_settings
-    from cnnlab.spec.budget import checked_time_limit
-
     try:
         return checked_time_limit(spec, get_settings())
     except CnnlabError as exc:

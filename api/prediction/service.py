@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
 from sqlalchemy.orm import Session
 
 from api.deps import Db
 from api.errors import PayloadTooLarge
 from api.prediction.arrays import check_instances
 from api.prediction.uploads import Arrays, Images
+from cnnlab.engine.checkpoints import loads
+from cnnlab.engine.predict import Predictor
 from cnnlab.errors import BadInput
 from cnnlab.lru import LRU
 from cnnlab.store import jobs
+from cnnlab.store import model_versions as registry
 
 if TYPE_CHECKING:
-    from cnnlab.engine.predict import Predictor
     from cnnlab.store.model_views import Resolved
 
 Key = tuple[str, int]  # job id, checkpoint epoch: a newer best checkpoint is a new key
@@ -41,8 +44,6 @@ def set_torch_threads(threads: int) -> None:
     """
     global _torch_threads_set
     if not _torch_threads_set:
-        import torch
-
         torch.set_num_threads(threads)
         _torch_threads_set = True
 
@@ -52,9 +53,6 @@ def model_for(session: Session, owner_id: int, job_id: str, cache: PredictorCach
     epoch = jobs.model_epoch(session, owner_id, job_id)
 
     def load() -> Predictor:
-        from cnnlab.engine.checkpoints import loads
-        from cnnlab.engine.predict import Predictor
-
         if cache.torch_threads is not None:
             set_torch_threads(cache.torch_threads)
         _, data = jobs.model_bytes(session, job_id)
@@ -122,14 +120,9 @@ def model_for_version(
     """The version the request names (alias, number, else ``production``, else the newest) and
     its model. Resolved from the database on every request, so a moved alias counts at once;
     cached by the version's id, as a version's weights never change."""
-    from cnnlab.store import model_versions as registry
-
     resolved = registry.resolve(session, owner_id, name, alias=alias, version=version)
 
     def load() -> Predictor:
-        from cnnlab.engine.checkpoints import loads
-        from cnnlab.engine.predict import Predictor
-
         if cache.torch_threads is not None:
             set_torch_threads(cache.torch_threads)
         return Predictor(loads(registry.data_by_id(session, resolved.version_id)), device="cpu")

@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import DbDep, SettingsDep, UserDep
 from api.schemas import ArchitectureRead, DatasetRead, ErrorResponse
 from cnnlab.architectures import registry as architectures
-from cnnlab.datasets.catalog import DATASETS, describe
+from cnnlab.datasets.catalog import DATASETS
+from cnnlab.datasets.sizes import describe
 from cnnlab.status import DatasetStatus
 from cnnlab.store.datasets import list_datasets as list_uploads
 

@@ -30,6 +30,7 @@ from api.schemas import Health, Readiness
 from cnnlab import __version__
 from cnnlab.settings import EMBEDDED_BROKER, Settings
 from cnnlab.store.db import read_scope
+from worker.app import QUEUES, create_celery
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -86,8 +87,6 @@ def check_database(url: str) -> None:
 
 def _celery(request: Request, settings: Settings) -> Any:
     """The app's Celery application (made once: building one costs a few milliseconds)."""
-    from worker.app import create_celery
-
     celery = getattr(request.app.state, "celery", None)
     if celery is None:
         celery = request.app.state.celery = create_celery(settings)
@@ -97,8 +96,6 @@ def _celery(request: Request, settings: Settings) -> Any:
 def check_broker(celery: Any, embedded: bool, timeout: float) -> None:
     """Connect to the broker and ask it for each queue's length (a round trip on Redis, a
     query of the embedded broker's SQLite file)."""
-    from worker.app import QUEUES
-
     options: dict[str, Any] = {"max_retries": 0}
     if not embedded:  # redis-py's socket timeouts (the embedded broker has no sockets)
         options |= {"socket_connect_timeout": timeout, "socket_timeout": timeout}

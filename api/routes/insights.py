@@ -19,6 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse
+from cnnlab.datasets.catalog import get_meta, uploads_in_scope
+from cnnlab.engine.checkpoints import loads
+from cnnlab.engine.samples import training_samples
+from cnnlab.engine.training import confusion_on_test
+from cnnlab.lifecycle.datasets import fetch_uploads
 from cnnlab.lru import LRU
 from cnnlab.settings import Settings
 from cnnlab.spec.train import TrainSpec
@@ -102,9 +107,6 @@ def on_dataset(
 ) -> T:
     """``fn(*args)`` with the job's uploaded dataset (if it is one) known and its decoded
     tensors in this process's cache (fetched from the store once)."""
-    from cnnlab.datasets.catalog import uploads_in_scope
-    from cnnlab.lifecycle.datasets import fetch_uploads
-
     url = settings.resolved_database_url
     with uploads_in_scope(fetch_uploads(owner_id, dataset, settings, url)):
         return fn(*args)
@@ -115,9 +117,6 @@ def sample_images(
 ) -> Samples:
     """The first ``n`` images of the job's training portion, with their labels (``augmented``:
     as the job's augmentation changes them)."""
-    from cnnlab.datasets.catalog import get_meta
-    from cnnlab.engine.samples import training_samples
-
     train_spec = TrainSpec.model_validate(spec)
     items = [
         Sample.build(s) for s in training_samples(train_spec, n, settings, augmented=augmented)
@@ -128,9 +127,6 @@ def sample_images(
 
 def compute_confusion(checkpoint: bytes, settings: Settings) -> Confusion:
     """The checkpoint's model on the whole test split of its dataset."""
-    from cnnlab.engine.checkpoints import loads
-    from cnnlab.engine.training import confusion_on_test
-
     ckpt = loads(checkpoint)
     matrix = confusion_on_test(ckpt, settings=settings)
     return Confusion.build(matrix, list(ckpt["dataset"]["class_names"]), int(ckpt["epoch"]))

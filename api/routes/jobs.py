@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api import plots
 from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
 from api.schemas import ErrorResponse, JobList, JobRead, JobSubmit, JobUpdate, MetricRow
+from api.scoring_plots import mistakes_png
 from cnnlab import lifecycle
 from cnnlab.lifecycle.views import job_view
 from cnnlab.store import jobs
@@ -157,8 +158,6 @@ async def learning_curves(job_id: str, db: DbDep, user: UserDep) -> Response:
 async def job_mistakes(job_id: str, db: DbDep, user: UserDep) -> Response:
     """The best model's most confident wrong validation predictions, with true and predicted
     class names."""
-    from api.scoring_plots import mistakes_png
-
     job = await db.read(jobs.get_job, user.id, job_id)
     validation = (job.result or {}).get("validation")
     if validation is None:

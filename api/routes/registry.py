@@ -11,7 +11,15 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api import exports
-from api.deps import ApiSettingsDep, DbDep, SettingsDep, UserDep
+from api.deps import (
+    MAX_VERSION,
+    AliasQuery,
+    ApiSettingsDep,
+    DbDep,
+    SettingsDep,
+    UserDep,
+    VersionQuery,
+)
 from api.prediction import service
 from api.prediction.request import PREDICT_BODY, serve_prediction
 from api.registry_schemas import (
@@ -41,7 +49,6 @@ router = APIRouter(
 )
 
 # Version numbers are 32-bit integers in the database.
-MAX_VERSION = 2**31 - 1
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="the version number")]
 
 
@@ -166,10 +173,8 @@ async def predict(
     user: UserDep,
     limits: ApiSettingsDep,
     settings: SettingsDep,
-    alias: Annotated[str | None, Query(description="the alias to use")] = None,
-    version: Annotated[
-        int | None, Query(ge=1, le=MAX_VERSION, description="the version to use")
-    ] = None,
+    alias: AliasQuery = None,
+    version: VersionQuery = None,
 ) -> ModelPredictionResponse:
     """Classify images with a version of the model, as `POST /v1/jobs/{id}/predict` does: by
     `alias` or `version`; with neither, the version alias `production` points at, else the

@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from api.deps import ApiSettingsDep, Db, DbDep, SettingsDep, UserDep
+from api.deps import AliasQuery, ApiSettingsDep, Db, DbDep, SettingsDep, UserDep, VersionQuery
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.schemas import ErrorResponse, without_pixels
+from api.scoring_plots import mistakes_png, reliability_png
 from cnnlab import lifecycle
+from cnnlab.datasets.archives import batch_archive
 from cnnlab.lifecycle.scoring_specs import version_ref
 from cnnlab.status import JobStatus
 from cnnlab.store import jobs as store
@@ -234,8 +236,8 @@ async def create_batch_prediction(
     user: UserDep,
     limits: ApiSettingsDep,
     settings: SettingsDep,
-    alias: Annotated[str | None, Query(description="the alias to use")] = None,
-    version: Annotated[int | None, Query(ge=1, description="the version to use")] = None,
+    alias: AliasQuery = None,
+    version: VersionQuery = None,
     top_k: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> ScoringRead:
     """Predict every image of an archive (zip or tar, streamed as the raw body) or of a dataset
@@ -283,8 +285,6 @@ async def _received_archive(
     """The body streamed to a temporary file while hashed (bounded: 413 as soon as it passes
     ``max_bytes``), checked to be an archive of at most ``max_files`` files: the file and its
     sha256, removed on leaving, whatever happens (a client gone mid-body included)."""
-    from cnnlab.datasets.archives import batch_archive
-
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -361,8 +361,6 @@ def _result_of(job: Job, what: str) -> dict[str, Any]:
 )
 async def evaluation_reliability(evaluation_id: str, db: DbDep, user: UserDep) -> Response:
     """Accuracy against confidence, bin by bin, and the expected calibration error."""
-    from api.scoring_plots import reliability_png
-
     result = _result_of(await db.read(_get_evaluation, user.id, evaluation_id), "evaluation")
     png = await run_in_threadpool(reliability_png, result["reliability"], result["ece"])
     return Response(content=png, media_type="image/png")
@@ -375,8 +373,6 @@ async def evaluation_reliability(evaluation_id: str, db: DbDep, user: UserDep) -
 )
 async def evaluation_mistakes(evaluation_id: str, db: DbDep, user: UserDep) -> Response:
     """The most confident wrong predictions, with true and predicted class names."""
-    from api.scoring_plots import mistakes_png
-
     result = _result_of(await db.read(_get_evaluation, user.id, evaluation_id), "evaluation")
     png = await run_in_threadpool(mistakes_png, result.get("mistakes", []))
     return Response(content=png, media_type="image/png")

@@ -9,6 +9,7 @@ status is 1 when any check found a problem. Reads the same settings as the servi
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class Check:
 
 def check_data(settings: Settings) -> list[Check]:
     """Each dataset available (with its sizes), missing (where it was looked for), or damaged."""
-    from cnnlab.datasets.catalog import DATASETS, describe
+    from cnnlab.datasets.catalog import DATASETS
+    from cnnlab.datasets.sizes import describe
 
     checks: list[Check] = []
     for name in DATASETS:
@@ -260,8 +262,6 @@ def _existing(path: Path) -> Path:
 
 
 def _writable(path: Path) -> bool:
-    import os
-
     target = _existing(path)
     return os.access(target, os.W_OK)
 

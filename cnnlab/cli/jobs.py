@@ -18,6 +18,7 @@ from cnnlab.cli._remote_base import (
     read_json,
     table,
 )
+from cnnlab.cli.models import predict_with_model
 from cnnlab.cli.train import epoch_header, epoch_line
 
 if TYPE_CHECKING:
@@ -156,8 +157,6 @@ def _summary(job: dict[str, Any]) -> str:
 
 def cmd_predict(client: Client, args: argparse.Namespace) -> int:
     if args.model:
-        from cnnlab.cli.models import predict_with_model
-
         return predict_with_model(client, args.model, [Path(args.job_id), *args.images], args)
     if not args.images:
         raise UsageError("give image files after the job id")

@@ -21,6 +21,7 @@ from cnnlab.cli._remote_base import (
     table,
 )
 from cnnlab.search.config import SearchConfig
+from cnnlab.status import ENDED_NAMES
 
 if TYPE_CHECKING:
     from cnnlab.client import Client
@@ -193,8 +194,6 @@ def _watch_search(client: Client, search_id: str, *, as_json: bool) -> int:
     by its share of epochs) and a line per trial change, then the trials table and the best
     trial; or, ``as_json``, one JSON line per event. Exits with the search's outcome."""
     from tqdm.auto import tqdm
-
-    from cnnlab.status import ENDED_NAMES
 
     search = client.get_search(search_id)
     keys = _paths(search)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from cnnlab.errors import CnnlabError, SpecError
+from cnnlab.settings import get_settings
 from cnnlab.threads import yield_idle_threads
 
 if TYPE_CHECKING:
@@ -108,7 +110,6 @@ def check_model(spec: TrainSpec) -> None:
     import torch
 
     from cnnlab.datasets.catalog import get_meta
-    from cnnlab.errors import SpecError
     from cnnlab.spec.model import build_model, model_config
 
     meta = get_meta(spec.dataset)
@@ -124,8 +125,6 @@ def run(args: argparse.Namespace) -> int:
     yield_idle_threads()  # before torch is imported, below
     from cnnlab.engine import checkpoints as checkpoint
     from cnnlab.engine.training import EpochReport, fit
-    from cnnlab.errors import CnnlabError
-    from cnnlab.settings import get_settings
     from cnnlab.spec.train import TrainSpec
 
     try:

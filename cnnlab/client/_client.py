@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from cnnlab.client._datasets import content_type, upload_body
 from cnnlab.client._errors import ClientError, error_from
 from cnnlab.client._events import Event, SSEParser
 from cnnlab.client._images import as_items, request_body
@@ -355,8 +357,6 @@ class Client(ScoringCalls):
 
     def trials_frame(self, search_id: str) -> pd.DataFrame:
         """The search's trials as a pandas DataFrame indexed by trial number."""
-        import io
-
         import pandas as pd
 
         return pd.read_csv(io.StringIO(self.trials_csv(search_id))).set_index("trial")
@@ -398,8 +398,6 @@ class Client(ScoringCalls):
         ``progress(sent, total)`` follows the bytes sent (total None for a folder). With
         ``wait``, returns once a worker has decoded it: check ``status`` (``ready`` or
         ``failed``, with ``error``); ``on_event`` gets each progress event meanwhile."""
-        from cnnlab.client._datasets import content_type, upload_body
-
         path = Path(path)
         params: dict[str, Any] = {"name": name, "image_size": image_size, "resize": resize}
         params |= {"test_size": test_size, "seed": seed}

@@ -58,7 +58,7 @@ from cnnlab.engine.training import (
     STOP_POLL_SECONDS,
     EpochReport,
     FitResult,
-    accuracy_on_test,
+    evaluate_best,
     make_optimizer,
     resolve_device,
     run_receipt,
@@ -99,6 +99,7 @@ class PackedTrial:
     on_epoch: Callable[[EpochReport], bool | None] | None = None
     should_stop: Callable[[], bool] | None = None
     resume: CheckpointDoc | None = None
+    environment: dict[str, Any] | None = None  # its receipt, where the caller built it
 
 
 @dataclass
@@ -241,7 +242,7 @@ def fit_packed(
     full = full.to(device)
     members = [_member(i, t, len(full), full, meta, device) for i, t in enumerate(trials)]
     for m in members:
-        m.environment = run_receipt(m.spec, device, settings)
+        m.environment = m.trial.environment or run_receipt(m.spec, device, settings)
     # Equal for every member: a pack with class weights shares one seed, so one train split.
     train_labels = full.labels[members[0].lane.train_idx]
     recipe = Recipe.of(first, Normalize(meta, device), train_labels, meta.num_classes)
@@ -284,14 +285,16 @@ def fit_packed(
         raise OutOfMemory(first.batch_size, str(device)) from exc
 
     outcomes: list[FitResult | CnnlabError] = []
+    test = load_split(first.dataset, train=False, settings=settings) if evaluate_test else None
     for m in members:
         if m.error is not None:
             outcomes.append(m.error)
             continue
         best = m.snapshot(meta, best_only=True)
-        test_acc = None
-        if evaluate_test and not m.cancelled and m.run.epoch > 0:
-            test_acc = accuracy_on_test(best, settings=settings, device=device)
+        test_acc, evaluated = None, None
+        if not m.cancelled:
+            tested = test.to(device) if test is not None and m.run.epoch > 0 else None
+            test_acc, evaluated = evaluate_best(best, m.spec, m.val, tested, device)
         outcomes.append(
             FitResult(
                 epochs=[EpochMetrics(**r) for r in m.run.metrics],
@@ -303,6 +306,7 @@ def fit_packed(
                 best_checkpoint=best,
                 last_checkpoint=m.snapshot(meta),
                 stopped_early_at=None if m.cancelled else m.run.stopped_early_at,
+                evaluated=evaluated,
             )
         )
     return outcomes

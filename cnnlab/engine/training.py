@@ -24,6 +24,7 @@ from cnnlab.engine import checkpoints as ckpt_mod
 from cnnlab.engine import warm_start
 from cnnlab.engine.checkpoints import CheckpointDoc
 from cnnlab.engine.environment import receipt
+from cnnlab.engine.evaluation_data import LabelledSet
 from cnnlab.engine.loop import (
     EVAL_BATCH_SIZE,
     Batch,
@@ -56,6 +57,15 @@ class EpochReport:
     improved: bool  # best validation accuracy so far: the checkpoint's weights are the new best
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    """The images a run's best weights were evaluated on, on the training device: kept so the
+    job's per-class report (:func:`cnnlab.engine.evaluation.job_report`) loads nothing again."""
+
+    validation: LabelledSet
+    test: LabelledSet | None  # None: the test split was not evaluated
+
+
 @dataclass
 class FitResult:
     epochs: list[EpochMetrics]
@@ -70,6 +80,8 @@ class FitResult:
     stopped_early_at: int | None = None
     # What the model started from (``init``), and whether its head was rebuilt.
     warm_start: dict[str, Any] | None = None
+    # The sets the best weights were evaluated on (None: the run was stopped).
+    evaluated: Evaluated | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -268,6 +280,7 @@ def fit(
     progress: Callable[[int, int], None] | None = None,
     evaluate_test: bool = True,
     max_batches: int | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``spec`` to its last epoch (or until stopped, or stopped early), validating after
     every epoch.
@@ -275,7 +288,8 @@ def fit(
     ``on_epoch`` may return True to stop; ``should_stop`` is polled between batches (at most every
     half second) for cancellation. ``init`` is the checkpoint ``spec.init`` names (the caller
     resolves it). The test split is evaluated once, on the weights of the epoch with the best
-    validation accuracy. ``max_batches`` caps batches per epoch (quick checks).
+    validation accuracy. ``max_batches`` caps batches per epoch (quick checks). ``environment``
+    is the run's receipt (:func:`run_receipt`) where the caller built it already.
     """
     started = time.perf_counter()
     settings = settings or get_settings()
@@ -288,7 +302,8 @@ def fit(
     recipe = Recipe.of(spec, Normalize(meta, device), train.labels, meta.num_classes)
 
     model, optimizer, run, warm = start_model(spec, meta, device, resume, init)
-    environment = run_receipt(spec, device, settings)
+    if environment is None:
+        environment = run_receipt(spec, device, settings)
     lane = Lane(
         seed=spec.seed,
         base_lr=spec.optimizer.lr,
@@ -334,9 +349,10 @@ def fit(
         raise OutOfMemory(spec.batch_size, str(device)) from exc
 
     best = snapshot(spec, meta, model, optimizer, run, warm, True, environment)
-    test_acc = None
-    if evaluate_test and not cancelled and run.epoch > 0:
-        test_acc = accuracy_on_test(best, settings=settings, device=device)
+    test_acc, evaluated = None, None
+    if not cancelled:
+        test = splits.test.to(device) if evaluate_test and run.epoch > 0 else None
+        test_acc, evaluated = evaluate_best(best, spec, val, test, device)
     return FitResult(
         epochs=[EpochMetrics(**m) for m in run.metrics],
         best_val_accuracy=run.best_val_accuracy,
@@ -348,7 +364,23 @@ def fit(
         last_checkpoint=snapshot(spec, meta, model, optimizer, run, warm, environment=environment),
         stopped_early_at=None if cancelled else run.stopped_early_at,
         warm_start=warm,
+        evaluated=evaluated,
     )
+
+
+def evaluate_best(
+    best: CheckpointDoc, spec: TrainSpec, val: ImageSet, test: ImageSet | None, device: torch.device
+) -> tuple[float | None, Evaluated]:
+    """The best weights' accuracy on ``test`` (None without it), and the sets they were
+    evaluated on."""
+    accuracy = None
+    if test is not None:
+        model = ckpt_mod.load_model(best, device).to(memory_format=torch.channels_last)
+        accuracy = evaluate(model, test, Normalize(best["dataset"], device))[1]
+    names = list(best["dataset"]["class_names"])
+    validation = LabelledSet(f"{spec.dataset}:validation", val.images, val.labels, names)
+    tested = None if test is None else LabelledSet(spec.dataset, test.images, test.labels, names)
+    return accuracy, Evaluated(validation, tested)
 
 
 def run_receipt(spec: TrainSpec, device: torch.device, settings: Settings) -> dict[str, Any]:

@@ -299,6 +299,32 @@ def finish_job(
     )
 
 
+def end_attempt(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    trained: JobStatus,
+    *,
+    pruned: bool = False,
+    lost: bool = False,
+    **fields: Any,
+) -> JobStatus | None:
+    """How an attempt ends, given what happened to it: ``trained``, the status its training
+    came to (with the ``fields`` of :func:`finish_job`); ``pruned``, its search's pruner ended
+    the job after an epoch (:func:`~cnnlab.lifecycle.prune_if_due` already moved it); ``lost``,
+    the attempt found the job held by a newer one.
+
+    Pruned wins: the job ended at that epoch, whatever training did after it (stopped, ran
+    out of time, failed), and nothing more is written. Otherwise the job finishes ``trained``
+    while this attempt holds it. Returns the job's final status; None when the attempt was
+    taken over (nothing written)."""
+    if pruned:
+        return JobStatus.pruned
+    if lost or not finish_job(session, job_id, trained, attempt=attempt, **fields):
+        return None
+    return trained
+
+
 def record_receipt(
     session: Session,
     job_id: str,

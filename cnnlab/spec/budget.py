@@ -30,7 +30,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cnnlab.datasets.catalog import get_meta, split_sizes
+from cnnlab.datasets.catalog import get_meta
+from cnnlab.datasets.sizes import split_sizes
 from cnnlab.errors import BudgetExceeded, DatasetUnavailable, SpecError
 from cnnlab.settings import Settings
 from cnnlab.spec.model import build_model, model_config

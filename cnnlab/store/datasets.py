@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from cnnlab.datasets.catalog import DATASETS
 from cnnlab.errors import CnnlabError, SpecError
 from cnnlab.settings import Settings
 from cnnlab.status import DatasetStatus
+from cnnlab.store import counters
 from cnnlab.store.db import session_scope
 from cnnlab.store.errors import NotFound
 from cnnlab.store.tables import (
@@ -34,7 +35,6 @@ from cnnlab.store.tables import (
     Dataset,
     DatasetVersion,
     JobInput,
-    new_id,
     utcnow,
 )
 
@@ -161,29 +161,7 @@ def delete_unused_blobs(session: Session, checksums: set[str]) -> None:
 def next_version(session: Session, owner_id: int, name: str) -> tuple[str, int]:
     """Create the dataset if it is new and take its next version number: one atomic increment,
     so two uploads of one name at once get two numbers, and a number is never given twice."""
-    dialect = session.get_bind().dialect.name
-    values = {
-        "id": new_id(),
-        "owner_id": owner_id,
-        "name": name,
-        "last_version": 0,
-        "created_at": utcnow(),
-    }
-    upsert: Any
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    session.execute(
-        upsert(_DATASETS).values(values).on_conflict_do_nothing(index_elements=["owner_id", "name"])
-    )
-    row = session.execute(
-        update(_DATASETS)
-        .where(_DATASETS.c.owner_id == owner_id, _DATASETS.c.name == name)
-        .values(last_version=_DATASETS.c.last_version + 1)
-        .returning(_DATASETS.c.id, _DATASETS.c.last_version)
-    ).one()
-    return str(row[0]), int(row[1])
+    return counters.next_version(session, _DATASETS, owner_id, name)
 
 
 def dataset_row(session: Session, owner_id: int, name: str) -> Dataset:

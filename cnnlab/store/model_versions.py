@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cnnlab.datasets.catalog import DATASETS
 from cnnlab.datasets.signature import of_meta
 from cnnlab.settings import Settings, get_settings
 from cnnlab.status import JobStatus
+from cnnlab.store import counters
 from cnnlab.store.errors import Conflict, NotFound
 from cnnlab.store.jobs import get_job
 from cnnlab.store.model_names import InvalidInput, check_alias, check_name
@@ -35,7 +36,6 @@ from cnnlab.store.tables import (
     ModelAlias,
     ModelVersion,
     RegisteredModel,
-    new_id,
     utcnow,
 )
 
@@ -99,7 +99,7 @@ def register_version(
         job.test_accuracy if job.status == JobStatus.succeeded and best_epoch == epoch else None
     )
     spec: dict[str, Any] = job.spec
-    model_id, number = _next_version(session, owner_id, name)
+    model_id, number = counters.next_version(session, _MODELS, owner_id, name)
     row = ModelVersion(
         model_id=model_id,
         version=number,
@@ -127,38 +127,6 @@ def _signature_of_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
 
     meta = DATASETS.get(str(spec.get("dataset")))
     return None if meta is None else of_meta(meta)
-
-
-def _next_version(session: Session, owner_id: int, name: str) -> tuple[str, int]:
-    """Create the model if it is new, and take its next version number: one atomic increment,
-    which also holds the model's lock until the transaction ends."""
-    table = _MODELS
-    dialect = session.get_bind().dialect.name
-    values = {
-        "id": new_id(),
-        "owner_id": owner_id,
-        "name": name,
-        "last_version": 0,
-        "created_at": utcnow(),
-    }
-    if dialect in ("postgresql", "sqlite"):
-        upsert: Any
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert
-        session.execute(
-            upsert(table).values(values).on_conflict_do_nothing(index_elements=["owner_id", "name"])
-        )
-    elif _model_id(session, owner_id, name) is None:
-        session.execute(insert(table).values(values))
-    row = session.execute(
-        update(table)
-        .where(table.c.owner_id == owner_id, table.c.name == name)
-        .values(last_version=table.c.last_version + 1)
-        .returning(table.c.id, table.c.last_version)
-    ).one()
-    return row[0], row[1]
 
 
 def _lock_model(session: Session, owner_id: int, name: str) -> str:
@@ -349,11 +317,17 @@ def _of_version(stmt: Any, owner_id: int, name: str, version: int) -> Any:
     )
 
 
-def _version_row(session: Session, owner_id: int, name: str, version: int) -> ModelVersion:
-    row = session.scalar(_of_version(select(ModelVersion), owner_id, name, version))
-    if row is None:
+def _of_one_version(session: Session, what: Any, owner_id: int, name: str, version: int) -> Any:
+    """``what`` (the version row, or one of its columns) of the owner's ``name``/``version``;
+    :class:`NotFound` if there is none."""
+    found = session.scalar(_of_version(select(what), owner_id, name, version))
+    if found is None:
         raise NotFound("model version", f"{name}/{version}")
-    return row
+    return found
+
+
+def _version_row(session: Session, owner_id: int, name: str, version: int) -> ModelVersion:
+    return cast(ModelVersion, _of_one_version(session, ModelVersion, owner_id, name, version))
 
 
 def get_version(session: Session, owner_id: int, name: str, version: int) -> VersionView:
@@ -368,26 +342,12 @@ def get_version(session: Session, owner_id: int, name: str, version: int) -> Ver
 def version_id(session: Session, owner_id: int, name: str, version: int) -> str:
     """The id of one of the owner's versions (never reused: a cache key for what is made from
     its frozen weights)."""
-    found = session.scalar(
-        select(ModelVersion.id)
-        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
-        .where(
-            RegisteredModel.owner_id == owner_id,
-            RegisteredModel.name == name,
-            ModelVersion.version == version,
-        )
-    )
-    if found is None:
-        raise NotFound("model version", f"{name}/{version}")
-    return str(found)
+    return str(_of_one_version(session, ModelVersion.id, owner_id, name, version))
 
 
 def version_data(session: Session, owner_id: int, name: str, version: int) -> bytes:
     """The checkpoint bytes of one version."""
-    data = session.scalar(_of_version(select(ModelVersion.data), owner_id, name, version))
-    if data is None:
-        raise NotFound("model version", f"{name}/{version}")
-    return bytes(data)
+    return bytes(_of_one_version(session, ModelVersion.data, owner_id, name, version))
 
 
 def data_by_id(session: Session, version_id: str) -> bytes:

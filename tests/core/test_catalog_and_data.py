@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.datasets import catalog
+from cnnlab.datasets import catalog, sizes
 from cnnlab.datasets import loading as data
 from cnnlab.errors import DatasetUnavailable
 from cnnlab.settings import get_settings
@@ -44,7 +44,7 @@ def test_mnist_idx_through_torchvision(data_dir: Path) -> None:
     assert np.array_equal(train.images[:, 0].numpy(), expected)
     assert np.array_equal(train.labels.numpy(), labels)
     assert len(test) == 30
-    assert catalog.split_sizes("mnist", get_settings()) == catalog.SplitSizes(120, 30)
+    assert sizes.split_sizes("mnist", get_settings()) == sizes.SplitSizes(120, 30)
 
 
 def test_gzip_idx_files_are_read(data_dir: Path) -> None:
@@ -62,7 +62,7 @@ def test_cifar10_batches_through_torchvision(data_dir: Path) -> None:
     # CIFAR batches are split into five files; order is preserved end to end.
     assert np.array_equal(train.images.permute(0, 2, 3, 1).numpy(), expected)
     assert np.array_equal(train.labels.numpy(), labels)
-    assert catalog.split_sizes("cifar10", get_settings()) == catalog.SplitSizes(50, 10)
+    assert sizes.split_sizes("cifar10", get_settings()) == sizes.SplitSizes(50, 10)
 
 
 def test_decoded_tensors_are_cached_and_a_changed_file_is_reread(data_dir: Path) -> None:
@@ -85,7 +85,7 @@ def test_decoded_tensors_are_cached_and_a_changed_file_is_reread(data_dir: Path)
 def test_debian_fashion_mnist_is_found(real_fashion_mnist: Path) -> None:
     files = catalog.locate("fashion_mnist", get_settings())
     assert files.root == real_fashion_mnist and files.compressed
-    assert catalog.split_sizes("fashion_mnist", get_settings()) == catalog.SplitSizes(60000, 10000)
+    assert sizes.split_sizes("fashion_mnist", get_settings()) == sizes.SplitSizes(60000, 10000)
     with gzip.open(real_fashion_mnist / "t10k-labels-idx1-ubyte.gz") as f:
         raw_labels = np.frombuffer(f.read()[8:], dtype=np.uint8)
     test = data.load_split("fashion_mnist", train=False)
@@ -93,8 +93,8 @@ def test_debian_fashion_mnist_is_found(real_fashion_mnist: Path) -> None:
 
 
 def test_describe_without_pixels(data_dir: Path) -> None:
-    info = catalog.describe("cifar10", get_settings())
+    info = sizes.describe("cifar10", get_settings())
     assert not info.available and info.shape == (3, 32, 32) and info.class_names[0] == "airplane"
     write_mnist(data_dir, n_train=70, n_test=10)
-    info = catalog.describe("mnist", get_settings())
+    info = sizes.describe("mnist", get_settings())
     assert info.available and info.train_size == 70 and info.test_size == 10

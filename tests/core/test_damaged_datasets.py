@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.datasets.catalog import DatasetDamaged, describe, split_sizes
+from cnnlab.datasets.catalog import DatasetDamaged
 from cnnlab.datasets.loading import load_split
+from cnnlab.datasets.sizes import describe, split_sizes
 from cnnlab.errors import DatasetUnavailable
 from cnnlab.settings import Settings, get_settings
 from cnnlab.spec.train import TrainSpec

@@ -63,6 +63,18 @@ def _assert_close(packed: FitResult, alone: FitResult, rel: float = 1e-5) -> Non
             assert math.isclose(a, b, rel_tol=rel, abs_tol=1e-7), (got.epoch, key, a, b)
     assert packed.best_epoch == alone.best_epoch
     assert packed.test_accuracy == alone.test_accuracy
+    assert packed.evaluated is not None and alone.evaluated is not None
+    for mine_set, their_set in zip(
+        (packed.evaluated.validation, packed.evaluated.test),
+        (alone.evaluated.validation, alone.evaluated.test),
+        strict=True,
+    ):
+        if mine_set is None or their_set is None:  # the test split not evaluated
+            assert mine_set is their_set
+            continue
+        assert mine_set.ref == their_set.ref
+        assert torch.equal(mine_set.images, their_set.images)
+        assert torch.equal(mine_set.labels, their_set.labels)
     mine, theirs = packed.last_checkpoint, alone.last_checkpoint
     assert mine["optimizer_state"]["param_groups"] == theirs["optimizer_state"]["param_groups"]
     for name, value in theirs["model_state"].items():

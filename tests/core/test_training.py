@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from cnnlab.engine import checkpoints as checkpoint
+from cnnlab.engine.evaluation_data import load_labelled, validation_set
 from cnnlab.engine.training import EpochReport, accuracy_on_test, fit
 from cnnlab.errors import CheckpointError, Diverged
+from cnnlab.settings import get_settings
 from cnnlab.spec.train import TrainSpec
 from tests.utils.datasets import write_cifar10, write_mnist
 
@@ -47,6 +49,12 @@ def test_learns_the_tiny_dataset_and_reports_every_epoch(mnist: Path) -> None:
     assert reports[0].improved
     assert result.best_checkpoint["epoch"] == result.best_epoch
     assert accuracy_on_test(result.best_checkpoint) == result.test_accuracy
+    # The sets the best weights were evaluated on come back, for the job's report.
+    assert result.evaluated is not None and result.evaluated.test is not None
+    val, test = validation_set(_spec(), get_settings()), load_labelled("mnist", get_settings())
+    for got, want in ((result.evaluated.validation, val), (result.evaluated.test, test)):
+        assert (got.ref, got.class_names) == (want.ref, want.class_names)
+        assert torch.equal(got.images, want.images) and torch.equal(got.labels, want.labels)
 
 
 def test_same_spec_and_seed_give_the_same_numbers(mnist: Path) -> None:
@@ -90,6 +98,7 @@ def test_a_diverging_learning_rate_stops_at_once_with_advice(mnist: Path) -> Non
 def test_should_stop_cancels_between_batches(mnist: Path) -> None:
     result = fit(_spec(epochs=3), should_stop=lambda: True)
     assert result.cancelled and result.epochs == [] and result.test_accuracy is None
+    assert result.evaluated is None
 
 
 def test_on_epoch_can_stop_the_run(mnist: Path) -> None:

@@ -79,6 +79,31 @@ def test_finish_records_outcome(session: Session) -> None:
         lifecycle.finish_job(session, ok.id, JobStatus.running)
 
 
+def test_an_attempt_ends_as_its_training_came_to_while_it_holds_the_job(
+    session: Session,
+) -> None:
+    alice, _ = make_user(session)
+    done, lost, taken = (make_job(session, alice) for _ in range(3))
+    session.commit()
+    claims = {job.id: lifecycle.claim(session, job.id, "w") for job in (done, lost, taken)}
+    session.commit()
+    attempt = {job_id: c.attempt for job_id, c in claims.items() if c is not None}
+    ended = lifecycle.end_attempt(
+        session, done.id, attempt[done.id], JobStatus.succeeded, test_accuracy=0.9
+    )
+    # Known lost: nothing written. Taken over meanwhile: the fenced write is refused.
+    gone = lifecycle.end_attempt(session, lost.id, attempt[lost.id], JobStatus.failed, lost=True)
+    late = lifecycle.end_attempt(session, taken.id, attempt[taken.id] + 1, JobStatus.cancelled)
+    session.commit()
+    assert (ended, gone, late) == (JobStatus.succeeded, None, None)
+    rows = {job.id: session.get(Job, job.id, populate_existing=True) for job in (done, lost, taken)}
+    assert [(r.status, r.test_accuracy) for r in rows.values() if r is not None] == [
+        (JobStatus.succeeded, 0.9),
+        (JobStatus.running, None),
+        (JobStatus.running, None),
+    ]
+
+
 def test_cancel_request_reaches_the_worker(session: Session) -> None:
     from cnnlab.lifecycle import cancel_job
 

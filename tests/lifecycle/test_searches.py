@@ -212,6 +212,15 @@ def test_a_trial_behind_the_others_is_pruned_and_keeps_its_metrics(
     assert pruned.error["epoch"] == 2 and pruned.best_val_accuracy == pytest.approx(0.25)
     search = search_row(db_url, search_id)
     assert search.status is SearchStatus.succeeded and search.best_job_id == first.id
+    # Its training stopped (or failed, or its lease lapsed) after the pruning: it stays pruned.
+    with session_scope(db_url) as s:
+        for trained in (JobStatus.cancelled, JobStatus.failed):
+            ended = lifecycle.end_attempt(
+                s, third.id, attempt, trained, pruned=True, lost=True, error={"type": "x"}
+            )
+            assert ended is JobStatus.pruned
+    after = trials(db_url, search_id)[2]
+    assert after.status is JobStatus.pruned and after.error == pruned.error
 
 
 def test_a_trial_ahead_goes_on_and_a_search_without_a_pruner_never_prunes(
