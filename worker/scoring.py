@@ -268,7 +268,13 @@ def _batch_predict(lease: Lease, spec: dict[str, Any]) -> dict[str, Any]:
             path = Path(tmp) / "input"
             with session_scope() as session, path.open("wb") as out:
                 write_input(session, lease.job_id, out)
-            items = batch.archive_items(path, start, settings.batch_max_files)
+            items = batch.archive_items(
+                path,
+                start,
+                settings.batch_max_files,
+                settings.dataset_max_uncompressed_bytes,
+                settings.dataset_max_ratio,
+            )
         timings.setup = time.perf_counter() - timings.started
         rows = batch.scored_chunks(predictor, items, top_k, settings.batch_chunk, timings)
         _write_rows(lease, stop, rows, timings)

@@ -34,6 +34,7 @@ from api.scoring_plots import mistakes_png, reliability_png
 from cnnlab import lifecycle
 from cnnlab.datasets.archives import batch_archive
 from cnnlab.lifecycle.scoring_specs import version_ref
+from cnnlab.settings import Settings
 from cnnlab.status import JobStatus
 from cnnlab.store import jobs as store
 from cnnlab.store import model_versions as registry
@@ -272,19 +273,20 @@ async def create_batch_prediction(
             raise InvalidRequest("body", f"expected {{'dataset': NAME}}: {exc}") from None
         job = await submit(dataset=body.dataset, top_k=body.top_k)
     else:
-        limits_ = (settings.batch_max_bytes, settings.batch_max_files)
-        async with _received_archive(request, *limits_) as archive:
+        async with _received_archive(request, settings) as archive:
             job = await submit(archive=archive, top_k=top_k)
     return _read(job, {"done": 0, "skipped": 0})
 
 
 @asynccontextmanager
 async def _received_archive(
-    request: Request, max_bytes: int, max_files: int
+    request: Request, settings: Settings
 ) -> AsyncIterator[tuple[Path, str]]:
     """The body streamed to a temporary file while hashed (bounded: 413 as soon as it passes
     ``max_bytes``), checked to be an archive of at most ``max_files`` files: the file and its
-    sha256, removed on leaving, whatever happens (a client gone mid-body included)."""
+    sha256, removed on leaving, whatever happens (a client gone mid-body included). The
+    archive's caps are the settings' (``batch_max_*``, and an upload's caps on the whole)."""
+    max_bytes = settings.batch_max_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -303,7 +305,13 @@ async def _received_archive(
         if size == 0:
             raise InvalidRequest("body", "an archive of images (zip or tar) is expected")
         path = Path(f.name)
-        archive = await run_in_threadpool(batch_archive, path, max_files)
+        archive = await run_in_threadpool(
+            batch_archive,
+            path,
+            settings.batch_max_files,
+            settings.dataset_max_uncompressed_bytes,
+            settings.dataset_max_ratio,
+        )
         if not archive.entries:
             raise InvalidRequest("body", "the archive holds no files")
         yield path, digest.hexdigest()

@@ -39,8 +39,8 @@ _CHUNK = 1 << 20
 PerFile = Literal["refuse", "list"]
 
 # A batch prediction's archive: an upload's caps on the whole (its bytes uncompressed and
-# compression ratio, as cnnlab.datasets.ingest.IngestOptions has them), and on one file's bytes
-# (a file over it gets its row, with why).
+# compression ratio: the settings' dataset_max_uncompressed_bytes and dataset_max_ratio, whose
+# defaults these are), and on one file's bytes (a file over it gets its row, with why).
 BATCH_MAX_UNCOMPRESSED_BYTES = 8 * 2**30
 BATCH_MAX_RATIO = 200.0
 BATCH_MAX_FILE_BYTES = 64 * 2**20
@@ -383,10 +383,15 @@ def _damage_as_invalid() -> Iterator[None]:
         raise InvalidDataset(f"the archive uses a feature that cannot be read ({exc})") from exc
 
 
-def batch_archive(path: Path, max_files: int) -> Archive:
+def batch_archive(
+    path: Path,
+    max_files: int,
+    max_uncompressed_bytes: int = BATCH_MAX_UNCOMPRESSED_BYTES,
+    max_ratio: float = BATCH_MAX_RATIO,
+) -> Archive:
     """A batch prediction's archive, listed (see :func:`batch_errors` for its errors); per-file
     problems are told on the entries."""
-    limits = Limits(max_files, BATCH_MAX_UNCOMPRESSED_BYTES, BATCH_MAX_RATIO, BATCH_MAX_FILE_BYTES)
+    limits = Limits(max_files, max_uncompressed_bytes, max_ratio, BATCH_MAX_FILE_BYTES)
     with batch_errors():
         return Archive(path, limits, per_file="list")
 

@@ -118,3 +118,16 @@ def test_too_many_files_is_413_and_not_an_archive_422(tmp_path: Path) -> None:
     other.write_bytes(b"hello, not an archive")
     with pytest.raises(BadArchive, match="not a zip"):
         batch_archive(other, 4)
+
+
+def test_the_upload_caps_a_deployment_lowers_refuse_a_batch_the_defaults_take(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "z.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/zeros.png", bytes(2 * 2**20))  # about 1:1000, past the ratio's slack
+    assert [e.path for e in batch_archive(path, 100, max_ratio=5000.0).entries] == ["a/zeros.png"]
+    with pytest.raises(BadArchive):
+        batch_archive(path, 100, max_ratio=50.0)
+    with pytest.raises(BadArchive):
+        batch_archive(path, 100, max_uncompressed_bytes=2**20, max_ratio=5000.0)
