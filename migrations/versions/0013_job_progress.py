@@ -2,7 +2,7 @@
 their total (``{"done", "total"}``), written by its worker. A batch prediction's archive is a
 blob (``job_inputs.checksum``; ``data`` only for inputs stored before).
 
-Revision ID: 0014
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-04 23:50:00.000000
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
+revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
