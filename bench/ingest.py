@@ -44,10 +44,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from bench.reference import DEBIAN_FASHION_MNIST
 from bench.runner import ProcessRun, RunFailed, run_timed
+from bench.service import running_stack
 from cnnlab.architectures.registry import create_architecture
 from cnnlab.spec.train import TrainSpec
 from cnnlab.threads import yield_idle_threads
@@ -374,10 +376,6 @@ def _latency_summary(seconds: list[float]) -> dict[str, float]:
 
 def _upload_part(upload_bytes: int = UPLOAD_BYTES) -> dict[str, Any]:
     """/healthz while a big upload streams in, against the idle API, in one stack."""
-    import httpx
-
-    from bench.service import running_stack
-
     chunk = np.random.default_rng(0).integers(0, 256, 2**20, dtype=np.uint8).tobytes()
 
     def body() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
