@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "--recipe-epochs",
         type=int,
         help="recipe: train the named recipe and the notebook's spec this many epochs (a shorter "
-        "run on a busy machine; default: the recipe's 15 and the notebook's 10)",
+        "run on a busy machine; default: the recipe's 12 and the notebook's 10)",
     )
     parser.add_argument("--out", type=Path, default=results.RESULTS_DIR, help="results folder")
     args = parser.parse_args(argv)

@@ -59,12 +59,26 @@ def cnn(
     channels: list[int] | tuple[int, ...] = (16, 32),
     batch_norm: bool = False,
     dropout: float = 0.0,
+    convs: list[int] | tuple[int, ...] | None = None,
 ) -> nn.Module:
-    """The lab's CNN: per entry of ``channels`` a 3×3 conv, ReLU and 2×2 max-pool; a linear head."""
+    """The lab's CNN: per entry of ``channels`` a 3×3 conv, ReLU and 2×2 max-pool; a linear head.
+
+    ``convs`` (one per entry of ``channels``; null: one each) stacks more 3×3 convs in a block
+    before its pool: depth where it is cheap, at the small late resolutions, keeping one conv at
+    full resolution (``[1, 2, 2]``)."""
     h, w = _spatial_after(in_shape, len(channels))
+    per_block = [1] * len(channels) if convs is None else list(convs)
+    if len(per_block) != len(channels) or min(per_block) < 1:
+        raise ValueError(
+            f"convs {per_block} must give 1 or more convs for each of the {len(channels)} "
+            "channels entries"
+        )
     layers: list[nn.Module] = []
     c_in = in_shape[0]
-    for c_out in channels:
+    for c_out, n_convs in zip(channels, per_block, strict=True):
+        for _ in range(n_convs - 1):
+            layers += [*_conv(c_in, c_out, batch_norm), nn.ReLU(inplace=True)]
+            c_in = c_out
         layers += [*_conv(c_in, c_out, batch_norm), *_pooled_relu()]
         c_in = c_out
     return ConvNet(nn.Sequential(*layers), _head(c_in * h * w, num_classes, dropout))

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from cnnlab.architectures.registry import architecture_defaults
 from cnnlab.engine.checkpoints import CheckpointDoc
 from cnnlab.errors import SpecError
 
@@ -29,8 +30,10 @@ def check_compatible(config: dict[str, Any], init: CheckpointDoc, source: str) -
             "init",
             f"{source} is a {theirs['name']} model; this spec's model.arch is {config['name']}",
         )
+    # An option newer than ``init``'s checkpoint is missing from it: it was built with the default.
+    defaults = architecture_defaults(config["name"])
     ours = {k: v for k, v in config["kwargs"].items() if k not in FREE_ARGUMENTS}
-    others = {k: v for k, v in theirs["kwargs"].items() if k not in FREE_ARGUMENTS}
+    others = {k: v for k, v in {**defaults, **theirs["kwargs"]}.items() if k not in FREE_ARGUMENTS}
     if ours != others:
         differ = sorted(k for k in ours.keys() | others.keys() if ours.get(k) != others.get(k))
         detail = ", ".join(f"{k} {others.get(k)} here {ours.get(k)}" for k in differ)

@@ -27,6 +27,7 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
 MAX_CHANNELS = 1024
 MAX_CONV_BLOCKS = 8
+MAX_CONVS_PER_BLOCK = 4
 # An uploaded dataset: ``NAME`` (its newest ready version) or ``NAME@V``, resolved against the
 # submitter's uploads when the job or search is submitted.
 UPLOADED_DATASET = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}(@[1-9][0-9]{0,8})?")
@@ -50,6 +51,12 @@ class ModelSpec(_Strict):
         default=None, min_length=1, max_length=MAX_CONV_BLOCKS, description="cnn, cnn_deep"
     )
     batch_norm: bool | None = Field(default=None, description="cnn, cnn_deep")
+    convs: list[Annotated[int, Field(ge=1, le=MAX_CONVS_PER_BLOCK)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CONV_BLOCKS,
+        description="cnn: 3×3 convs per block, one entry per channels entry (null: one each)",
+    )
     dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
     depth: int | None = Field(
         default=None, ge=1, le=MAX_RESIDUAL_BLOCKS, description="resnet: blocks per stage"
@@ -63,7 +70,7 @@ class ModelSpec(_Strict):
             raise ValueError(f"unknown arch {v!r}; choose from {list_architectures()}")
         return v
 
-    @field_validator("channels", "batch_norm", "dropout", "depth", "width")
+    @field_validator("channels", "batch_norm", "convs", "dropout", "depth", "width")
     @classmethod
     def _option_of_arch(cls, v: object, info: ValidationInfo) -> object:
         arch = info.data.get("arch")

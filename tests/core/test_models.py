@@ -118,3 +118,34 @@ def test_resnet_depth_and_width_shape_the_network() -> None:
     assert blocks(depth=1) == 3 and blocks(depth=3) == 9
     wide = create_architecture("resnet", in_shape=(3, 32, 32), num_classes=10, width=16)
     assert wide.head[-1].in_features == 64  # the last stage has 4 × width channels
+
+
+def test_cnn_convs_stack_more_convs_per_block_and_default_to_one() -> None:
+    plain = create_architecture("cnn", in_shape=(1, 28, 28), num_classes=10, channels=[8, 16])
+    same = create_architecture(
+        "cnn", in_shape=(1, 28, 28), num_classes=10, channels=[8, 16], convs=[1, 1]
+    )
+    assert list(plain.state_dict()) == list(same.state_dict())  # null is one conv per block
+    deeper = create_architecture(
+        "cnn", in_shape=(1, 28, 28), num_classes=10, channels=[8, 16], convs=[1, 3], batch_norm=True
+    )
+    convs = [m for m in deeper.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (8, 16), (16, 16), (16, 16)]
+    assert deeper.head[-1].in_features == 16 * 7 * 7  # still one pool per block
+    assert deeper(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cnn_convs_must_match_the_channels() -> None:
+    from cnnlab.errors import SpecError
+    from cnnlab.spec.validate import check_model
+
+    spec = TrainSpec.model_validate(
+        {"dataset": "mnist", "model": {"arch": "cnn", "channels": [8, 16], "convs": [2]}}
+    )
+    with pytest.raises(SpecError, match="convs") as info:
+        check_model(spec)
+    assert info.value.field == "model"
+    with pytest.raises(ValueError, match="convs"):
+        TrainSpec.model_validate({"dataset": "mnist", "model": {"arch": "resnet", "convs": [2]}})
+    with pytest.raises(ValueError, match=r"model\.convs\.0"):
+        TrainSpec.model_validate({"dataset": "mnist", "model": {"convs": [0]}})

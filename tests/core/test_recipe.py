@@ -257,6 +257,24 @@ def test_a_warm_start_from_another_architecture_names_init() -> None:
         )
 
 
+def test_a_checkpoint_from_before_an_option_existed_still_seeds_its_model() -> None:
+    """A checkpoint lacks the options added after it was saved: it was built with their
+    defaults, so it fits a spec at those defaults, and not one that sets them otherwise."""
+    source = _checkpoint_of(_spec())
+    del source["model"]["kwargs"]["convs"]
+    model, _, _, warm = start_model(
+        _spec(init={"job_id": "j"}), get_meta("mnist"), CPU, None, source
+    )
+    assert warm is not None and warm["head_rebuilt"] is False
+    assert torch.equal(
+        model.state_dict()["features.0.weight"], source["model_state"]["features.0.weight"]
+    )
+    deeper = _spec(init={"job_id": "j"}, model={"channels": [4, 8], "convs": [1, 2]})
+    with pytest.raises(SpecError, match="convs") as err:
+        start_model(deeper, get_meta("mnist"), CPU, None, source)
+    assert err.value.field == "init"
+
+
 def test_init_without_its_weights_is_refused() -> None:
     with pytest.raises(SpecError, match="init"):
         start_model(_spec(init={"job_id": "j"}), get_meta("mnist"), CPU, None, None)

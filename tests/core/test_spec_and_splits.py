@@ -33,8 +33,8 @@ def test_defaults_match_the_contract() -> None:
         "train_size": None,
         "val_size": 10000,
         "model": {
-            "arch": "cnn", "channels": None, "batch_norm": None, "dropout": None, "depth": None,
-            "width": None,
+            "arch": "cnn", "channels": None, "batch_norm": None, "convs": None, "dropout": None,
+            "depth": None, "width": None,
         },
         "optimizer": {
             "name": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False,
@@ -46,6 +46,7 @@ def test_defaults_match_the_contract() -> None:
     }  # fmt: skip
     kwargs = model_config(spec, get_meta("mnist"))["kwargs"]
     assert (kwargs["channels"], kwargs["batch_norm"], kwargs["dropout"]) == ([16, 32], False, 0.0)
+    assert kwargs["convs"] is None  # one conv per block
     # The recipe's defaults train as before: no augmentation, a constant rate, no early stop.
     assert not spec.augment.active and spec.schedule.name == "constant"
     assert spec.early_stopping.patience is None and spec.init is None and spec.freeze is None
