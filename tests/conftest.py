@@ -25,6 +25,8 @@ SLOW_FOLDERS = (
     "tests/faults/",  # worker processes, killed and restarted
     "tests/ui/",  # chromium, against a service
 )
+# The fixtures' names are the stacks' own: a fixture elsewhere that took one (an in-process
+# client called `lab`) would make its tests slow, and group them with the stack's worker.
 SLOW_FIXTURES = {
     "lab",  # tests/client's service: `cnnlab api` and `cnnlab worker` processes
     "ui_lab",  # the same for the dashboard
