@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from cnnlab.settings import get_settings
 from cnnlab.store import migrate
 from cnnlab.store.db import dispose_engine, get_sessionmaker
+from cnnlab.threads import yield_idle_threads
 from tests.utils.databases import empty_postgres, upgraded
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -24,6 +25,8 @@ SLOW_FOLDERS = (
     "tests/faults/",  # worker processes, killed and restarted
     "tests/ui/",  # chromium, against a service
 )
+# The fixtures' names are the stacks' own: a fixture elsewhere that took one (an in-process
+# client called `lab`) would make its tests slow, and group them with the stack's worker.
 SLOW_FIXTURES = {
     "lab",  # tests/client's service: `cnnlab api` and `cnnlab worker` processes
     "ui_lab",  # the same for the dashboard
@@ -57,6 +60,17 @@ NOT_SLOW = (
 # to run alone at the end.
 SESSION_STACKS = ("lab", "ui_lab")
 MODULE_STACKS = ("embedded_stack", "scaleout_stack", "gpu_stack")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Torch's threads in the test processes (and the processes they start), set before any
+    test module imports torch: idle ones sleep rather than spin, and the xdist workers share the
+    cores, one share each. Spinning threads of two workers on two cores doubled the CPU time of
+    the training tests."""
+    yield_idle_threads()
+    if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
 
 
 def _named(item: pytest.Item, entries: tuple[str, ...]) -> bool:

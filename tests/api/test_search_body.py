@@ -14,10 +14,10 @@ import pytest
 from cnnlab.client import Client
 from cnnlab.search.config import SearchConfig
 from tests.api.conftest import Caller
-from tests.api.test_search_commands import cli, lab
+from tests.api.test_search_commands import cli, remote
 from tests.utils.api_client import ApiClient
 
-__all__ = ["cli", "lab"]  # the fixtures: the client and the CLI, in-process against the app
+__all__ = ["cli", "remote"]  # the fixtures: the client and the CLI, in-process against the app
 
 FULL: dict[str, Any] = {
     "base": {"dataset": "mnist", "val_size": 50, "batch_size": 32, "epochs": 2, "device": "cpu"},
@@ -45,7 +45,7 @@ def test_the_full_body_sets_every_field() -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_cli_client_plan_and_api_accept_one_full_body(
     cli: Any,
-    lab: Client,
+    remote: Client,
     client: ApiClient,
     alice: Caller,
     tmp_path: Path,
@@ -55,7 +55,7 @@ def test_cli_client_plan_and_api_accept_one_full_body(
     path.write_text(json.dumps(FULL))
     assert cli("search", "plan", str(path), "--json") == 0
     by_cli_plan = json.loads(capsys.readouterr().out)
-    by_client_plan = lab.plan_search(**FULL)
+    by_client_plan = remote.plan_search(**FULL)
     by_api_plan = client.post("/v1/searches/plan", json=FULL, headers=alice.headers)
     assert by_api_plan.status_code == 200, by_api_plan.text
     for plan in (by_cli_plan, by_client_plan, by_api_plan.json()):
@@ -64,12 +64,12 @@ def test_cli_client_plan_and_api_accept_one_full_body(
 
     assert cli("search", str(path), "--json") == 0
     by_cli = json.loads(capsys.readouterr().out)
-    by_client = lab.search(**FULL)
-    by_config = lab.search(FULL["base"], config=SearchConfig.parse(FULL))
+    by_client = remote.search(**FULL)
+    by_config = remote.search(FULL["base"], config=SearchConfig.parse(FULL))
     by_api = client.post("/v1/searches", json=FULL, headers=alice.headers)
     assert by_api.status_code == 201, by_api.text
     for created in (by_cli, by_client, by_config, by_api.json()):
-        search = lab.get_search(created["id"])
+        search = remote.get_search(created["id"])
         for field in set(FULL) - {"base"}:
             assert search[field] == FULL[field], field
         assert search["grid"] == {}

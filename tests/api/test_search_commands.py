@@ -45,13 +45,13 @@ class AppTransport(httpx.BaseTransport):
 
 
 @pytest.fixture
-def lab(client: ApiClient, alice: Caller, mnist: Path) -> Iterator[Client]:
+def remote(client: ApiClient, alice: Caller, mnist: Path) -> Iterator[Client]:
     with Client("http://cnnlab.test", alice.token, transport=AppTransport(client)) as c:
         yield c
 
 
 @pytest.fixture
-def cli(lab: Client, client: ApiClient, alice: Caller, monkeypatch: pytest.MonkeyPatch) -> Any:
+def cli(remote: Client, client: ApiClient, alice: Caller, monkeypatch: pytest.MonkeyPatch) -> Any:
     def make(url: str | None, token: str | None, **_: Any) -> Client:
         return Client("http://cnnlab.test", alice.token, transport=AppTransport(client))
 
@@ -63,25 +63,25 @@ def cli(lab: Client, client: ApiClient, alice: Caller, monkeypatch: pytest.Monke
     return run
 
 
-def test_the_client_plans_starts_pauses_resumes_and_reads_trials(lab: Client) -> None:
-    plan = lab.plan_search(BASE, space=SPACE, num_trials=3, seed=2)
+def test_the_client_plans_starts_pauses_resumes_and_reads_trials(remote: Client) -> None:
+    plan = remote.plan_search(BASE, space=SPACE, num_trials=3, seed=2)
     assert plan["num_trials"] == 3 and plan["sampler"] == "random"
-    search = lab.search(BASE, space=SPACE, num_trials=3, seed=2, max_concurrent_trials=3)
+    search = remote.search(BASE, space=SPACE, num_trials=3, seed=2, max_concurrent_trials=3)
     assert [t["params"] for t in search["trials"]] == [t["params"] for t in plan["trials"]]
     assert search["mode"] == "max" and search["seed"] == 2
-    assert lab.pause_search(search["id"])["paused"] is True
-    assert lab.resume_search(search["id"])["paused"] is False
+    assert remote.pause_search(search["id"])["paused"] is True
+    assert remote.resume_search(search["id"])["paused"] is False
     with pytest.raises(ApiError) as info:
-        lab.retry_search(search["id"])
+        remote.retry_search(search["id"])
     assert info.value.status == 409
-    frame = lab.trials_frame(search["id"])
+    frame = remote.trials_frame(search["id"])
     assert frame.index.tolist() == [0, 1, 2]
     assert frame["job_id"].tolist() == [t["job_id"] for t in search["trials"]]
-    assert pd.read_csv(io.StringIO(lab.trials_csv(search["id"]))).shape == (3, 12)
+    assert pd.read_csv(io.StringIO(remote.trials_csv(search["id"]))).shape == (3, 12)
 
 
 def test_cnnlab_search_plan_start_act_and_trials(
-    cli: Any, lab: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli: Any, remote: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = tmp_path / "search.json"
     body.write_text(json.dumps({"base": BASE, "space": SPACE, "num_trials": 2, "seed": 1}))
@@ -89,7 +89,7 @@ def test_cnnlab_search_plan_start_act_and_trials(
     assert cli("search", "plan", str(body)) == 0
     out = capsys.readouterr().out
     assert "2 trials (random), at most 4 epochs" in out and "speed:" in out
-    assert lab.searches() == []
+    assert remote.searches() == []
 
     assert cli("search", str(body)) == 0
     captured = capsys.readouterr()
@@ -182,22 +182,22 @@ def test_cnnlab_search_watch_follows_to_the_end(capsys: pytest.CaptureFixture[st
     assert [line["event"] for line in lines] == ["status"] + ["trial"] * 4 + ["status"]
 
 
-def test_the_client_deletes_ended_work_and_says_what_the_account_uses(lab: Client) -> None:
-    job = lab.submit(BASE)
+def test_the_client_deletes_ended_work_and_says_what_the_account_uses(remote: Client) -> None:
+    job = remote.submit(BASE)
     with pytest.raises(ApiError) as err:
-        lab.delete(job["id"])  # still queued
+        remote.delete(job["id"])  # still queued
     assert err.value.status == 409
-    assert lab.me()["active_jobs"]["count"] == 1
-    lab.cancel(job["id"])
-    lab.delete(job["id"])
+    assert remote.me()["active_jobs"]["count"] == 1
+    remote.cancel(job["id"])
+    remote.delete(job["id"])
     with pytest.raises(ApiError) as err:
-        lab.job(job["id"])
+        remote.job(job["id"])
     assert err.value.status == 404
-    assert lab.me()["active_jobs"]["count"] == 0
+    assert remote.me()["active_jobs"]["count"] == 0
 
-    search = lab.search(BASE, {"seed": [1, 2]})
-    lab.cancel_search(search["id"])
-    lab.delete_search(search["id"])
+    search = remote.search(BASE, {"seed": [1, 2]})
+    remote.cancel_search(search["id"])
+    remote.delete_search(search["id"])
     with pytest.raises(ApiError) as err:
-        lab.get_search(search["id"])
+        remote.get_search(search["id"])
     assert err.value.status == 404
