@@ -80,7 +80,12 @@ def test_a_live_tokens_stream_goes_on(db_url: str, mnist: Path) -> None:
         with session_scope(db_url) as s:
             new_token(s, other)  # someone else's token changes nothing
         with httpx.stream(
-            "GET", f"{url}/v1/jobs/{job_id}/events", headers=caller.headers, timeout=5
+            # A queued job sends nothing after its first frame: the read times out after 2.5 s,
+            # five polls, each of which re-checked the token.
+            "GET",
+            f"{url}/v1/jobs/{job_id}/events",
+            headers=caller.headers,
+            timeout=2.5,
         ) as r:
             chunks = r.iter_text()
             next(chunks)
