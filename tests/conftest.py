@@ -91,6 +91,24 @@ def _check_named(config: pytest.Config, items: list[pytest.Item]) -> None:
             raise pytest.UsageError(f"tests/conftest.py names {entry}, which does not exist")
 
 
+# The longest files of the tests that are not slow (`--durations`): exports, every route's
+# auth, the schema property test, live streams, evaluations, webhook deadlines, searches, uploads.
+LONG_FILES = (
+    "tests/api/test_registry.py",
+    "tests/security/test_openapi_properties.py",
+    "tests/api/test_auth.py",
+    "tests/api/test_stream_tokens.py",
+    "tests/api/test_evaluations.py",
+    "tests/core/test_webhook_delivery.py",
+    "tests/api/test_searches.py",
+    "tests/lifecycle/test_searches.py",
+    "tests/core/test_export.py",
+    "tests/api/test_datasets.py",
+    "tests/core/test_doctor.py",
+    "tests/api/test_jobs.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _check_named(config, items)
@@ -118,7 +136,14 @@ def _group_for_xdist(items: list[pytest.Item]) -> None:
     for item in items:
         if name := group(item):
             item.add_marker(pytest.mark.xdist_group(name))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+    # Slow tests first, then the longest files of the rest, so that no worker is left with a long
+    # file at the end while the other waits (stable: the order is otherwise collection's).
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("slow") is None,
+            not item.nodeid.startswith(LONG_FILES),
+        )
+    )
 
 
 @pytest.fixture(autouse=True)
