@@ -13,22 +13,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 
+from api.errors import InvalidRequest, PayloadTooLarge
 from cnnlab.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".upload"
 SWEEP_EVERY_S = 300.0
+WRITE_BYTES = 2**20  # what the body gathers between two writes to the file
 
 
 def upload_dir(settings: Settings) -> Path:
@@ -58,6 +62,39 @@ async def receiving(settings: Settings) -> AsyncIterator[tuple[IO[bytes], Path]]
         yield out, path
     finally:
         await run_in_threadpool(_remove, out, path)
+
+
+def _write(out: IO[bytes], digest: Any, data: bytes) -> None:
+    digest.update(data)
+    out.write(data)
+
+
+async def receive(
+    request: Request, out: IO[bytes], limit: int, too_large: Callable[[int], PayloadTooLarge]
+) -> tuple[str, int]:
+    """Copy the request body into ``out`` within ``limit`` bytes: its sha256 and size. A larger
+    declared Content-Length is ``too_large(limit)`` before a byte is read, a body that grows past
+    it as soon as it does; a client gone mid-body is an InvalidRequest (nobody reads that answer;
+    it only keeps a gone client out of the error logs)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    digest = hashlib.sha256()
+    size, pending = 0, bytearray()
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            pending += chunk
+            if len(pending) >= WRITE_BYTES:
+                await run_in_threadpool(_write, out, digest, bytes(pending))
+                pending.clear()
+    except ClientDisconnect:
+        raise InvalidRequest("body", "the client went away before the body ended") from None
+    await run_in_threadpool(_write, out, digest, bytes(pending))
+    await run_in_threadpool(out.flush)
+    return digest.hexdigest(), size
 
 
 def sweep_stale(settings: Settings, now: float | None = None) -> list[Path]:

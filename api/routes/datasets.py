@@ -10,21 +10,18 @@ included. Decoding runs on a worker.
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 from dataclasses import dataclass
-from typing import IO, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from api import upload_files
 from api.dataset_schemas import DatasetVersionRead, DatasetVersions
 from api.deps import DbDep, SettingsDep, UserDep
-from api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from api.errors import PayloadTooLarge, UnsupportedMediaType
 from api.routes.events import Step, StreamDep, _frame
 from api.schemas import ErrorResponse
 from cnnlab.lifecycle import datasets as lifecycle
@@ -55,28 +52,6 @@ def _too_large(limit: int) -> PayloadTooLarge:
         limit=limit,
         limit_name="dataset",
     )
-
-
-def _write(out: IO[bytes], digest: Any, data: bytes) -> None:
-    digest.update(data)
-    out.write(data)
-
-
-async def _receive(request: Request, limit: int, out: IO[bytes]) -> str:
-    """Copy the body into ``out`` within ``limit`` bytes; its sha256."""
-    digest = hashlib.sha256()
-    size, pending = 0, bytearray()
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        pending += chunk
-        if len(pending) >= WRITE_BYTES:
-            await run_in_threadpool(_write, out, digest, bytes(pending))
-            pending.clear()
-    await run_in_threadpool(_write, out, digest, bytes(pending))
-    await run_in_threadpool(out.flush)
-    return digest.hexdigest()
 
 
 def _read(session: Session, row: DatasetVersion, name: str | None = None) -> DatasetVersionRead:
@@ -123,18 +98,12 @@ async def upload_dataset(
             content_type=content_type or None,
         )
     store.check_name(name)
-    limit = settings.dataset_max_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
     options = {"image_size": image_size, "resize": resize, "test_size": test_size, "seed": seed}
     # Removed at the end, also when the client went away mid-body: nothing is left behind.
     async with upload_files.receiving(settings) as (out, path):
-        try:
-            checksum = await _receive(request, limit, out)
-        except ClientDisconnect:
-            # Nobody reads this answer; it only keeps a gone client out of the error logs.
-            raise InvalidRequest("body", "the client went away before the body ended") from None
+        checksum, _ = await upload_files.receive(
+            request, out, settings.dataset_max_bytes, _too_large
+        )
         name, row = await db.run(_create, user.id, name, path, checksum, options, settings)
     return row
 

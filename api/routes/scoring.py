@@ -10,10 +10,8 @@ read it. Another user's resource is 404 exactly like a missing one.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -25,8 +23,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
+from api import upload_files
 from api.deps import AliasQuery, ApiSettingsDep, Db, DbDep, SettingsDep, UserDep, VersionQuery
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.schemas import ErrorResponse, without_pixels
@@ -282,29 +280,16 @@ async def create_batch_prediction(
 async def _received_archive(
     request: Request, settings: Settings
 ) -> AsyncIterator[tuple[Path, str]]:
-    """The body streamed to a temporary file while hashed (bounded: 413 as soon as it passes
-    ``max_bytes``), checked to be an archive of at most ``max_files`` files: the file and its
-    sha256, removed on leaving, whatever happens (a client gone mid-body included). The
-    archive's caps are the settings' (``batch_max_*``, and an upload's caps on the whole)."""
-    max_bytes = settings.batch_max_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    with tempfile.NamedTemporaryFile(prefix="cnnlab-batch-") as f:
-        size, digest = 0, hashlib.sha256()
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _too_large(max_bytes)
-                digest.update(chunk)
-                await run_in_threadpool(f.write, chunk)
-        except ClientDisconnect:
-            raise InvalidRequest("body", "the client went away before the body ended") from None
-        f.flush()
+    """The body streamed to an upload's temporary file while hashed (bounded: 413 as soon as it
+    passes ``batch_max_bytes``), checked to be an archive of at most ``batch_max_files`` files
+    within an upload's caps on the whole: the file and its sha256, removed on leaving, whatever
+    happens (a client gone mid-body included; a killed API's is swept)."""
+    async with upload_files.receiving(settings) as (out, path):
+        checksum, size = await upload_files.receive(
+            request, out, settings.batch_max_bytes, _too_large
+        )
         if size == 0:
             raise InvalidRequest("body", "an archive of images (zip or tar) is expected")
-        path = Path(f.name)
         archive = await run_in_threadpool(
             batch_archive,
             path,
@@ -314,7 +299,7 @@ async def _received_archive(
         )
         if not archive.entries:
             raise InvalidRequest("body", "the archive holds no files")
-        yield path, digest.hexdigest()
+        yield path, checksum
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
