@@ -24,7 +24,7 @@ from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import Blob, DatasetVersion
 from tests.api.conftest import Caller
-from tests.utils.api_client import ApiClient
+from tests.utils.api_client import ApiClient, upload_scope
 from tests.utils.image_archives import make_zip, write_class_folders
 from worker import datasets as worker_datasets
 from worker.datasets import run_ingest
@@ -280,24 +280,7 @@ def test_an_interrupted_upload_leaves_nothing(
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/datasets",
-        "raw_path": b"/v1/datasets",
-        "query_string": b"name=cut",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"authorization", f"Bearer {alice.token}".encode()),
-            (b"content-type", b"application/zip"),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = upload_scope(alice.token, "cut")
 
     async def call() -> None:
         await client.app(scope, receive, send)

@@ -19,7 +19,7 @@ from api.main import create_app
 from api.upload_files import sweep_stale
 from cnnlab.settings import get_settings
 from tests.api.conftest import Caller
-from tests.utils.api_client import ApiClient
+from tests.utils.api_client import ApiClient, upload_scope
 from tests.utils.image_archives import make_zip, write_class_folders
 
 AN_HOUR_AGO = time.time() - 3600
@@ -76,24 +76,7 @@ def test_a_live_uploads_file_stays_while_a_killed_ones_goes(
         async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/datasets",
-            "raw_path": b"/v1/datasets",
-            "query_string": b"name=slow",
-            "root_path": "",
-            "headers": [
-                (b"host", b"testserver"),
-                (b"authorization", f"Bearer {alice.token}".encode()),
-                (b"content-type", b"application/zip"),
-            ],
-            "client": ("127.0.0.1", 5000),
-            "server": ("testserver", 80),
-        }
+        scope: dict[str, Any] = upload_scope(alice.token, "slow")
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(client.app, scope, receive, send)
             with anyio.fail_after(60):

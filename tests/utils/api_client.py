@@ -46,3 +46,26 @@ class ApiClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def upload_scope(token: str, name: str) -> dict[str, Any]:
+    """The ASGI scope of ``POST /v1/datasets?name=NAME`` with a zip body, for tests that drive
+    the app's body by hand (a client that goes away or stalls half way)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/datasets",
+        "raw_path": b"/v1/datasets",
+        "query_string": f"name={name}".encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/zip"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
