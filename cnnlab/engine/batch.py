@@ -21,12 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.datasets.archives import (
-    BATCH_MAX_RATIO,
-    BATCH_MAX_UNCOMPRESSED_BYTES,
-    batch_archive,
-    batch_errors,
-)
+from cnnlab.datasets.archives import batch_archive, batch_errors
 from cnnlab.datasets.signature import check_images, of_checkpoint
 from cnnlab.engine.predict import Predictor
 from cnnlab.errors import BadInput
@@ -69,11 +64,7 @@ class Timings:
 
 
 def archive_items(
-    path: Path,
-    start: int,
-    max_files: int,
-    max_uncompressed_bytes: int = BATCH_MAX_UNCOMPRESSED_BYTES,
-    max_ratio: float = BATCH_MAX_RATIO,
+    path: Path, start: int, max_files: int, max_uncompressed_bytes: int, max_ratio: float
 ) -> Iterator[Item]:
     """The archive's files from index ``start`` on (a zip's earlier ones are not read; their
     rows exist). A file with a problem of its own (too large, …) comes with it as its error; a
