@@ -8,7 +8,7 @@ of mixed sizes (each side 24–96 px), in class folders, zipped.
    deduplicating, splitting, reporting), images/s; against one pass of torchvision's
    ``ImageFolder`` over the same files, unpacked, decoding and resizing each to the same size
    (``Resize`` + ``CenterCrop``, as ingest's default ``center_crop``). Also shown: ingest with
-   one decoding thread, and the same ``ImageFolder`` pass through ``DataLoader(num_workers=2)``.
+   ingest in this process alone (no decoding helper), and the same ``ImageFolder`` pass through ``DataLoader(num_workers=2)``.
 2. ``training``: seconds per training epoch of the lab's ``cnn`` on the ingested uint8 tensors
    the way cnnlab trains (:func:`cnnlab.engine.loop.run_epoch`), against the loop a user would
    write: ``ImageFolder`` + ``Resize`` + ``CenterCrop`` + ``ToTensor`` + ``Normalize`` +
@@ -154,7 +154,7 @@ def _ingest_part(archive: Path, root: Path, repeat: int) -> tuple[dict[str, Any]
         folder.append(_time_image_folder(root, size, grey))
         print(f"  ImageFolder pass: {folder[-1]:.2f}s{tag}", flush=True)
         single.append(_time_ingest(archive, 1)[0])
-        print(f"  ingest, one thread: {single[-1]:.2f}s{tag}", flush=True)
+        print(f"  ingest, no helper process: {single[-1]:.2f}s{tag}", flush=True)
         loader.append(_time_loader(root, size, grey))
         print(f"  ImageFolder, DataLoader(num_workers=2): {loader[-1]:.2f}s{tag}", flush=True)
     assert ingested is not None
@@ -165,13 +165,13 @@ def _ingest_part(archive: Path, root: Path, repeat: int) -> tuple[dict[str, Any]
         "channels": ingested.channels,
         "ingest_seconds": best["ingest"],
         "ingest_images_per_second": n / best["ingest"],
-        "ingest_one_thread_images_per_second": n / best["single"],
+        "ingest_one_process_images_per_second": n / best["single"],
         "image_folder_seconds": best["folder"],
         "image_folder_images_per_second": n / best["folder"],
         "image_folder_two_workers_images_per_second": n / min(loader),
         "speedup": best["folder"] / best["ingest"],
-        "threads_gain": best["single"] / best["ingest"],
-        "all_seconds": {"ingest": ours, "one_thread": single, "image_folder": folder},
+        "helpers_gain": best["single"] / best["ingest"],
+        "all_seconds": {"ingest": ours, "one_process": single, "image_folder": folder},
     }
     return result, ingested
 
@@ -454,9 +454,9 @@ def report(result: dict[str, Any]) -> None:
         f"ingest: {ing['images']:,} JPEGs to {ing['channels']}×{ing['image_size']}×"
         f"{ing['image_size']} uint8"
     )
-    print(f"  ingest (zip, all threads)         {ing['ingest_images_per_second']:>9,.0f} images/s")
+    print(f"  ingest (zip, both cores)          {ing['ingest_images_per_second']:>9,.0f} images/s")
     print(
-        f"  ingest (zip, one thread)          {ing['ingest_one_thread_images_per_second']:>9,.0f}"
+        f"  ingest (zip, one process)         {ing['ingest_one_process_images_per_second']:>9,.0f}"
         " images/s"
     )
     print(
@@ -468,7 +468,7 @@ def report(result: dict[str, Any]) -> None:
         f"{ing['image_folder_two_workers_images_per_second']:>9,.0f} images/s"
     )
     print(f"  speedup (ingest / ImageFolder pass): {ing['speedup']:.2f}×")
-    print(f"  threads' gain (all / one):           {ing['threads_gain']:.2f}×")
+    print(f"  helpers' gain (both / one):          {ing['helpers_gain']:.2f}×")
     print()
     print(
         f"training: cnn, batch {tr['batch_size']}, {tr['train_images']:,} training images, "

@@ -2,7 +2,7 @@
 
 EXIF orientation is applied; palette, alpha (composited on white), 16-bit, CMYK and other modes
 end as 8-bit grey (``L``) or RGB. The pixel count is checked from the header before any pixel
-is decoded. Pillow releases the GIL while it decodes and resizes, so threads decode in parallel.
+is decoded. :mod:`.decoders` spreads the work over processes.
 """
 
 from __future__ import annotations
@@ -172,6 +172,13 @@ def fit(im: Image.Image, size: int, resize: Resize) -> Image.Image:
     canvas = Image.new(im.mode, (size, size), 0)
     canvas.paste(scaled, ((size - inner[0]) // 2, (size - inner[1]) // 2))
     return canvas
+
+
+def fit_pixels(pixels: np.ndarray, size: int, resize: Resize) -> np.ndarray:
+    """:func:`fit` for pixels decoded before the size was known (reduced by :func:`decode`)."""
+    if pixels.shape[:2] == (size, size):
+        return pixels
+    return np.asarray(fit(Image.fromarray(pixels), size, resize))
 
 
 def _reduce(im: Image.Image, cap: int, resize: Resize) -> Image.Image:

@@ -1,14 +1,15 @@
 """An uploaded archive of labelled pictures to decoded tensors, splits and a report.
 
 :func:`ingest` reads the archive member by member (never extracting it: :mod:`.archives` refuses
-hostile input), finds the layout (:mod:`.layouts`), decodes every image once on a thread pool
-(:mod:`.decode`, :mod:`.chunked`), then splits (:mod:`.splits`), deduplicates and reports
+hostile input), finds the layout (:mod:`.layouts`), decodes every image once, spread over processes
+(:mod:`.decode`, :mod:`.decoders`), then splits (:mod:`.splits`), deduplicates and reports
 (:mod:`.report`).
 :func:`save_ingested` and :func:`load_ingested` are the workers' decoded cache.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import tempfile
@@ -17,15 +18,23 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 import torch
-from PIL import Image
 
 from cnnlab.datasets import decode, layouts, report
 from cnnlab.datasets.archives import Archive, Entry, Limits
-from cnnlab.datasets.chunked import chunks, map_chunks
+from cnnlab.datasets.decoders import (
+    DECODE,
+    FINISH,
+    FIT,
+    OPEN,
+    Decoder,
+    chunks,
+    decoders,
+    map_requests,
+)
 from cnnlab.datasets.layouts import TEST, TRAIN
 from cnnlab.datasets.splits import stratified_split
 from cnnlab.errors import InvalidDataset
@@ -61,7 +70,7 @@ class IngestOptions:
     max_uncompressed_bytes: int = 8 * 2**30
     max_ratio: float = 200.0  # compression ratio cap (zip bombs)
     max_image_pixels: int = 50_000_000  # per image, checked from the header before decoding
-    workers: int | None = None  # decoding threads; None: one per usable core
+    workers: int | None = None  # decoding processes (this one + helpers); None: one per core
 
     def check(self) -> None:
         size = self.image_size
@@ -106,54 +115,34 @@ def _decode_stream(
     index: dict[str, int],
     declared: int,
     options: IngestOptions,
-    workers: int,
+    lanes: list[Decoder],
     advance: Callable[[int], None],
 ) -> tuple[list[tuple[int, Any]], int | None]:
     """(item index, decoded or skipped) for each file the stream yields, and the size decoded
     to (see :func:`_decode_all`)."""
     size = options.image_size
+    files = ((index[e.path], e.path, data) for e, data in stream)
     if size is None and declared <= IN_MEMORY_BYTES and len(index) <= IN_MEMORY_FILES:
-        # Every header first (they give the size), then each picture decoded once, to it.
-        opened = map_chunks(
-            lambda chunk: [
-                (index[e.path], decode.open_image(data, e.path, options.max_image_pixels))
-                for e, data in chunk
-            ],
-            chunks(stream),
-            workers,
+        # Every header first (they give the size), then each picture decoded once, to it, by the
+        # decoder that opened it: so each decoder opens an equal share.
+        opened, taken = map_requests(
+            lanes,
+            ((OPEN, chunk, options.max_image_pixels) for chunk in chunks(files)),
+            route=itertools.cycle(range(len(lanes))),
         )
-        size = _default_size([min(im.size) for _, im in opened if isinstance(im, Image.Image)])
-
-        def finish_chunk(chunk: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
-            return [
-                (
-                    i,
-                    im
-                    if isinstance(im, decode.Skipped)
-                    else decode.decode_opened(im, size, options.resize),
-                )
-                for i, im in chunk
-            ]
-
-        return map_chunks(finish_chunk, chunks(opened), workers, advance), size
-
-    def decode_chunk(chunk: list[tuple[Entry, bytes]]) -> list[tuple[int, Any]]:
-        return [
-            (
-                index[entry.path],
-                decode.decode(
-                    data,
-                    entry.path,
-                    size,
-                    options.resize,
-                    options.max_image_pixels,
-                    DEFAULT_SIZE_CAP,
-                ),
-            )
-            for entry, data in chunk
-        ]
-
-    return map_chunks(decode_chunk, chunks(stream), workers, advance), size
+        size = _default_size([side for _, side in opened if isinstance(side, int)])
+        kept = [[i for i, side in chunk if isinstance(side, int)] for chunk in chunks(opened)]
+        skipped = [(i, side) for i, side in opened if not isinstance(side, int)]
+        advance(len(skipped))
+        finished, _ = map_requests(
+            lanes, ((FINISH, chunk, size, options.resize) for chunk in kept), advance, taken
+        )
+        return skipped + finished, size
+    requests = (
+        (DECODE, chunk, size, options.resize, options.max_image_pixels, DEFAULT_SIZE_CAP)
+        for chunk in chunks(files)
+    )
+    return map_requests(lanes, requests, advance)[0], size
 
 
 def _decode_all(
@@ -161,13 +150,13 @@ def _decode_all(
     items: list[layouts.Item],
     options: IngestOptions,
     progress: Callable[[int, int], None] | None,
+    lanes: list[Decoder],
 ) -> tuple[list[decode.Decoded | decode.Skipped], int | None]:
     """Each item decoded (or why not), in the items' order, and the size they were decoded to:
     ``options.image_size``, or the default size when the files fit in memory and could be read
     first (their headers give it); None when they were only reduced (:func:`_finish` ends)."""
     index = {item.path: i for i, item in enumerate(items)}
     declared = sum(e.size for e in archive.entries if e.path in index)
-    workers = _workers(options)
     total, done = len(items), 0
 
     def advance(n: int) -> None:
@@ -179,7 +168,7 @@ def _decode_all(
     if progress is not None:
         progress(0, total)
     with closing(archive.read(set(index))) as stream:
-        decoded, size = _decode_stream(stream, index, declared, options, workers, advance)
+        decoded, size = _decode_stream(stream, index, declared, options, lanes, advance)
     results: list[decode.Decoded | decode.Skipped | None] = [None] * len(items)
     for i, result in decoded:
         results[i] = result
@@ -194,18 +183,14 @@ def _default_size(shorter_sides: list[int]) -> int:
     return int(min(max(median, MIN_IMAGE_SIZE), DEFAULT_SIZE_CAP))
 
 
-def _finish(decoded: list[decode.Decoded], size: int, options: IngestOptions) -> list[np.ndarray]:
+def _finish(
+    decoded: list[decode.Decoded], size: int, options: IngestOptions, lanes: list[Decoder]
+) -> list[np.ndarray]:
     """The reduced images (decoded before the size was known) at ``size``."""
-
-    def some(chunk: list[decode.Decoded]) -> list[np.ndarray]:
-        return [
-            d.pixels
-            if d.pixels.shape[:2] == (size, size)
-            else np.asarray(decode.fit(Image.fromarray(d.pixels), size, options.resize))
-            for d in chunk
-        ]
-
-    return map_chunks(some, chunks(decoded), _workers(options))
+    requests = (
+        (FIT, chunk, size, options.resize) for chunk in chunks(enumerate(d.pixels for d in decoded))
+    )
+    return [pixels for _, pixels in map_requests(lanes, requests)[0]]
 
 
 def _stack(pixels: list[np.ndarray], channels: int, size: int) -> np.ndarray:
@@ -251,6 +236,19 @@ def _check_classes(classes: list[str], labels: list[int], split: list[int]) -> N
         )
 
 
+def _nothing_decoded(
+    items: list[layouts.Item],
+    results: list[decode.Decoded | decode.Skipped],
+    skipped: list[dict[str, str]],
+) -> NoReturn:
+    why = Counter(s["why"] for s in skipped)
+    why.update(r.why for r in results if isinstance(r, decode.Skipped))
+    reasons = ", ".join(f"{n} {reason}" for reason, n in why.most_common())
+    raise InvalidDataset(
+        "no file in the archive could be decoded as an image" + (f" ({reasons})" if reasons else "")
+    )
+
+
 def ingest(
     archive: Path, options: IngestOptions, progress: Callable[[int, int], None] | None = None
 ) -> Ingested:
@@ -277,28 +275,26 @@ def ingest(
     if not items:
         raise InvalidDataset(f"no images found in the archive (layout: {plan.kind})")
 
-    results, decoded_size = _decode_all(source, items, options, progress)
-    kept = [
-        (item, r) for item, r in zip(items, results, strict=True) if isinstance(r, decode.Decoded)
-    ]
+    with decoders(_workers(options), len(items)) as lanes:
+        results, size = _decode_all(source, items, options, progress, lanes)
+        kept = [
+            (item, r)
+            for item, r in zip(items, results, strict=True)
+            if isinstance(r, decode.Decoded)
+        ]
+        decoded = [r for _, r in kept]
+        if not decoded:
+            _nothing_decoded(items, results, skipped)
+        if size is None:  # too many bytes to read twice: reduced, now brought to size
+            size = _default_size([d.shorter_side for d in decoded])
+            pixels = _finish(decoded, size, options, lanes)
+        else:
+            pixels = [d.pixels for d in decoded]
     skipped += [
         {"file": item.path, "why": r.why}
         for item, r in zip(items, results, strict=True)
         if isinstance(r, decode.Skipped)
     ]
-    decoded = [r for _, r in kept]
-    if not decoded:
-        why = Counter(s["why"] for s in skipped)
-        reasons = ", ".join(f"{n} {reason}" for reason, n in why.most_common())
-        raise InvalidDataset(
-            "no file in the archive could be decoded as an image"
-            + (f" ({reasons})" if reasons else "")
-        )
-    if decoded_size is None:  # too many bytes to read twice: reduced, now brought to size
-        size = _default_size([d.shorter_side for d in decoded])
-        pixels = _finish(decoded, size, options)
-    else:
-        size, pixels = decoded_size, [d.pixels for d in decoded]
     channels = 1 if all(d.grey for d in decoded) else 3
     images = _stack(pixels, channels, size)
     del pixels, decoded, results

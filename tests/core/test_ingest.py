@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cnnlab.datasets import decoders
 from cnnlab.datasets.ingest import IngestOptions, ingest, load_ingested, save_ingested
 from cnnlab.errors import InvalidDataset
 from tests.utils.image_archives import (
@@ -374,10 +375,25 @@ def test_each_image_format_is_decoded(tmp_path: Path, fmt: str) -> None:
     assert np.abs(data.images[0, 0].numpy() - expected).mean() < 12
 
 
-def test_threads_change_nothing_but_the_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("held", [True, False], ids=["in-memory", "streamed"])
+def test_helper_processes_change_nothing_but_the_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: bool
+) -> None:
     folder = write_class_folders(tmp_path / "t", per_class=40, sizes=(28, 50, 70), fmt="jpeg")
     archive = make_zip(folder)
-    one, two = (ingest(archive, IngestOptions(workers=n)) for n in (1, 2))
+    if not held:
+        monkeypatch.setattr("cnnlab.datasets.ingest.IN_MEMORY_BYTES", 0)
+    one = ingest(archive, IngestOptions(workers=1))
+    monkeypatch.setattr(decoders, "HELPERS_FROM_FILES", 0)
+    asked: list[str] = []
+    submit = decoders.HelperDecoder.submit
+    monkeypatch.setattr(
+        decoders.HelperDecoder,
+        "submit",
+        lambda self, request: asked.append(request[0]) or submit(self, request),
+    )
+    two = ingest(archive, IngestOptions(workers=2))
+    assert set(asked) == ({"open", "finish"} if held else {"decode", "fit"})
     assert torch.equal(one.images, two.images) and one.files == two.files
     assert one.report == two.report
 
