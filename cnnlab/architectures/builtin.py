@@ -104,6 +104,20 @@ def cnn_deep(
     return ConvNet(nn.Sequential(*layers), _head(c_in, num_classes, dropout))
 
 
+class _Pointwise(nn.Conv2d):
+    """A 1×1 convolution with a stride, taken as every ``stride``-th pixel then a 1×1 conv of
+    stride 1: the same result and weights, but not oneDNN's strided 1×1 kernel, which crashes the
+    process (segmentation fault, measured with torch 2.14.1 on an x86 CPU) in the backward pass
+    on one thread, channels-last, with under 16 input channels (resnet's narrow widths)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__(c_in, c_out, 1, bias=False)
+        self.step = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x[:, :, :: self.step, :: self.step])
+
+
 class _Residual(nn.Module):
     """Two 3×3 convs with batch norm, added to the input (through a 1×1 conv where the shape
     changes), then ReLU."""
@@ -116,9 +130,7 @@ class _Residual(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+            self.shortcut = nn.Sequential(_Pointwise(c_in, c_out, stride), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))

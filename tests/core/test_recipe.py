@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -307,6 +310,41 @@ def test_resnet_trains_on_colour_images(data_dir: Path) -> None:
     )  # fmt: skip
     result = fit(spec, max_batches=2)
     assert math.isfinite(result.epochs[0].train_loss) and result.test_accuracy is not None
+
+
+_NARROW_RESNET_ON_ONE_THREAD = """
+import torch
+torch.set_num_threads(1)
+from cnnlab.architectures.registry import create_architecture
+model = create_architecture("resnet", in_shape=(3, 32, 32), num_classes=10, width=4)
+model = model.to(memory_format=torch.channels_last)
+x = torch.randn(32, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+for _ in range(3):
+    model(x).sum().backward()
+"""
+
+
+def test_a_narrow_resnet_trains_on_one_thread_without_crashing() -> None:
+    # A CPU worker's pool process trains on one thread; oneDNN's strided 1x1 convolution crashed
+    # the process there (segmentation fault) for resnet's shortcuts under 16 channels.
+    done = subprocess.run(
+        [sys.executable, "-c", _NARROW_RESNET_ON_ONE_THREAD],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def test_the_resnet_shortcut_is_a_strided_1x1_convolution() -> None:
+    from cnnlab.architectures.builtin import _Pointwise
+
+    shortcut = _Pointwise(4, 8, 2)
+    plain = torch.nn.Conv2d(4, 8, 1, stride=2, bias=False)
+    plain.weight.data.copy_(shortcut.weight.data)
+    x = torch.randn(2, 4, 9, 9)
+    assert torch.allclose(shortcut(x), plain(x), atol=1e-6)
+    assert list(shortcut.state_dict()) == ["weight"]
 
 
 def test_precision_auto_is_fp32_on_a_cpu() -> None:
