@@ -15,6 +15,8 @@ from cnnlab.datasets.decoders import DECODE, FINISH, FIT, OPEN, Decoder, HelperD
 from cnnlab.errors import InvalidDataset
 from tests.utils.image_archives import encode, picture, real_images
 
+pytestmark = pytest.mark.slow  # starts helper processes
+
 
 def _files() -> list[tuple[int, str, bytes]]:
     """Real pictures of several sizes and formats, and two files that are no picture."""

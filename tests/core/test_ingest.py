@@ -375,6 +375,7 @@ def test_each_image_format_is_decoded(tmp_path: Path, fmt: str) -> None:
     assert np.abs(data.images[0, 0].numpy() - expected).mean() < 12
 
 
+@pytest.mark.slow  # starts a helper process
 @pytest.mark.parametrize("held", [True, False], ids=["in-memory", "streamed"])
 def test_helper_processes_change_nothing_but_the_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: bool

@@ -324,6 +324,7 @@ for _ in range(3):
 """
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_narrow_resnet_trains_on_one_thread_without_crashing() -> None:
     # A CPU worker's pool process trains on one thread; oneDNN's strided 1x1 convolution crashed
     # the process there (segmentation fault) for resnet's shortcuts under 16 channels.
