@@ -7,8 +7,9 @@ of mixed sizes (each side 24–96 px), in class folders, zipped.
 1. ``ingest``: :func:`cnnlab.datasets.ingest.ingest` on the zip (reading it, decoding, resizing,
    deduplicating, splitting, reporting), images/s; against one pass of torchvision's
    ``ImageFolder`` over the same files, unpacked, decoding and resizing each to the same size
-   (``Resize`` + ``CenterCrop``, as ingest's default ``center_crop``). Also shown: ingest with
-   ingest in this process alone (no decoding helper), and the same ``ImageFolder`` pass through ``DataLoader(num_workers=2)``.
+   (``Resize`` + ``CenterCrop``, as ingest's default ``center_crop``). Also shown: ingest in
+   this process alone (no decoding helper), and the same ``ImageFolder`` pass through
+   ``DataLoader(num_workers=2)``.
 2. ``training``: seconds per training epoch of the lab's ``cnn`` on the ingested uint8 tensors
    the way cnnlab trains (:func:`cnnlab.engine.loop.run_epoch`), against the loop a user would
    write: ``ImageFolder`` + ``Resize`` + ``CenterCrop`` + ``ToTensor`` + ``Normalize`` +
