@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -131,6 +131,8 @@ def _decode_stream(
             route=itertools.cycle(range(len(lanes))),
         )
         size = _default_size([side for _, side in opened if isinstance(side, int)])
+        # Each OPEN answered one row per file, in order: chunking the rows again gives each
+        # request's files, for the decoder that opened them.
         kept = [[i for i, side in chunk if isinstance(side, int)] for chunk in chunks(opened)]
         skipped = [(i, side) for i, side in opened if not isinstance(side, int)]
         advance(len(skipped))
@@ -236,19 +238,6 @@ def _check_classes(classes: list[str], labels: list[int], split: list[int]) -> N
         )
 
 
-def _nothing_decoded(
-    items: list[layouts.Item],
-    results: list[decode.Decoded | decode.Skipped],
-    skipped: list[dict[str, str]],
-) -> NoReturn:
-    why = Counter(s["why"] for s in skipped)
-    why.update(r.why for r in results if isinstance(r, decode.Skipped))
-    reasons = ", ".join(f"{n} {reason}" for reason, n in why.most_common())
-    raise InvalidDataset(
-        "no file in the archive could be decoded as an image" + (f" ({reasons})" if reasons else "")
-    )
-
-
 def ingest(
     archive: Path, options: IngestOptions, progress: Callable[[int, int], None] | None = None
 ) -> Ingested:
@@ -283,18 +272,23 @@ def ingest(
             if isinstance(r, decode.Decoded)
         ]
         decoded = [r for _, r in kept]
+        skipped += [
+            {"file": item.path, "why": r.why}
+            for item, r in zip(items, results, strict=True)
+            if isinstance(r, decode.Skipped)
+        ]
         if not decoded:
-            _nothing_decoded(items, results, skipped)
+            why = Counter(s["why"] for s in skipped)
+            reasons = ", ".join(f"{n} {reason}" for reason, n in why.most_common())
+            raise InvalidDataset(
+                "no file in the archive could be decoded as an image"
+                + (f" ({reasons})" if reasons else "")
+            )
         if size is None:  # too many bytes to read twice: reduced, now brought to size
             size = _default_size([d.shorter_side for d in decoded])
             pixels = _finish(decoded, size, options, lanes)
         else:
             pixels = [d.pixels for d in decoded]
-    skipped += [
-        {"file": item.path, "why": r.why}
-        for item, r in zip(items, results, strict=True)
-        if isinstance(r, decode.Skipped)
-    ]
     channels = 1 if all(d.grey for d in decoded) else 3
     images = _stack(pixels, channels, size)
     del pixels, decoded, results
