@@ -122,7 +122,9 @@ def check_database(settings: Settings) -> Check:
         parsed = parsed.update_query_dict({"connect_timeout": str(int(CONNECT_TIMEOUT_S))})
         url = parsed.render_as_string(hide_password=False)
     try:
-        migrate.wait_for_database(url, timeout=CONNECT_TIMEOUT_S)
+        # One try: a refused connection is the answer at once (waiting is for a server that is
+        # starting, which `cnnlab db upgrade` does); connect_timeout bounds a silent host.
+        migrate.wait_for_database(url, timeout=0)
         current = migrate.current(url)
     except Exception as exc:
         return Check(

@@ -7,9 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from api.main import create_app
+from api.routes import events
 from api.settings import ApiSettings
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import Token, utcnow
@@ -18,7 +20,13 @@ from tests.api.conftest import SPEC, Caller, make_caller
 from tests.utils.factories import unique_name
 from tests.utils.serving import serve
 
-CACHE_S = 0.5
+CACHE_S = 0.2
+POLL_S = 0.05  # the streams' poll, shortened: each test waits a few polls, not a few seconds
+
+
+@pytest.fixture(autouse=True)
+def _quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "POLL_S", POLL_S)
 
 
 def _stream_seconds(url: str, caller: Caller, job_id: str, end_it: object) -> float:
@@ -80,19 +88,19 @@ def test_a_live_tokens_stream_goes_on(db_url: str, mnist: Path) -> None:
         with session_scope(db_url) as s:
             new_token(s, other)  # someone else's token changes nothing
         with httpx.stream(
-            # A queued job sends nothing after its first frame: the read times out after 2.5 s,
-            # five polls, each of which re-checked the token.
+            # A queued job sends nothing after its first frame: the read times out after 0.5 s,
+            # ten polls, each of which re-checked the token.
             "GET",
             f"{url}/v1/jobs/{job_id}/events",
             headers=caller.headers,
-            timeout=2.5,
+            timeout=10 * POLL_S,
         ) as r:
             chunks = r.iter_text()
             next(chunks)
             started = time.monotonic()
             try:
                 for _ in chunks:
-                    if time.monotonic() - started > 2:
+                    if time.monotonic() - started > 8 * POLL_S:
                         break
             except httpx.ReadTimeout:
                 pass
