@@ -9,7 +9,8 @@ Three parts (``--only``):
 - ``warm``: little data. A model is trained on classes 0–4 (all their train images), then
   fine-tuned on a few images per class of classes 5–9 (:data:`SHOTS`), against the same network
   trained from scratch on the same images for the same epochs; both tested on every test image of
-  classes 5–9. Target: warm ≥ scratch + 5 points.
+  classes 5–9; each arm the mean over three draws of the few images. Target: warm ≥ scratch + 5
+  points.
 - ``augment``: the cost of augmentation, images/s of the recipe's training with augmentation on
   against off (alternated, best of ``repeat``). Target: ≥ 0.8×.
 
@@ -65,23 +66,28 @@ RECIPE: dict[str, Any] = {
 NOTEBOOK_EPOCHS = 10
 SHOTS = (20, 50)  # fine-tuning images per class, on average
 WARM_CLASSES, FEW_CLASSES = range(5), range(5, 10)
-# Pretraining on classes 0-4: the recipe's blocks with one conv each, its optimiser and
-# augmentation, three epochs (one epoch of the small default cnn gave features that fine-tuned
-# barely better than none).
+# Pretraining on classes 0-4: the recipe's network (two convs in the later blocks), optimiser and
+# augmentation, eight epochs (about 140 s; validation 0.941). Its features transfer better than the
+# one-conv blocks' (12 epochs, validation 0.940): warm starts gained +3.5 and +2.1 points at 20 and
+# 50 per class, against +3.8 and +0.6, and three epochs of the one-conv blocks +2.4 and +0.3.
 PRETRAIN: dict[str, Any] = {
     "dataset": "fashion_mnist",
     "val_size": 3000,
-    "model": {"arch": "cnn", "channels": [32, 64, 128], "batch_norm": True, "dropout": 0.2},
+    "model": RECIPE["model"],
     "optimizer": RECIPE["optimizer"],
     "batch_size": 128,
-    "epochs": 3,
+    "epochs": 8,
     "augment": RECIPE["augment"],
     "schedule": {"name": "onecycle", "warmup_epochs": 0.5},
 }
+# Which few images are drawn moves either arm by several points (20 per class, from scratch:
+# 0.799, 0.865, 0.883 over three draws), so each arm is the mean over these draws.
+PICKS = (1, 2, 3)
 FINE_TUNE_VAL = 10  # per class, held out of the few images' file for validation
-# Both arms: the same network, images, epochs and settings; the warm one starts from the features.
-# A fine-tuning rate (0.005): at 0.02 the pretrained features were trained away (50 per class:
-# warm 0.89, below the same features with only the head trained, 0.92).
+# Both arms: the same network, images, epochs and settings; the warm one starts from the features
+# and trains only its new head for the first epochs (FREEZE: 50 per class, 0.929 against 0.924
+# without). Fine-tuning rates measured at 50 per class (mean of the three draws), scratch / warm:
+# 0.002: 0.908 / 0.923, 0.005: 0.903 / 0.924, 0.01: 0.889 / 0.925, 0.02: 0.896 / 0.919.
 FINE_TUNE: dict[str, Any] = {
     "dataset": "fashion_mnist",
     "model": PRETRAIN["model"],
@@ -90,6 +96,7 @@ FINE_TUNE: dict[str, Any] = {
     "epochs": 30,
     "augment": {"crop": 2, "flip": True},
 }
+FREEZE: dict[str, Any] = {"freeze": "features", "freeze_epochs": 5}
 
 
 def run(
@@ -198,30 +205,49 @@ def _warm_start(work: Path, data_dir: Path) -> dict[str, Any]:
             "seconds": time.perf_counter() - t0,
         },
         "fine_tune": FINE_TUNE,
+        "warm_only": FREEZE,
         "shots": {},
     }
     for shots in SHOTS:
-        few_dir = work / f"classes-5-9-{shots}"
-        idx = _pick(y_train, FEW_CLASSES, shots + FINE_TUNE_VAL, 1)
-        _write_fashion(few_dir, (x_train[idx], y_train[idx]), test)
-        few = Settings(home=work / f"home-{shots}", data_dir=few_dir)
-        spec = {**FINE_TUNE, "val_size": FINE_TUNE_VAL * len(FEW_CLASSES), "device": "cpu"}
-        scratch = fit(TrainSpec.model_validate(spec), settings=few)
-        warm = fit(
-            TrainSpec.model_validate({**spec, "init": {"job_id": "classes-0-4"}}),
-            settings=few,
-            init=features,
-        )
+        train = (x_train, y_train)
+        draws = [_fine_tune_pair(work, shots, pick, train, test, features) for pick in PICKS]
+        scratch = statistics.mean(d["scratch"] for d in draws)
+        warm = statistics.mean(d["warm"] for d in draws)
         row = {
             "train_images": shots * len(FEW_CLASSES),
             "test_images": len(few_test),
-            "scratch_test_accuracy": scratch.test_accuracy,
-            "warm_test_accuracy": warm.test_accuracy,
+            "draws": draws,
+            "scratch_test_accuracy": scratch,
+            "warm_test_accuracy": warm,
+            "points": 100 * (warm - scratch),
         }
-        row["points"] = 100 * ((warm.test_accuracy or 0) - (scratch.test_accuracy or 0))
         print(f"  {shots}/class: {row}", flush=True)
         out["shots"][str(shots)] = row
     return out
+
+
+def _fine_tune_pair(
+    work: Path, shots: int, pick: int, train: Split, test: Split, features: dict[str, Any]
+) -> dict[str, float]:
+    """Both arms on one draw of ``shots`` images per class of classes 5-9: test accuracies."""
+    from cnnlab.engine.training import fit
+
+    few_dir = work / f"classes-5-9-{shots}-{pick}"
+    idx = _pick(train[1], FEW_CLASSES, shots + FINE_TUNE_VAL, pick)
+    _write_fashion(few_dir, (train[0][idx], train[1][idx]), test)
+    few = Settings(home=work / f"home-{shots}-{pick}", data_dir=few_dir)
+    spec = {**FINE_TUNE, "val_size": FINE_TUNE_VAL * len(FEW_CLASSES), "device": "cpu"}
+    scratch = fit(TrainSpec.model_validate(spec), settings=few)
+    warm = fit(
+        TrainSpec.model_validate({**spec, **FREEZE, "init": {"job_id": "classes-0-4"}}),
+        settings=few,
+        init=features,
+    )
+    return {
+        "pick": pick,
+        "scratch": scratch.test_accuracy or 0.0,
+        "warm": warm.test_accuracy or 0.0,
+    }
 
 
 # -- the cost of augmentation ------------------------------------------------------------------
@@ -315,9 +341,11 @@ def report(result: dict[str, Any]) -> None:
             f"(val acc {warm['pretrain']['val_accuracy']:.4f})"
         )
         for shots, row in warm["shots"].items():
+            draws = ", ".join(f"{d['scratch']:.3f}/{d['warm']:.3f}" for d in row["draws"])
             print(
                 f"  {shots:>3}/class  scratch {_fmt(row['scratch_test_accuracy'])}  "
-                f"warm {_fmt(row['warm_test_accuracy'])}  (+{row['points']:.1f} points)"
+                f"warm {_fmt(row['warm_test_accuracy'])}  ({row['points']:+.1f} points; "
+                f"mean of {len(row['draws'])} draws, scratch/warm: {draws})"
             )
     cost = result.get("augment_cost")
     if cost:
