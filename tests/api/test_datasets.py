@@ -4,7 +4,6 @@ archives of real Fashion-MNIST images."""
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ from cnnlab.settings import get_settings
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import Blob, DatasetVersion
 from tests.api.conftest import Caller
-from tests.utils.api_client import ApiClient, upload_scope
+from tests.utils.api_client import ApiClient, sse_events, upload_scope
 from tests.utils.image_archives import make_zip, write_class_folders
 from worker import datasets as worker_datasets
 from worker.datasets import run_ingest
@@ -339,16 +338,6 @@ def test_uploads_count_against_the_storage_quota(
         assert full.status_code == 422 and full.json()["detail"]["type"] == "storage_quota"
 
 
-def _events(body: str) -> list[dict[str, Any]]:
-    """A stream's events: ``{"id", "event", "data"}`` each (comments and retry dropped)."""
-    out = []
-    for block in body.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in fields:
-            out.append({**fields, "data": json.loads(fields["data"])})
-    return out
-
-
 def test_a_reconnecting_stream_gets_only_what_changed_since_its_last_event(
     client: ApiClient,
     alice: Caller,
@@ -364,7 +353,7 @@ def test_a_reconnecting_stream_gets_only_what_changed_since_its_last_event(
     worker = threading.Thread(target=ingest, args=(db_url, answer))
     worker.start()
     try:
-        got = _events(client.get(url, headers=alice.headers).text)
+        got = sse_events(client.get(url, headers=alice.headers).text)
     finally:
         worker.join()
     record = client.get("/v1/datasets/parts/versions/1", headers=alice.headers).json()
@@ -381,7 +370,7 @@ def test_a_reconnecting_stream_gets_only_what_changed_since_its_last_event(
 
     def resumed(last_event_id: str) -> list[dict[str, Any]]:
         headers = {**alice.headers, "Last-Event-ID": last_event_id}
-        return _events(client.get(url, headers=headers).text)
+        return sse_events(client.get(url, headers=headers).text)
 
     # After the last event: nothing more (the stream ends at once). After an earlier one: the
     # version as it is now, once. An id that is not one of ours: from the beginning.
@@ -413,7 +402,7 @@ def test_a_stream_resumed_at_the_current_progress_waits_for_the_next_change(
     worker.start()
     try:
         headers = {**alice.headers, "Last-Event-ID": "ingesting:5/24"}
-        got = _events(client.get(url, headers=headers).text)
+        got = sse_events(client.get(url, headers=headers).text)
     finally:
         worker.join()
     # The client had 5/24: it is sent only the change after it, the version failing.

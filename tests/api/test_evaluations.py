@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from cnnlab.store.db import session_scope
 from cnnlab.store.tables import BatchPredictionRow, Job, utcnow
 from tests.api.conftest import MODEL_JOB_SPEC, Caller, TrainedModel, give_model
-from tests.utils.api_client import ApiClient
+from tests.utils.api_client import ApiClient, sse_events
 from worker.tasks import run_job
 
 
@@ -412,15 +412,6 @@ def test_an_archive_larger_than_the_apps_body_limit_is_taken(
     assert r.json()["spec"]["archive_bytes"] == len(data)
 
 
-def _events(body: str) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for block in body.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in fields:
-            out.append((fields["event"], json.loads(fields["data"])))
-    return out
-
-
 def test_a_comparisons_progress_is_written_as_it_runs_and_streamed(
     client: ApiClient, alice: Caller, bob: Caller, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -446,9 +437,10 @@ def test_a_comparisons_progress_is_written_as_it_runs_and_streamed(
     assert got["progress"] == {"done": 100, "total": 100}
     r = client.get(f"/v1/comparisons/{job['id']}/events", headers=alice.headers)
     assert r.status_code == 200
-    events = _events(r.text)
-    assert [name for name, _ in events] == ["progress", "status"]
-    assert events[0][1] == {"done": 100, "total": 100} and events[1][1]["status"] == "succeeded"
+    events = sse_events(r.text)
+    assert [e["event"] for e in events] == ["progress", "status"]
+    progress, status = (e["data"] for e in events)
+    assert progress == {"done": 100, "total": 100} and status["status"] == "succeeded"
     assert client.get(f"/v1/comparisons/{job['id']}/events", headers=bob.headers).status_code == 404
     evaluation = f"/v1/evaluations/{job['id']}/events"  # a comparison is not an evaluation
     assert client.get(evaluation, headers=alice.headers).status_code == 404

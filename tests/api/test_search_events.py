@@ -3,7 +3,6 @@ events, resumable with ``Last-Event-ID``."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -18,18 +17,8 @@ from cnnlab.store.db import session_scope
 from cnnlab.store.tables import JobStatus
 from tests.api.conftest import GRID, SPEC, Caller
 from tests.api.test_searches import finish
-from tests.utils.api_client import ApiClient
+from tests.utils.api_client import ApiClient, sse_events
 from tests.utils.factories import metrics
-
-
-def _parse(body: str) -> list[dict[str, Any]]:
-    """The events of a stream: ``{"id", "event", "data"}`` each (comments and retry dropped)."""
-    out = []
-    for block in body.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in fields:
-            out.append({**fields, "data": json.loads(fields["data"])})
-    return out
 
 
 def _search(client: ApiClient, caller: Caller) -> dict[str, Any]:
@@ -54,7 +43,7 @@ def test_an_ended_search_replays_its_trials_then_its_final_status(
     r = client.get(f"/v1/searches/{search['id']}/events", headers=alice.headers)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
-    got = _parse(r.text)
+    got = sse_events(r.text)
     assert [e["event"] for e in got] == ["trial", "trial", "status"]
     final = client.get(f"/v1/searches/{search['id']}", headers=alice.headers).json()
     assert got[-1]["data"] == final and final["best_job_id"] == ids[1]
@@ -67,12 +56,12 @@ def test_an_ended_search_replays_its_trials_then_its_final_status(
         f"/v1/searches/{search['id']}/events",
         headers={**alice.headers, "Last-Event-ID": got[-1]["id"]},
     )
-    assert _parse(again.text) == []
+    assert sse_events(again.text) == []
     resumed = client.get(
         f"/v1/searches/{search['id']}/events",
         headers={**alice.headers, "Last-Event-ID": got[0]["id"]},
     )
-    assert _parse(resumed.text) == got[1:]
+    assert sse_events(resumed.text) == got[1:]
 
 
 def test_a_running_search_streams_each_change_until_it_ends(
@@ -97,7 +86,7 @@ def test_a_running_search_streams_each_change_until_it_ends(
     worker.start()
     r = client.get(f"/v1/searches/{search['id']}/events", headers=alice.headers, timeout=30)
     worker.join()
-    got = _parse(r.text)
+    got = sse_events(r.text)
     seen = [(e["event"], e["data"].get("job_id"), e["data"]["status"]) for e in got]
     assert seen[:3] == [
         ("status", None, "queued"),
@@ -137,7 +126,7 @@ def test_trial_changes_come_between_a_new_status_and_a_final_one() -> None:
         ((2, "running"), (0, "queued")),
     )
     out, pos = search_frames(running, SearchPosition("queued", ((1, "running"), (0, "queued"))))
-    assert [(_parse(f)[0]["event"], _parse(f)[0]["id"]) for f in out] == [
+    assert [(sse_events(f)[0]["event"], sse_events(f)[0]["id"]) for f in out] == [
         ("status", "r:1r.0q"),
         ("trial", "r:2r.0q"),
     ]
@@ -148,7 +137,7 @@ def test_trial_changes_come_between_a_new_status_and_a_final_one() -> None:
         ((3, "succeeded"), (0, "failed")),
     )
     out, pos = search_frames(done, pos)
-    assert [_parse(f)[0]["id"] for f in out] == ["r:3s.0q", "r:3s.0f", "s:3s.0f"]
+    assert [sse_events(f)[0]["id"] for f in out] == ["r:3s.0q", "r:3s.0f", "s:3s.0f"]
     assert pos == SearchPosition("succeeded", ((3, "succeeded"), (0, "failed")))
 
 

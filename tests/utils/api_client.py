@@ -6,6 +6,7 @@ loop, sync handlers and dependencies in its threadpool.
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
@@ -69,3 +70,14 @@ def upload_scope(token: str, name: str) -> dict[str, Any]:
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
+
+
+def sse_events(body: str) -> list[dict[str, Any]]:
+    """A stream's events: ``{"id", "event", "data"}`` each (comments and retry dropped; ``data``
+    parsed as JSON)."""
+    out = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            out.append({**fields, "data": json.loads(fields["data"])})
+    return out
