@@ -6,7 +6,6 @@ loop, sync handlers and dependencies in its threadpool.
 
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
@@ -16,6 +15,7 @@ from anyio.from_thread import start_blocking_portal
 from fastapi import FastAPI
 
 from api.ratelimit import close_limits
+from cnnlab.client._events import SSEParser
 
 
 class ApiClient:
@@ -73,11 +73,8 @@ def upload_scope(token: str, name: str) -> dict[str, Any]:
 
 
 def sse_events(body: str) -> list[dict[str, Any]]:
-    """A stream's events: ``{"id", "event", "data"}`` each (comments and retry dropped; ``data``
-    parsed as JSON)."""
-    out = []
-    for block in body.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in fields:
-            out.append({**fields, "data": json.loads(fields["data"])})
-    return out
+    """A stream's events, read by the client's own parser: ``{"id", "event", "data"}`` each
+    (comments and retry dropped; ``data`` parsed as JSON)."""
+    parser = SSEParser()
+    events = (parser.feed(line) for line in body.splitlines())
+    return [{"id": e.id, "event": e.type, "data": e.data} for e in events if e is not None]
